@@ -1,0 +1,331 @@
+"""The configuration: pydantic models loaded from YAML.
+
+Errors name the file, the field path and the reason, because operators edit these files by hand.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    IPvAnyNetwork,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from evpnd.routes.communities import normalize_route_target
+from evpnd.routes.rd import RDError, auto_rd, normalize_rd
+
+VNI_MAX = 16_777_215
+ASN_MAX = 4_294_967_295
+_MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+_IFNAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,15}$")
+
+Vni = Annotated[int, Field(ge=1, le=VNI_MAX, description="24-bit VXLAN network identifier")]
+Asn = Annotated[int, Field(ge=1, le=ASN_MAX)]
+IfName = Annotated[str, Field(pattern=_IFNAME_RE.pattern, description="Linux interface name")]
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used. `problems` holds (field path, reason) pairs."""
+
+    def __init__(self, file: str, problems: list[tuple[str, str]]):
+        self.file = file
+        self.problems = problems
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        return "\n".join(
+            f"{self.file}: {field}: {reason}" if field else f"{self.file}: {reason}"
+            for field, reason in self.problems
+        )
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _mac(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not _MAC_RE.match(value):
+        raise ValueError(f"not a MAC address (aa:bb:cc:dd:ee:ff): {value!r}")
+    return value.lower()
+
+
+def _rts(values: list[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    try:
+        return [normalize_route_target(v) for v in values]
+    except RDError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+class PeerConfig(_Strict):
+    address: IPvAnyAddress
+    remote_as: Asn
+    local_address: IPvAnyAddress | None = None
+    password: str | None = Field(default=None, description="TCP MD5 (RFC 2385)")
+    hold_time: Annotated[int, Field(ge=0, le=65535)] = 90
+    ttl_security: Annotated[int, Field(ge=1, le=254)] | None = Field(
+        default=None, description="GTSM (RFC 5082): accept only peers this many hops away"
+    )
+    passive: bool = False
+    description: str = ""
+
+    @field_validator("hold_time")
+    @classmethod
+    def _hold(cls, v: int) -> int:
+        if 0 < v < 3:
+            raise ValueError("hold time must be 0 or at least 3 seconds (RFC 4271 section 4.2)")
+        return v
+
+
+class L2VniConfig(_Strict):
+    vni: Vni
+    bridge: IfName
+    vxlan_device: IfName | None = None
+    rd: str | None = None
+    import_rts: list[str] | None = None
+    export_rts: list[str] | None = None
+    access_ports: list[IfName] = []
+    sticky_macs: list[str] = Field(default=[], description="MACs advertised sticky (static)")
+    svi_address: IPvAnyNetwork | str | None = Field(
+        default=None, description="address for the bridge (SVI), e.g. 10.1.0.1/24"
+    )
+
+    _n_rd = field_validator("rd")(lambda v: None if v is None else _norm_rd(v))
+    _n_rts = field_validator("import_rts", "export_rts")(lambda v: _rts(v))
+
+    @field_validator("sticky_macs")
+    @classmethod
+    def _sticky(cls, v: list[str]) -> list[str]:
+        return [m for m in (_mac(x) for x in v) if m]
+
+    @property
+    def device(self) -> str:
+        return self.vxlan_device or f"vx{self.vni}"
+
+
+class L3VniConfig(_Strict):
+    vni: Vni
+    table: Annotated[int, Field(ge=1, le=4_294_967_295)] | None = None
+    vrf: IfName | None = None
+    router_mac: str | None = None
+    advertise_prefixes: list[IPvAnyNetwork] = []
+    l2vnis: list[Vni] = []
+    rd: str | None = None
+    import_rts: list[str] | None = None
+    export_rts: list[str] | None = None
+    vxlan_device: IfName | None = None
+    bridge: IfName | None = None
+
+    _n_rd = field_validator("rd")(lambda v: None if v is None else _norm_rd(v))
+    _n_rts = field_validator("import_rts", "export_rts")(lambda v: _rts(v))
+    _n_mac = field_validator("router_mac")(lambda v: _mac(v))
+
+    @model_validator(mode="after")
+    def _table_or_vrf(self) -> L3VniConfig:
+        if self.table is None and self.vrf is None:
+            raise ValueError("give the tenant's routing table (table: N) or a VRF (vrf: NAME)")
+        return self
+
+    @property
+    def device(self) -> str:
+        return self.vxlan_device or f"vx{self.vni}"
+
+    @property
+    def bridge_name(self) -> str:
+        return self.bridge or f"br{self.vni}"
+
+
+class StaticTunnelConfig(_Strict):
+    """Static peering for sites without EVPN (the static-tunnels issue fills this in)."""
+
+    name: IfName
+    kind: Literal["vxlan", "geneve", "gre", "gretap"]
+    remote: IPvAnyAddress
+    vni: Vni | None = None
+    bridge: IfName | None = None
+
+
+class ApiConfig(_Strict):
+    socket: Path = Path("/run/evpnd/evpnd.sock")
+    group: str | None = None
+    mode: Annotated[int, Field(ge=0, le=0o777)] = 0o660
+
+
+class MetricsConfig(_Strict):
+    enabled: bool = False
+    address: IPvAnyAddress = ipaddress.IPv4Address("127.0.0.1")
+    port: Annotated[int, Field(ge=1, le=65535)] = 9617
+
+
+class DuplicateDetectionConfig(_Strict):
+    """FRR's `dup-addr-detection max-moves N time S` and freeze."""
+
+    enabled: bool = True
+    max_moves: Annotated[int, Field(ge=2, le=1000)] = 5
+    time: Annotated[int, Field(ge=2, le=1800)] = 180
+
+
+class ExabgpConfig(_Strict):
+    listen: bool = Field(default=False, description="accept incoming sessions on :179")
+    graceful_restart: Annotated[int, Field(ge=0, le=4095)] = 0
+    respawn_max_backoff: Annotated[float, Field(gt=0)] = 30.0
+
+
+class Config(_Strict):
+    router_id: ipaddress.IPv4Address
+    asn: Asn
+    vtep: IPvAnyAddress
+    peers: list[PeerConfig] = []
+    l2vnis: list[L2VniConfig] = []
+    l3vnis: list[L3VniConfig] = []
+    static_tunnels: list[StaticTunnelConfig] = []
+    api: ApiConfig = ApiConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    runtime_dir: Path = Path("/run/evpnd")
+    duplicate_detection: DuplicateDetectionConfig = DuplicateDetectionConfig()
+    exabgp: ExabgpConfig = ExabgpConfig()
+    underlay_mtu: Annotated[int, Field(ge=1280, le=65535)] = 1500
+    sweep_hold_time: Annotated[float, Field(ge=0)] = Field(
+        default=30.0, description="seconds before stale kernel entries are swept after a start"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # FRR's auto-derivation (DESIGN rule 6): RD router-id:index, RT ASN:VNI.
+    def rd_for(self, vni: int) -> str:
+        for index, item in enumerate(self.all_vnis(), start=1):
+            if item.vni == vni:
+                return item.rd or auto_rd(str(self.router_id), index)
+        raise KeyError(vni)
+
+    def export_rts_for(self, vni: int) -> list[str]:
+        item = self.vni(vni)
+        return item.export_rts if item.export_rts is not None else [self.auto_rt(vni)]
+
+    def import_rts_for(self, vni: int) -> list[str] | None:
+        """Explicit import RTs, or None meaning 'auto: match any RT whose number is the VNI'."""
+        return self.vni(vni).import_rts
+
+    def auto_rt(self, vni: int) -> str:
+        asn = self.asn if self.asn <= 0xFFFF else 23456  # FRR uses AS_TRANS for 4-byte ASNs
+        return f"{asn}:{vni}"
+
+    def all_vnis(self) -> list[L2VniConfig | L3VniConfig]:
+        return [*self.l2vnis, *self.l3vnis]
+
+    def vni(self, vni: int) -> L2VniConfig | L3VniConfig:
+        for item in self.all_vnis():
+            if item.vni == vni:
+                return item
+        raise KeyError(vni)
+
+    def l3vni_of(self, l2vni: int) -> L3VniConfig | None:
+        for l3 in self.l3vnis:
+            if l2vni in l3.l2vnis:
+                return l3
+        return None
+
+
+def cross_check(cfg: Config) -> list[tuple[str, str]]:
+    """Checks that span fields; each problem names the field that is wrong."""
+    problems: list[tuple[str, str]] = []
+    seen: dict[int, str] = {}
+    for where, items in (("l2vnis", cfg.l2vnis), ("l3vnis", cfg.l3vnis)):
+        for i, item in enumerate(items):
+            here = f"{where}[{i}].vni"
+            if item.vni in seen:
+                problems.append((here, f"duplicate VNI {item.vni} (also {seen[item.vni]})"))
+            else:
+                seen[item.vni] = here
+    peers: dict[str, int] = {}
+    for i, peer in enumerate(cfg.peers):
+        addr = str(peer.address)
+        if addr in peers:
+            problems.append(
+                (f"peers[{i}].address", f"duplicate peer {addr} (also peers[{peers[addr]}])")
+            )
+        peers.setdefault(addr, i)
+    devices: dict[str, str] = {}
+    owners = [(f"l2vnis[{i}]", v.vni, (v.bridge, v.device)) for i, v in enumerate(cfg.l2vnis)]
+    owners += [(f"l3vnis[{i}]", v.vni, (v.device,)) for i, v in enumerate(cfg.l3vnis)]
+    for where, _vni, names in owners:
+        for name in names:
+            if name in devices and devices[name] != where:
+                problems.append((where, f"interface {name} is also used by {devices[name]}"))
+            devices.setdefault(name, where)
+    l2set = {v.vni for v in cfg.l2vnis}
+    for i, l3 in enumerate(cfg.l3vnis):
+        for j, v in enumerate(l3.l2vnis):
+            if v not in l2set:
+                problems.append((f"l3vnis[{i}].l2vnis[{j}]", f"l2vni {v} is not configured"))
+    return problems
+
+
+def _norm_rd(value: str) -> str:
+    try:
+        return normalize_rd(value)
+    except RDError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith("function-") or part in {"int", "str", "list[str]"}:
+            continue  # pydantic's internal validator names; not a field of the user's file
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def parse_config(data: object, file: str = "<config>") -> Config:
+    if not isinstance(data, dict):
+        kind = "empty" if data is None else type(data).__name__
+        raise ConfigError(file, [("", f"expected a mapping of settings at the top, got {kind}")])
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown field"
+            problems.append((_field_path(err["loc"]), msg.removeprefix("Value error, ")))
+        raise ConfigError(file, problems) from None
+    problems = cross_check(cfg)
+    if problems:
+        raise ConfigError(file, problems)
+    return cfg
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(str(path), [("", "file not found")]) from None
+    except OSError as exc:
+        raise ConfigError(str(path), [("", f"cannot read: {exc.strerror}")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(str(path), [("", f"invalid YAML: {where}{problem}")]) from None
+    return parse_config(data, str(path))

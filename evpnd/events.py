@@ -1,0 +1,63 @@
+"""Events that flow into the core. Plain values: the adapters make them, the core consumes them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from evpnd.routes.evpn import Path, RouteKey
+
+
+@dataclass(slots=True)
+class RouteUpdate:
+    """One BGP UPDATE from a peer: paths announced and keys withdrawn."""
+
+    peer: str
+    announced: list[Path] = field(default_factory=list)
+    withdrawn: list[RouteKey] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class PeerState:
+    """A session changed state: 'connected', 'up' (Established) or 'down'."""
+
+    peer: str
+    state: str
+    reason: str = ""
+    local_address: str = ""
+    peer_as: int = 0
+
+
+@dataclass(slots=True)
+class Notification:
+    """A BGP NOTIFICATION from a peer, or ExaBGP's own shutdown notice (peer None)."""
+
+    peer: str | None
+    code: int = 0
+    subcode: int = 0
+    message: str = ""
+
+
+@dataclass(slots=True)
+class EndOfRib:
+    peer: str
+
+
+@dataclass(slots=True)
+class CommandReply:
+    """ExaBGP's answer to an API command: 'done' or 'error'. Not FIFO (see the samples)."""
+
+    ok: bool
+
+
+@dataclass(slots=True)
+class LocalMac:
+    """The dataplane learned (present=True) or lost a local MAC, optionally with an IP."""
+
+    vni: int
+    mac: str
+    ip: str | None = None
+    present: bool = True
+    sticky: bool = False
+
+
+Event = RouteUpdate | PeerState | Notification | EndOfRib | CommandReply | LocalMac

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs everything evpnd's demo and tests need on a fresh Debian 12 machine (as root):
+# Debian packages (FRR as the reference peer, iproute2, ping, tcpdump, GoBGP) and .venv with the
+# pinned Python dependencies. Idempotent and quick when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PKGS=(frr iproute2 iputils-ping tcpdump gobgpd procps psmisc kmod python3-venv)
+missing=()
+for p in "${APT_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install: need root to apt-get install: ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "install: apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The frr package starts its own daemons from the init system on some machines; evpnd's tests
+# run their own instances with private paths and never need the system's.
+
+PY=${PYTHON:-python3}
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+  echo "install: creating .venv with the pinned Python dependencies"
+  [ -x .venv/bin/python ] || "$PY" -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
