@@ -1,0 +1,229 @@
+"""The daemon: one asyncio task owns the core; the edges talk to it through one queue.
+
+    Speaker (ExaBGP) --events--> queue --> owner task --> Core.apply --> Effects --> Speaker
+    Dataplane (netlink) --LocalMac--^            |
+                                                 +--> desired.dirty --> Dataplane.wanted_changed
+    API --commands--^  (reads Core's state directly: the loop is single-threaded, no locks)
+
+DESIGN.md rule 2: only the owner task mutates the core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from evpnd.config import Config, ConfigError, load_config
+from evpnd.core import Core, Effects
+from evpnd.events import Event
+from evpnd.logs import get_logger, setup_logging
+
+BATCH_MAX = 5000  # events applied per owner-loop turn before the edges get to run
+TICK_INTERVAL = 1.0
+FULL_RECONCILE_INTERVAL = 30.0
+WATCHDOG_INTERVAL = 10.0
+
+
+@dataclass
+class Command:
+    """A request for the owner task (from the API or a signal), answered through a future."""
+
+    fn: Callable[[float], Any]
+    done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class Daemon:
+    def __init__(self, cfg: Config, config_path: str | None = None) -> None:
+        from evpnd.bgp.speaker import Speaker
+        from evpnd.dataplane import Dataplane
+
+        self.cfg = cfg
+        self.config_path = config_path
+        self.started_at = time.time()
+        self.log = get_logger("daemon")
+        self.queue: asyncio.Queue[Event | Command] = asyncio.Queue()
+        self.core = Core(cfg)
+        self.speaker = Speaker(cfg, self.emit)
+        self.dataplane = Dataplane(cfg, self.emit)
+        self.ready = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._closers: list[Callable[[], Awaitable[None] | None]] = []
+        self.reloads = 0
+
+    # -- the edges call this (non-blocking) --------------------------------------------------
+    def emit(self, event: Event) -> None:
+        self.queue.put_nowait(event)
+
+    # -- the API context (evpnd/api reads these) ---------------------------------------------
+    def speaker_status(self) -> dict:
+        return self.speaker.status()
+
+    def dataplane_stats(self) -> dict:
+        return self.dataplane.stats()
+
+    def kernel_diff(self) -> dict:
+        return self.dataplane.kernel_diff()
+
+    async def clear_duplicates(self, vni: int | None = None, mac: str | None = None) -> dict:
+        def clear(now: float) -> Effects:
+            return self.core.clear_duplicates(now, vni=vni, mac=mac)
+
+        await self.submit(clear)
+        return {"cleared": True, "vni": vni, "mac": mac}
+
+    async def submit(self, fn: Callable[[float], Any]) -> Any:
+        cmd = Command(fn)
+        self.queue.put_nowait(cmd)
+        return await cmd.done
+
+    # -- the owner task ----------------------------------------------------------------------
+    def _publish(self, effects: Effects) -> None:
+        if effects.withdraw:
+            self.speaker.withdraw(effects.withdraw)
+        if effects.announce:
+            self.speaker.announce(effects.announce)
+        if self.core.desired.dirty:
+            self.dataplane.wanted_changed()
+
+    async def _owner(self) -> None:
+        while True:
+            item = await self.queue.get()
+            batch = [item]
+            while len(batch) < BATCH_MAX and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            now = time.time()
+            effects = Effects([], [])
+            for item in batch:
+                try:
+                    if isinstance(item, Command):
+                        result = item.fn(now)
+                        if isinstance(result, Effects):
+                            effects.extend(result)
+                        if not item.done.done():
+                            item.done.set_result(result)
+                    else:
+                        effects.extend(self.core.apply(item, now))
+                except Exception as exc:  # a bad event must never take the daemon down
+                    self.log.exception("event_failed", event=type(item).__name__)
+                    if isinstance(item, Command) and not item.done.done():
+                        item.done.set_exception(exc)
+            self._publish(effects)
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_INTERVAL)
+            await self.submit(self.core.tick)
+
+    async def _full_reconcile(self) -> None:
+        while True:
+            await asyncio.sleep(FULL_RECONCILE_INTERVAL)
+            try:
+                await self.dataplane.reconcile_all()
+            except Exception:
+                self.log.exception("reconcile_failed")
+
+    async def _watchdog(self) -> None:
+        from evpnd import sdnotify
+
+        while True:
+            sdnotify.notify("WATCHDOG=1")
+            await asyncio.sleep(WATCHDOG_INTERVAL)
+
+    # -- reload (SIGHUP) ---------------------------------------------------------------------
+    async def reload(self) -> bool:
+        """Re-read the config and apply the difference; a bad config changes nothing."""
+        if not self.config_path:
+            return False
+        try:
+            cfg = load_config(self.config_path)
+        except ConfigError as exc:
+            self.log.error("reload_rejected", problems=exc.render())
+            return False
+        old = self.cfg
+        await self.dataplane.reconfigure(cfg)
+        await self.submit(lambda now: self.core.reconfigure(cfg, now))
+        await self.speaker.reconfigure(cfg)
+        self.cfg = cfg
+        self.reloads += 1
+        self.log.info(
+            "reloaded",
+            peers=len(cfg.peers),
+            l2vnis=len(cfg.l2vnis),
+            l3vnis=len(cfg.l3vnis),
+            peers_before=len(old.peers),
+        )
+        return True
+
+    # -- life cycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.log.info("starting", router_id=str(self.cfg.router_id), asn=self.cfg.asn)
+        self.cfg.runtime_dir.mkdir(parents=True, exist_ok=True)
+        self._tasks.append(asyncio.create_task(self._owner(), name="owner"))
+        await self.dataplane.start(self.core.desired)
+        await self.submit(self.core.start)
+        self.speaker.set_resync(self.core.advertised)
+        await self.speaker.start()
+        await self._start_api()
+        self._tasks += [
+            asyncio.create_task(self._ticker(), name="ticker"),
+            asyncio.create_task(self._full_reconcile(), name="reconcile"),
+            asyncio.create_task(self._watchdog(), name="watchdog"),
+        ]
+        from evpnd import sdnotify
+
+        sdnotify.notify("READY=1\nSTATUS=running")
+        self.ready.set()
+        self.log.info("ready", vnis=[v.vni for v in self.cfg.all_vnis()])
+
+    async def _start_api(self) -> None:
+        from evpnd.api import start_api
+
+        api = await start_api(self, self.cfg)
+        self._closers.append(api.close)
+        if self.cfg.metrics.enabled:
+            from evpnd.metrics import start_metrics
+
+            metrics = start_metrics(self, self.cfg)
+            if metrics is not None and hasattr(metrics, "close"):
+                self._closers.append(metrics.close)
+
+    async def stop(self) -> None:
+        self.log.info("stopping")
+        for closer in reversed(self._closers):
+            with contextlib.suppress(Exception):
+                result = closer()
+                if asyncio.iscoroutine(result):
+                    await result
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.speaker.stop()
+        await self.dataplane.stop()  # kernel entries stay: a restart never flushes
+        self.log.info("stopped")
+
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self._stop.set)
+        loop.add_signal_handler(signal.SIGINT, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        try:
+            await self.start()
+            await self._stop.wait()
+        finally:
+            await self.stop()
+
+
+def run(cfg: Config, config_path: str | None = None, log_level: str | None = None) -> int:
+    setup_logging(log_level or cfg.log_level)
+    daemon = Daemon(cfg, config_path)
+    try:
+        asyncio.run(daemon.serve())
+    except KeyboardInterrupt:
+        pass
+    return 0
