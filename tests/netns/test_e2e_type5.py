@@ -35,15 +35,13 @@ def test_prefix_appears_in_remote_tenant_table(lab):
 
     line = wait_for(route, 45, what="type-5 route in table 5000")
     assert "via 10.0.0.1" in line and "onlink" in line, line
-    v6 = b.ns.run(["ip", "-6", "route", "show", "table", "5000", "2001:db8:201::/64"])
     wait_for(
         lambda: "2001:db8:201::/64" in b.ns.run(["ip", "-6", "route", "show", "table", "5000"]),
         10,
         what="v6 type-5 route",
     )
-    del v6
     # the router MAC of A is how B reaches A's VTEP on the L3VNI
-    neigh = b.ns.run(["ip", "neigh", "show", "10.0.0.1"])
+    neigh = b.ns.run(["ip", "neigh", "show", "10.0.0.1", "dev", "br5000"])
     assert RMAC_A in neigh.lower(), neigh
     fdb = b.ns.run(["bridge", "fdb", "show", "dev", "vx5000"])
     assert f"{RMAC_A} dst 10.0.0.1" in fdb, fdb
