@@ -1,7 +1,7 @@
 """MAC mobility end to end (RFC 7432 section 15): a host moves from leaf A to leaf B.
 
 h1 lives behind A; h4 behind A and h2 behind B are bystanders in the same VNI. The move: a host
-with h1's MAC and IP appears behind B and talks (while the old one goes quiet). B must advertise
+with h1's MAC and IP appears behind B and talks; then the old one's link goes down. B must advertise
 the MAC with sequence 1 (the old route had 0), A must withdraw its local route, both FDBs must
 converge within 2 s, and pings from the moved host resume.
 """
@@ -43,8 +43,8 @@ def test_mac_move_converges_with_sequence_plus_one(lab):
     assert b.remote_macs("vx100").get(h1.mac) == a.vtep
     assert local_seq(a.node, h1.mac) == 0
 
-    # the move: the old host goes quiet, the new one speaks up behind B
-    h1.ns.ip("link", "set", "eth0", "down")
+    # the move: the new incarnation speaks up behind B while A still has the old route, so B
+    # must outbid it; then the old link goes away
     moved.ns.ip("link", "set", "eth0", "up")
     t0 = time.monotonic()
     moved.ns.ping(h2.ip, count=1, timeout=0.5)
@@ -53,6 +53,7 @@ def test_mac_move_converges_with_sequence_plus_one(lab):
     wait_for(lambda: h1.mac not in b.remote_macs("vx100"), 2.0, interval=0.05,
              what="B's FDB no longer points h1's MAC at A")  # fmt: skip
     assert time.monotonic() - t0 <= 2.5
+    h1.ns.ip("link", "set", "eth0", "down")
     assert local_seq(b.node, h1.mac) == 1  # sequence + 1
     wait_for(lambda: local_seq(a.node, h1.mac) is None, 2.0, what="A withdrew its local route")
     wait_ping(moved, h4, timeout=10)
