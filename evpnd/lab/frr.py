@@ -116,3 +116,44 @@ def evpn_leaf_conf(
         lines.append(extra_af.rstrip())
     lines.append(" exit-address-family")
     return "\n".join(lines) + "\n"
+
+
+# Top-level commands of an integrated frr.conf that belong to bgpd; shared objects (route-maps,
+# prefix lists, hostname, logging) go to both daemons, everything else to zebra.
+_BGPD_ONLY = ("router bgp", "bgp ", "ip community-list", "ip extcommunity-list", "ip as-path")
+_SHARED = (
+    "frr ",
+    "hostname",
+    "log ",
+    "service ",
+    "password",
+    "route-map",
+    "ip prefix-list",
+    "ipv6 prefix-list",
+    "debug ",
+    "agentx",
+)
+
+
+def split_frr_conf(text: str) -> tuple[str, str]:
+    """Split an integrated frr.conf into (zebra.conf, bgpd.conf) for the per-daemon `-f` files.
+
+    Blocks start at column 0 and run until the next unindented line; `!` lines are comments.
+    """
+    zebra: list[str] = []
+    bgpd: list[str] = []
+    target: list[list[str]] = [zebra]
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("!"):
+            continue
+        if not line[0].isspace() and line.strip() not in ("exit", "end"):
+            head = line.strip()
+            if head.startswith(_BGPD_ONLY):
+                target = [bgpd]
+            elif head.startswith(_SHARED):
+                target = [zebra, bgpd]
+            else:
+                target = [zebra]
+        for out in target:
+            out.append(line)
+    return "\n".join(zebra) + "\n", "\n".join(bgpd) + "\n"
