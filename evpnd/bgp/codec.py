@@ -19,7 +19,8 @@ One line from ExaBGP's API pipe gives a list of events:
 Decoding rules (see tests/fixtures/exabgp/*.jsonl for the real lines):
 - the peer is ``neighbor.address.peer``; the next hop is the key of the announce dict;
 - ``label`` is ``[[label>>4, raw24], ...]``: the VNI is the *second* number (RFC 8365 section
-  5.1.3); a second pair is label 2 (the L3VNI of a symmetric-IRB type-2); FRR withdraws with
+  5.1.3); a second pair is label 2 (the L3VNI of a symmetric-IRB type-2; ExaBGP 5.0.15 omits it
+  from the JSON of type 2, so it is read from the NLRI's ``raw`` hex); FRR withdraws with
   ``[[0]]`` (raw 0 prints as one number), so a one-number pair is VNI 0 and keys never use it;
 - ``esi`` "-" is the zero ESI; MACs are lower-cased; a type-5 ``ip``/``iplen`` becomes the
   canonical prefix "net/len" and a zero ``gateway`` (0.0.0.0, ::) becomes None;
@@ -213,6 +214,22 @@ def _labels(labels: object) -> tuple[int, int]:
     return vni, l3vni
 
 
+# ExaBGP 5.0.15 reads only the first label of a type-2 NLRI (nlri/evpn/mac.py), so the JSON
+# lacks label 2 (the L3VNI of symmetric IRB, RFC 9135 section 5.1). The hex `raw` NLRI has it:
+# type, length, then a body of 36/40/52 bytes (no IP/IPv4/IPv6) ending with two 3-byte labels.
+_TWO_LABEL_LENGTHS = frozenset({"24", "28", "34"})
+
+
+def _label2_from_raw(raw: object) -> int:
+    if (
+        type(raw) is str
+        and raw[2:4] in _TWO_LABEL_LENGTHS
+        and len(raw) == 4 + 2 * int(raw[2:4], 16)
+    ):
+        return int(raw[-6:], 16)
+    return 0
+
+
 def _prefix(ip: object, iplen: object) -> str:
     """Type-5 ip/iplen -> canonical 'net/len' (host bits cleared). Type 5 is rare: cache it."""
     if type(ip) is not str or type(iplen) is not int:
@@ -275,6 +292,7 @@ def _path(nlri: object, peer: str, next_hop: str, attrs: Attributes) -> Path | N
         code = nlri["code"]  # type: ignore[index]
         if code == 2:
             vni, l3vni = _labels(nlri.get("label"))  # type: ignore[union-attr]
+            l3vni = l3vni or _label2_from_raw(nlri.get("raw"))  # type: ignore[union-attr]
             return Path(
                 _mac_ip_key(nlri),  # type: ignore[arg-type]
                 peer,
@@ -349,6 +367,8 @@ def _announce(nlris: object, peer: str, next_hop: str, attrs: Attributes, out: l
                     l3vni = 0
             else:
                 vni, l3vni = _labels(labels)
+            if not l3vni:
+                l3vni = _label2_from_raw(nlri.get("raw"))
             key = new(MacIpKey, (rd, etag, mac, ip))
             append(new(Path, (key, peer, next_hop, vni, l3vni, esi, None, attrs)))
         except (LookupError, TypeError, AttributeError, ValueError) as exc:
