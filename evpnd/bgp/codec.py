@@ -217,15 +217,12 @@ def _labels(labels: object) -> tuple[int, int]:
 # ExaBGP 5.0.15 reads only the first label of a type-2 NLRI (nlri/evpn/mac.py), so the JSON
 # lacks label 2 (the L3VNI of symmetric IRB, RFC 9135 section 5.1). The hex `raw` NLRI has it:
 # type, length, then a body of 36/40/52 bytes (no IP/IPv4/IPv6) ending with two 3-byte labels.
-_TWO_LABEL_LENGTHS = frozenset({"24", "28", "34"})
+# hex of the length byte -> length of the whole raw hex string (type + length + body)
+_TWO_LABEL_RAW_LENGTHS = {f"{n:02X}": 4 + 2 * n for n in (36, 40, 52)}
 
 
 def _label2_from_raw(raw: object) -> int:
-    if (
-        type(raw) is str
-        and raw[2:4] in _TWO_LABEL_LENGTHS
-        and len(raw) == 4 + 2 * int(raw[2:4], 16)
-    ):
+    if type(raw) is str and _TWO_LABEL_RAW_LENGTHS.get(raw[2:4]) == len(raw):
         return int(raw[-6:], 16)
     return 0
 
@@ -336,6 +333,7 @@ def _announce(nlris: object, peer: str, next_hop: str, attrs: Attributes, out: l
     mac_ok = _MAC_OK
     ip_ok = _IP_OK
     append = out.append
+    two_labels = _TWO_LABEL_RAW_LENGTHS
     for nlri in nlris:  # type: ignore[attr-defined]
         try:
             if nlri["code"] != 2:
@@ -367,8 +365,10 @@ def _announce(nlris: object, peer: str, next_hop: str, attrs: Attributes, out: l
                     l3vni = 0
             else:
                 vni, l3vni = _labels(labels)
-            if not l3vni:
-                l3vni = _label2_from_raw(nlri.get("raw"))
+            if not l3vni:  # label 2 hides in the raw NLRI (see _label2_from_raw)
+                raw = nlri.get("raw")
+                if type(raw) is str and two_labels.get(raw[2:4]) == len(raw):
+                    l3vni = int(raw[-6:], 16)
             key = new(MacIpKey, (rd, etag, mac, ip))
             append(new(Path, (key, peer, next_hop, vni, l3vni, esi, None, attrs)))
         except (LookupError, TypeError, AttributeError, ValueError) as exc:
