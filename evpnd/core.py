@@ -1,0 +1,1073 @@
+"""The EVPN core: events in, BGP effects and desired kernel state out. Pure and synchronous.
+
+One owner (the daemon's core task) calls `apply(event, now)`; the core keeps the RIB, the
+local MACs and MAC mobility, and keeps `desired` current incrementally, recording in
+`desired.dirty` every kernel object whose wanted value changed. It imports no asyncio,
+pyroute2 or exabgp (DESIGN rule 1); time comes in as `now`.
+
+Indexes kept incrementally from best paths (nothing scans all routes on an update):
+  _macs[(l2vni, mac)]      best type-2 paths carrying the MAC (any RD, any IP, local too)
+  _ips[(l2vni, ip)]        best type-2 MAC+IP paths carrying the IP
+  _prefixes[(l3vni, pfx)]  best type-5 paths and symmetric-IRB host routes
+  _flood[(l2vni, vtep)]    keys of imported remote type-3 routes towards that VTEP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from evpnd.config import Config
+from evpnd.desired import (
+    FDB,
+    FLOOD,
+    NEIGH,
+    RMAC,
+    ROUTE,
+    DesiredState,
+    compute_desired,
+    fdb_value,
+    flood_vtep,
+    host_prefix,
+    neigh_value,
+    rmac_value,
+    route_value,
+)
+from evpnd.events import EndOfRib, Event, LocalMac, PeerState, RouteUpdate
+from evpnd.mobility import LocalMacState, Mobility, rank, vtep_rank, why_wins
+from evpnd.rib import ImportMap, PeerStats, Rib, own_rds, path_targets
+from evpnd.routes.communities import TUNNEL_VXLAN
+from evpnd.routes.evpn import (
+    LOCAL_PEER,
+    Attributes,
+    ImetKey,
+    MacIpKey,
+    Path,
+    Pmsi,
+    PrefixKey,
+    RouteKey,
+    describe,
+)
+
+REJECT_REASONS = (
+    "rejected_own_as",
+    "rejected_own_rd",
+    "rejected_own_vtep",
+    "rejected_originator",
+    "rejected_no_vni",
+    "rejected_malformed",
+)
+_MAX_REJECTION_RECORDS = 10_000
+Targets = tuple[tuple[int, ...], tuple[int, ...]]
+
+
+@dataclass
+class Effects:
+    """What the speaker must do after an event.
+
+    `withdraw` holds exactly the Path that was announced (ExaBGP matches withdraws on the
+    label and ESI too). Within one Effects a key appears at most once in each list; when the
+    NLRI itself changed (label, ESI, gateway) the old path is withdrawn and the new announced.
+    """
+
+    announce: list[Path] = field(default_factory=list)
+    withdraw: list[Path] = field(default_factory=list)
+
+    def extend(self, other: Effects) -> None:
+        self.announce.extend(other.announce)
+        self.withdraw.extend(other.withdraw)
+
+    def __bool__(self) -> bool:
+        return bool(self.announce or self.withdraw)
+
+
+def _nlri_changed(old: Path, new: Path) -> bool:
+    """True when ExaBGP would see a different NLRI (it keys its RIB on the packed NLRI)."""
+    return (
+        old.vni != new.vni
+        or old.l3vni != new.l3vni
+        or old.esi != new.esi
+        or old.gateway != new.gateway
+    )
+
+
+class _View:
+    """The configuration reduced to what the hot path looks up."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.vtep = str(cfg.vtep)
+        self.vtep_rank = vtep_rank(self.vtep)
+        self.router_id = str(cfg.router_id)
+        self.asn = cfg.asn
+        self.own_rds = own_rds(cfg)
+        self.imports = ImportMap(cfg)
+        self.l2 = {item.vni: item for item in cfg.l2vnis}
+        self.l3 = {item.vni: item for item in cfg.l3vnis}
+        self.rd = {item.vni: cfg.rd_for(item.vni) for item in cfg.all_vnis()}
+        self.export = {item.vni: tuple(cfg.export_rts_for(item.vni)) for item in cfg.all_vnis()}
+        self.l3_of = {vni: cfg.l3vni_of(vni) for vni in self.l2}
+        self.sticky = {item.vni: frozenset(item.sticky_macs) for item in cfg.l2vnis}
+        self.graceful_restart = cfg.exabgp.graceful_restart
+
+
+class Core:
+    """See the module docstring. Read views for the control API are at the end."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.desired = DesiredState()
+        self.rib = Rib()
+        dad = cfg.duplicate_detection
+        self.mobility = Mobility(dad.enabled, dad.max_moves, float(dad.time))
+        self.counters: dict[str, int] = dict.fromkeys(REJECT_REASONS, 0)
+        self.rejections: dict[RouteKey, tuple[str, str, float]] = {}  # last few: peer, reason
+        self._view = _View(cfg)
+        self._macs: dict[tuple[int, str], dict[RouteKey, Path]] = {}
+        self._ips: dict[tuple[int, str], dict[RouteKey, Path]] = {}
+        self._prefixes: dict[tuple[int, str], dict[RouteKey, Path]] = {}
+        self._flood: dict[tuple[int, str], set[RouteKey]] = {}
+        self._rmac_refs: dict[tuple[int, str], dict[str, int]] = {}
+        self._targets: dict[RouteKey, Targets] = {}
+        self._local_keys: dict[tuple[int, str], set[RouteKey]] = {}
+        self._before: dict[RouteKey, Path | None] = {}  # local paths at the start of a call
+        self._settling: set[tuple[int, str]] = set()
+        self._attrs_cache: dict[tuple, Attributes] = {}
+        self._now = 0.0
+        self.started = False
+        self._make_tables()
+
+    # ----------------------------------------------------------------- entry points
+
+    def start(self, now: float) -> Effects:
+        """Originate our own routes: a type-3 per L2VNI and a type-5 per configured prefix."""
+        self._now = now
+        self.started = True
+        for path in self._static_local_paths().values():
+            self._set_local(path.key, path)
+        return self._effects()
+
+    def apply(self, event: Event, now: float) -> Effects:
+        """Apply one event (RouteUpdate, PeerState, EndOfRib, LocalMac; others are ignored)."""
+        self._now = now
+        kind = type(event)
+        if kind is RouteUpdate:
+            self._route_update(event)  # type: ignore[arg-type]
+        elif kind is LocalMac:
+            self._local_mac(event)  # type: ignore[arg-type]
+        elif kind is PeerState:
+            self._peer_state(event)  # type: ignore[arg-type]
+        elif kind is EndOfRib and event.peer in self.rib.stale:  # type: ignore[union-attr]
+            self._sweep(event.peer)  # type: ignore[union-attr]
+        return self._effects()
+
+    def tick(self, now: float) -> Effects:
+        """Timers: sweep graceful-restart stale paths whose restart time ran out."""
+        self._now = now
+        for peer, deadline in list(self.rib.stale_deadline.items()):
+            if now >= deadline:
+                self._sweep(peer)
+        return self._effects()
+
+    def reconfigure(self, cfg: Config, now: float) -> Effects:
+        """Adopt a new configuration: originate/withdraw what changed, import everything again."""
+        self._now = now
+        old_view = self._view
+        self.cfg = cfg
+        self._view = view = _View(cfg)
+        dad = cfg.duplicate_detection
+        self.mobility.configure(dad.enabled, dad.max_moves, float(dad.time))
+        for vni in set(old_view.l2) - set(view.l2):
+            self.mobility.forget_vni(vni)
+        # Paths that the new identity (ASN, RDs, VTEP, router id) makes loops are dropped.
+        for peer in [p for p in self.rib.adj_in if p != LOCAL_PEER]:
+            for key, path in list(self.rib.adj_in[peer].items()):
+                reason = self._check_attrs(path.attrs) or self._check_path(path)
+                if reason and reason != "rejected_no_vni":
+                    self._reject(peer, key, reason)
+                    self.rib.remove(peer, key)
+        # Our own routes as the new configuration wants them.
+        wanted = self._static_local_paths() if self.started else {}
+        for st in self.mobility.local.values():
+            if st.advertised:
+                wanted.update(self._local_mac_paths(st))
+        for key in list(self.rib.adj_in.get(LOCAL_PEER, ())):
+            if key not in wanted:
+                self._remember_before(key)
+                self.rib.remove(LOCAL_PEER, key)
+        for key, path in wanted.items():
+            if self.rib.get(LOCAL_PEER, key) != path:
+                self._remember_before(key)
+                self.rib.put(path)
+        self._local_keys = {}
+        for key in self.rib.adj_in.get(LOCAL_PEER, ()):
+            if type(key) is MacIpKey:
+                vni = self.rib.adj_in[LOCAL_PEER][key].vni
+                self._local_keys.setdefault((vni, key.mac), set()).add(key)
+        self._rebuild_indexes()
+        # Local MACs may now win or lose differently (sticky MACs, new VNIs): settle them all.
+        for vni, mac in list(self.mobility.local):
+            self._settle_mac(vni, mac)
+        return self._effects()
+
+    def clear_duplicates(
+        self, now: float, vni: int | None = None, mac: str | None = None
+    ) -> Effects:
+        """Thaw duplicate (frozen) MACs, like FRR's `clear evpn dup-addr`."""
+        self._now = now
+        for v, m in self.mobility.duplicates(vni, mac.lower() if mac else None):
+            ips = self.mobility.thaw(v, m)
+            self.counters["duplicates_cleared"] = self.counters.get("duplicates_cleared", 0) + 1
+            self._settle_mac(v, m)
+            for ip in ips:
+                self._refresh_neigh(v, ip)
+        return self._effects()
+
+    def advertised(self) -> list[Path]:
+        """Every local path currently advertised (the speaker replays these after a restart)."""
+        return list(self.rib.adj_in.get(LOCAL_PEER, {}).values())
+
+    def compute_desired(self) -> DesiredState:
+        """The desired state from scratch (tests compare it with the incremental one)."""
+        return compute_desired(self, self.cfg)
+
+    # ----------------------------------------------------------------- BGP input
+
+    def _peer(self, peer: str) -> PeerStats:
+        stats = self.rib.peers.get(peer)
+        if stats is None:
+            stats = self.rib.peers[peer] = PeerStats()
+        return stats
+
+    def _check_attrs(self, attrs: Attributes) -> str | None:
+        """Loop checks that depend on the attributes only (shared by a whole UPDATE)."""
+        view = self._view
+        if view.asn in attrs.as_path:
+            return "rejected_own_as"
+        if attrs.originator_id is not None and attrs.originator_id == view.router_id:
+            return "rejected_originator"
+        return None
+
+    def _check_path(self, path: Path) -> str | None:
+        view = self._view
+        key = path.key
+        if key.rd in view.own_rds:
+            return "rejected_own_rd"
+        if path.next_hop == view.vtep:
+            return "rejected_own_vtep"
+        try:
+            vtep_rank(path.next_hop)
+        except ValueError:
+            return "rejected_malformed"
+        kind = type(key)
+        if kind is MacIpKey:
+            if len(key.mac) != 17:
+                return "rejected_malformed"
+            l2, l3 = view.imports.targets(path.attrs.route_targets)
+            if not l2 and not (l3 and key.ip is not None and path.l3vni):
+                return "rejected_no_vni"
+        elif kind is ImetKey:
+            if key.origin == view.vtep:
+                return "rejected_own_vtep"
+            if not view.imports.targets(path.attrs.route_targets)[0]:
+                return "rejected_no_vni"
+        elif kind is PrefixKey:
+            if not view.imports.targets(path.attrs.route_targets)[1]:
+                return "rejected_no_vni"
+        else:
+            return "rejected_malformed"
+        return None
+
+    def _reject(self, peer: str, key: RouteKey, reason: str) -> None:
+        self.counters[reason] = self.counters.get(reason, 0) + 1
+        records = self.rejections
+        records.pop(key, None)
+        if len(records) >= _MAX_REJECTION_RECORDS:
+            del records[next(iter(records))]
+        records[key] = (peer, reason, self._now)
+
+    def _route_update(self, update: RouteUpdate) -> None:
+        peer = update.peer
+        if peer == LOCAL_PEER:
+            self.counters["rejected_malformed"] += len(update.announced)
+            return
+        stats = self._peer(peer)
+        rib = self.rib
+        changed = self._best_changed
+        for key in update.withdrawn:
+            stats.withdrawn += 1
+            old, new = rib.remove(peer, key)
+            if old is not new:
+                changed(key, old, new)
+        last_attrs = None
+        attrs_reason = None
+        check_path = self._check_path
+        accepted = rejected = 0
+        for path in update.announced:
+            if path.peer != peer:
+                path = path._replace(peer=peer)
+            attrs = path.attrs
+            if attrs is not last_attrs:
+                last_attrs = attrs
+                attrs_reason = self._check_attrs(attrs)
+            reason = attrs_reason or check_path(path)
+            if reason is not None:
+                rejected += 1
+                self._reject(peer, path.key, reason)
+                if reason != "rejected_no_vni":
+                    # Treat-as-withdraw (RFC 7606): the peer's earlier path is gone too.
+                    old, new = rib.remove(peer, path.key)
+                    if old is not new:
+                        changed(path.key, old, new)
+                    continue
+            else:
+                accepted += 1
+            old, new = rib.put(path)
+            if old is not new:
+                changed(path.key, old, new)
+        stats.received += len(update.announced)
+        stats.accepted += accepted
+        stats.rejected += rejected
+
+    def _peer_state(self, event: PeerState) -> None:
+        stats = self._peer(event.peer)
+        stats.state = event.state
+        stats.reason = event.reason
+        if event.state == "up":
+            stats.since = self._now
+        elif event.state == "down":
+            stats.since = None
+            gr = self._view.graceful_restart
+            if gr > 0:
+                # RFC 4724: keep forwarding on the paths, marked stale, for the restart time.
+                for key in self.rib.mark_stale(event.peer, self._now + gr):
+                    if len(self.rib.candidates.get(key, ())) > 1:
+                        old, new = self.rib.reselect(key)
+                        if old is not new:
+                            self._best_changed(key, old, new)
+            else:
+                self._flush(event.peer)
+
+    def _flush(self, peer: str) -> None:
+        for key in self.rib.peer_keys(peer):
+            old, new = self.rib.remove(peer, key)
+            if old is not new:
+                self._best_changed(key, old, new)
+        self.rib.end_stale(peer)
+
+    def _sweep(self, peer: str) -> None:
+        keys = self.rib.stale_keys(peer)
+        self.counters["stale_swept"] = self.counters.get("stale_swept", 0) + len(keys)
+        for key in keys:
+            old, new = self.rib.remove(peer, key)
+            if old is not new:
+                self._best_changed(key, old, new)
+        self.rib.end_stale(peer)
+
+    # ----------------------------------------------------------------- indexes
+
+    def _best_changed(self, key: RouteKey, old: Path | None, new: Path | None) -> None:
+        """A key's best path changed: move it in the indexes, refresh the objects it feeds."""
+        targets = self._targets
+        old_t = targets.pop(key, None) if old is not None else None
+        new_t = None
+        if new is not None:
+            new_t = targets[key] = path_targets(new, self._view.imports)
+        kind = type(key)
+        if kind is MacIpKey:
+            self._type2_changed(key, old, new, old_t, new_t)  # type: ignore[arg-type]
+        elif kind is ImetKey:
+            self._type3_changed(key, old, new, old_t, new_t)  # type: ignore[arg-type]
+        else:
+            prefix = key.prefix  # type: ignore[union-attr]
+            vnis = set()
+            if old_t:
+                for vni in old_t[1]:
+                    self._group_del(self._prefixes, (vni, prefix), key)
+                    vnis.add(vni)
+            if new_t:
+                for vni in new_t[1]:
+                    self._group_put(self._prefixes, (vni, prefix), key, new)  # type: ignore
+                    vnis.add(vni)
+            for vni in vnis:
+                self._refresh_route(vni, prefix)
+
+    @staticmethod
+    def _group_put(index: dict, gkey: tuple, key: RouteKey, path: Path) -> None:
+        group = index.get(gkey)
+        if group is None:
+            index[gkey] = {key: path}
+        else:
+            group[key] = path
+
+    @staticmethod
+    def _group_del(index: dict, gkey: tuple, key: RouteKey) -> None:
+        group = index.get(gkey)
+        if group is not None:
+            group.pop(key, None)
+            if not group:
+                del index[gkey]
+
+    def _type2_changed(
+        self,
+        key: MacIpKey,
+        old: Path | None,
+        new: Path | None,
+        old_t: Targets | None,
+        new_t: Targets | None,
+    ) -> None:
+        mac, ip = key.mac, key.ip
+        macs, ips, prefixes = self._macs, self._ips, self._prefixes
+        if old_t is not None:
+            for vni in old_t[0]:
+                self._group_del(macs, (vni, mac), key)
+                if ip is not None:
+                    self._group_del(ips, (vni, ip), key)
+            if old_t[1]:
+                pfx = host_prefix(ip)  # type: ignore[arg-type]
+                for vni in old_t[1]:
+                    self._group_del(prefixes, (vni, pfx), key)
+        if new_t is not None:
+            for vni in new_t[0]:
+                gkey = (vni, mac)
+                group = macs.get(gkey)
+                if group is None:
+                    macs[gkey] = {key: new}  # type: ignore[dict-item]
+                else:
+                    group[key] = new  # type: ignore[assignment]
+                if ip is not None:
+                    gkey = (vni, ip)
+                    group = ips.get(gkey)
+                    if group is None:
+                        ips[gkey] = {key: new}  # type: ignore[dict-item]
+                    else:
+                        group[key] = new  # type: ignore[assignment]
+            if new_t[1]:
+                pfx = host_prefix(ip)  # type: ignore[arg-type]
+                for vni in new_t[1]:
+                    self._group_put(prefixes, (vni, pfx), key, new)  # type: ignore[arg-type]
+        l2 = new_t[0] if old_t is None else (old_t[0] if new_t is None else {*old_t[0], *new_t[0]})
+        for vni in l2:
+            self._settle_mac(vni, mac)
+            if ip is not None:
+                self._refresh_neigh(vni, ip)
+        l3 = () if old_t is None else old_t[1]
+        if new_t is not None:
+            l3 = new_t[1] if not l3 else {*l3, *new_t[1]}
+        if l3:
+            pfx = host_prefix(ip)  # type: ignore[arg-type]
+            for vni in l3:
+                self._refresh_route(vni, pfx)
+
+    def _type3_changed(
+        self,
+        key: ImetKey,
+        old: Path | None,
+        new: Path | None,
+        old_t: Targets | None,
+        new_t: Targets | None,
+    ) -> None:
+        touched = []
+        if old is not None and old_t is not None and old.peer != LOCAL_PEER:
+            vtep = flood_vtep(old)
+            for vni in old_t[0]:
+                refs = self._flood.get((vni, vtep))
+                if refs is not None:
+                    refs.discard(key)
+                    if not refs:
+                        del self._flood[(vni, vtep)]
+                touched.append((vni, vtep))
+        if new is not None and new_t is not None and new.peer != LOCAL_PEER:
+            vtep = flood_vtep(new)
+            for vni in new_t[0]:
+                self._flood.setdefault((vni, vtep), set()).add(key)
+                touched.append((vni, vtep))
+        desired = self.desired
+        for vni, vtep in touched:
+            wanted = (vni, vtep) in self._flood
+            table = desired.flood.get(vni)
+            if table is None:
+                table = desired.flood[vni] = set()
+            if wanted != (vtep in table):
+                if wanted:
+                    table.add(vtep)
+                else:
+                    table.discard(vtep)
+                desired.dirty.add((FLOOD, vni, vtep))
+
+    # ----------------------------------------------------------------- desired state
+
+    def _refresh_fdb(self, vni: int, mac: str) -> None:
+        frozen = self.mobility.frozen_fdb
+        if frozen and (vni, mac) in frozen:
+            value = frozen[(vni, mac)]
+        else:
+            group = self._macs.get((vni, mac))
+            if group is None:
+                value = None
+            elif len(group) == 1:
+                for path in group.values():
+                    value = None if path.peer == LOCAL_PEER else path.next_hop
+            else:
+                value = fdb_value(group.values())
+        desired = self.desired
+        table = desired.fdb.get(vni)
+        if table is None:
+            table = desired.fdb[vni] = {}
+        if table.get(mac) != value:
+            if value is None:
+                del table[mac]
+            else:
+                table[mac] = value
+            desired.dirty.add((FDB, vni, mac))
+
+    def _refresh_neigh(self, vni: int, ip: str) -> None:
+        frozen = self.mobility.frozen_neigh
+        if frozen and (vni, ip) in frozen:
+            value = frozen[(vni, ip)]
+        else:
+            group = self._ips.get((vni, ip))
+            if group is None:
+                value = None
+            elif len(group) == 1:
+                for path in group.values():
+                    value = None if path.peer == LOCAL_PEER else path.key.mac  # type: ignore
+            else:
+                value = neigh_value(group.values())
+        desired = self.desired
+        table = desired.neigh.get(vni)
+        if table is None:
+            table = desired.neigh[vni] = {}
+        if table.get(ip) != value:
+            if value is None:
+                del table[ip]
+            else:
+                table[ip] = value
+            desired.dirty.add((NEIGH, vni, ip))
+
+    def _refresh_route(self, vni: int, prefix: str) -> None:
+        group = self._prefixes.get((vni, prefix))
+        value = route_value(group.values()) if group else None
+        desired = self.desired
+        table = desired.routes.get(vni)
+        if table is None:
+            table = desired.routes[vni] = {}
+        old = table.get(prefix)
+        if old == value:
+            return
+        if value is None:
+            del table[prefix]
+        else:
+            table[prefix] = value
+        desired.dirty.add((ROUTE, vni, prefix))
+        if old is not None and old.router_mac is not None:
+            self._rmac_ref(vni, old.vtep, old.router_mac, -1)
+        if value is not None and value.router_mac is not None:
+            self._rmac_ref(vni, value.vtep, value.router_mac, +1)
+
+    def _rmac_ref(self, vni: int, vtep: str, rmac: str, delta: int) -> None:
+        counts = self._rmac_refs.setdefault((vni, vtep), {})
+        counts[rmac] = counts.get(rmac, 0) + delta
+        if counts[rmac] <= 0:
+            del counts[rmac]
+        if not counts:
+            del self._rmac_refs[(vni, vtep)]
+        value = rmac_value(counts)
+        table = self.desired.rmacs.setdefault(vni, {})
+        if table.get(vtep) != value:
+            if value is None:
+                del table[vtep]
+            else:
+                table[vtep] = value
+            self.desired.dirty.add((RMAC, vni, vtep))
+
+    def _make_tables(self) -> None:
+        desired = self.desired
+        for vni in self._view.l2:
+            desired.fdb.setdefault(vni, {})
+            desired.flood.setdefault(vni, set())
+            desired.neigh.setdefault(vni, {})
+        for vni in self._view.l3:
+            desired.routes.setdefault(vni, {})
+            desired.rmacs.setdefault(vni, {})
+
+    def _rebuild_indexes(self) -> None:
+        """After a configuration change: re-select, re-import everything, diff desired state."""
+        self._macs, self._ips, self._prefixes, self._flood = {}, {}, {}, {}
+        self._rmac_refs, self._targets = {}, {}
+        rib, imports = self.rib, self._view.imports
+        for key, cands in rib.candidates.items():
+            if len(cands) > 1:
+                rib.reselect(key)
+        for key, best in rib.best.items():
+            l2, l3 = self._targets[key] = path_targets(best, imports)
+            if type(key) is MacIpKey:
+                for vni in l2:
+                    self._group_put(self._macs, (vni, key.mac), key, best)
+                    if key.ip is not None:
+                        self._group_put(self._ips, (vni, key.ip), key, best)
+                if key.ip is not None:
+                    for vni in l3:
+                        self._group_put(self._prefixes, (vni, host_prefix(key.ip)), key, best)
+            elif type(key) is ImetKey:
+                if best.peer != LOCAL_PEER:
+                    for vni in l2:
+                        self._flood.setdefault((vni, flood_vtep(best)), set()).add(key)
+            else:
+                for vni in l3:
+                    self._group_put(self._prefixes, (vni, key.prefix), key, best)
+        new = compute_desired(self, self.cfg)
+        for vni, route_table in new.routes.items():
+            for nh in route_table.values():
+                if nh.router_mac is not None:
+                    counts = self._rmac_refs.setdefault((vni, nh.vtep), {})
+                    counts[nh.router_mac] = counts.get(nh.router_mac, 0) + 1
+        self._adopt(new)
+
+    def _adopt(self, new: DesiredState) -> None:
+        """Replace the desired state, marking every object whose value differs as dirty."""
+        old = self.desired
+        dirty = old.dirty
+        for kind, old_tables, new_tables in (
+            (FDB, old.fdb, new.fdb),
+            (NEIGH, old.neigh, new.neigh),
+            (ROUTE, old.routes, new.routes),
+            (RMAC, old.rmacs, new.rmacs),
+        ):
+            for vni in set(old_tables) | set(new_tables):
+                a, b = old_tables.get(vni, {}), new_tables.get(vni, {})
+                for k in set(a) | set(b):
+                    if a.get(k) != b.get(k):
+                        dirty.add((kind, vni, k))
+        for vni in set(old.flood) | set(new.flood):
+            for vtep in old.flood.get(vni, set()) ^ new.flood.get(vni, set()):
+                dirty.add((FLOOD, vni, vtep))
+        new.dirty = dirty
+        self.desired = new
+        self._make_tables()
+
+    # ----------------------------------------------------------------- local routes
+
+    def _static_local_paths(self) -> dict[RouteKey, Path]:
+        """Type-3 per L2VNI (ingress replication, RFC 8365 section 9) and configured type-5s."""
+        view = self._view
+        out: dict[RouteKey, Path] = {}
+        for vni in view.l2:
+            key = ImetKey(view.rd[vni], 0, view.vtep)
+            attrs = Attributes(
+                route_targets=view.export[vni],
+                encap=TUNNEL_VXLAN,
+                pmsi=Pmsi(Pmsi.INGRESS_REPLICATION, vni, view.vtep),
+            )
+            out[key] = Path(key, LOCAL_PEER, view.vtep, vni=vni, attrs=attrs)
+        for vni, l3 in view.l3.items():
+            attrs = Attributes(
+                route_targets=view.export[vni], encap=TUNNEL_VXLAN, router_mac=l3.router_mac
+            )
+            for net in l3.advertise_prefixes:
+                pkey = PrefixKey(view.rd[vni], 0, str(net))
+                gateway = "::" if net.version == 6 else "0.0.0.0"
+                out[pkey] = Path(pkey, LOCAL_PEER, view.vtep, vni=vni, gateway=gateway, attrs=attrs)
+        return out
+
+    def _local_attrs(self, vni: int, with_l3: bool, seq: int, sticky: bool) -> Attributes:
+        ck = (vni, with_l3, seq, sticky)
+        attrs = self._attrs_cache.get(ck)
+        if attrs is None:
+            view = self._view
+            rts = view.export[vni]
+            l3 = view.l3_of.get(vni)
+            rmac = None
+            if with_l3 and l3 is not None:
+                rts = rts + tuple(rt for rt in view.export[l3.vni] if rt not in rts)
+                rmac = l3.router_mac
+            attrs = Attributes(
+                route_targets=rts,
+                encap=TUNNEL_VXLAN,
+                mobility_seq=seq,
+                sticky=sticky,
+                has_mobility=seq > 0 or sticky,
+                router_mac=rmac,
+            )
+            if len(self._attrs_cache) > 10_000:
+                self._attrs_cache.clear()
+            self._attrs_cache[ck] = attrs
+        return attrs
+
+    def _local_mac_paths(self, st: LocalMacState) -> dict[RouteKey, Path]:
+        """The type-2 routes of a local MAC. Like FRR, only MAC+IP routes carry the L3VNI
+        label, its route targets and the router MAC (RFC 9135 section 5.1.1)."""
+        view = self._view
+        vni, mac = st.vni, st.mac
+        rd = view.rd[vni]
+        out: dict[RouteKey, Path] = {}
+        if st.present:
+            key = MacIpKey(rd, 0, mac, None)
+            attrs = self._local_attrs(vni, False, st.seq, st.sticky)
+            out[key] = Path(key, LOCAL_PEER, view.vtep, vni=vni, attrs=attrs)
+        if st.ips:
+            l3 = view.l3_of.get(vni)
+            attrs = self._local_attrs(vni, True, st.seq, st.sticky)
+            l3vni = l3.vni if l3 is not None else 0
+            for ip in st.ips:
+                key = MacIpKey(rd, 0, mac, ip)
+                out[key] = Path(key, LOCAL_PEER, view.vtep, vni=vni, l3vni=l3vni, attrs=attrs)
+        return out
+
+    def _remember_before(self, key: RouteKey) -> None:
+        if key not in self._before:
+            self._before[key] = self.rib.get(LOCAL_PEER, key)
+
+    def _set_local(self, key: RouteKey, path: Path | None) -> None:
+        current = self.rib.get(LOCAL_PEER, key)
+        if current == path:
+            return
+        self._remember_before(key)
+        if type(key) is MacIpKey:
+            vni = (path or current).vni  # type: ignore[union-attr]
+            mk = (vni, key.mac)
+            if path is None:
+                keys = self._local_keys.get(mk)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del self._local_keys[mk]
+            else:
+                self._local_keys.setdefault(mk, set()).add(key)
+        if path is None:
+            old, new = self.rib.remove(LOCAL_PEER, key)
+        else:
+            old, new = self.rib.put(path)
+        if old is not new:
+            self._best_changed(key, old, new)
+
+    def _effects(self) -> Effects:
+        effects = Effects()
+        if not self._before:
+            return effects
+        local = self.rib.adj_in.get(LOCAL_PEER, {})
+        for key, before in self._before.items():
+            after = local.get(key)
+            if before == after:
+                continue
+            if after is None:
+                effects.withdraw.append(before)  # type: ignore[arg-type]
+            elif before is None:
+                effects.announce.append(after)
+            else:
+                if _nlri_changed(before, after):
+                    effects.withdraw.append(before)
+                effects.announce.append(after)
+        self._before = {}
+        return effects
+
+    def _remote_best(self, vni: int, mac: str) -> tuple[Path | None, int]:
+        """The best remote path for a MAC in a VNI, and the highest remote sequence."""
+        group = self._macs.get((vni, mac))
+        best = None
+        top = -1
+        if group:
+            for path in group.values():
+                if path.peer == LOCAL_PEER:
+                    continue
+                top = max(top, path.attrs.mobility_seq)
+                if best is None or rank(path) > rank(best):
+                    best = path
+        return best, top
+
+    def _local_rank(self, st: LocalMacState) -> tuple[bool, bool, int, int]:
+        return (st.sticky, st.sticky, st.seq, self._view.vtep_rank)
+
+    def _local_mac(self, event: LocalMac) -> None:
+        view = self._view
+        vni = event.vni
+        if vni not in view.l2:
+            self.counters["local_unknown_vni"] = self.counters.get("local_unknown_vni", 0) + 1
+            return
+        mac = event.mac.lower()
+        mk = (vni, mac)
+        mobility = self.mobility
+        st = mobility.local.get(mk)
+        if event.present:
+            if st is None:
+                st = mobility.local[mk] = LocalMacState(vni, mac, learned_at=self._now)
+            configured_sticky = mac in view.sticky[vni]
+            if event.ip is None:
+                st.present = True
+                st.sticky = event.sticky or configured_sticky
+            else:
+                st.ips.add(event.ip)
+                st.sticky = st.sticky or event.sticky or configured_sticky
+            if not st.advertised and not mobility.is_frozen(vni, mac):
+                remote, top = self._remote_best(vni, mac)
+                # RFC 7432 section 15.1: a MAC learned locally while a remote route exists is
+                # advertised with the highest remote sequence + 1, unless a remote sticky
+                # route pins it (section 15.2).
+                if remote is not None and (st.sticky or not remote.attrs.sticky):
+                    st.seq = max(st.seq, top + 1)
+                    if self.desired.fdb.get(vni, {}).get(mac) is not None and (
+                        mobility.record_move(vni, mac, self._now, local_learn=True)
+                    ):
+                        self._freeze(vni, mac)
+        else:
+            if st is None:
+                return
+            if event.ip is None:
+                st.present = False
+                st.ips.clear()  # the MAC is gone, so are the neighbours on it
+            else:
+                st.ips.discard(event.ip)
+        self._settle_mac(vni, mac)
+
+    def _freeze(self, vni: int, mac: str) -> None:
+        """Duplicate detected: keep the kernel as it is now, stop advertising the MAC."""
+        self.counters["duplicates_detected"] = self.counters.get("duplicates_detected", 0) + 1
+        ips = {k.ip for k in self._macs.get((vni, mac), {}) if k.ip is not None}  # type: ignore
+        st = self.mobility.local.get((vni, mac))
+        if st is not None:
+            ips.update(st.ips)
+        neigh = self.desired.neigh.get(vni, {})
+        self.mobility.freeze(
+            vni, mac, self.desired.fdb.get(vni, {}).get(mac), {ip: neigh.get(ip) for ip in ips}
+        )
+        if st is not None and st.advertised:
+            st.advertised = False
+            self._sync_local_routes(st, {})
+
+    def _sync_local_routes(self, st: LocalMacState, wanted: dict[RouteKey, Path]) -> None:
+        mk = (st.vni, st.mac)
+        for key in list(self._local_keys.get(mk, ())):
+            if key not in wanted:
+                self._set_local(key, None)
+        for key, path in wanted.items():
+            self._set_local(key, path)
+
+    def _settle_mac(self, vni: int, mac: str) -> None:
+        """Decide local vs remote for a MAC, then refresh its FDB entry."""
+        mk = (vni, mac)
+        st = self.mobility.local.get(mk)
+        if st is not None and mk not in self._settling:
+            self._settling.add(mk)
+            try:
+                self._resolve_local(st)
+            finally:
+                self._settling.discard(mk)
+        if mk not in self._settling:
+            self._refresh_fdb(vni, mac)
+
+    def _resolve_local(self, st: LocalMacState) -> None:
+        """Advertise a local MAC iff it wins against every remote path (RFC 7432 section 15)."""
+        vni, mac = st.vni, st.mac
+        mobility = self.mobility
+        if not st.present and not st.ips:
+            if st.advertised:
+                st.advertised = False
+                self._sync_local_routes(st, {})
+            del mobility.local[(vni, mac)]
+            return
+        if mobility.is_frozen(vni, mac):
+            return
+        remote, _ = self._remote_best(vni, mac)
+        local_wins = remote is None or self._local_rank(st) > rank(remote)
+        if st.advertised and not local_wins:
+            # A remote path with a higher sequence (or sticky): the MAC moved away.
+            st.advertised = False
+            self.counters["local_mac_lost"] = self.counters.get("local_mac_lost", 0) + 1
+            if mobility.record_move(vni, mac, self._now, local_learn=False):
+                self._freeze(vni, mac)
+            self._sync_local_routes(st, {})
+        elif local_wins:
+            st.advertised = True
+            self._sync_local_routes(st, self._local_mac_paths(st))
+
+    # ----------------------------------------------------------------- read views
+
+    def iter_paths(self) -> Iterator[dict]:
+        """Every path of every peer (local ones too) with its flags, for `show routes`.
+
+        Each item: {"path": Path, "best": bool, "stale": bool, "local": bool, "sticky": bool,
+        "duplicate": bool (type-2 of a frozen MAC), "l2vnis": [...], "l3vnis": [...]}.
+        `l2vnis`/`l3vnis` are where the best path is imported (empty for non-best paths).
+        """
+        rib = self.rib
+        for peer, table in rib.adj_in.items():
+            stale = rib.stale.get(peer, ())
+            for key, path in table.items():
+                best = rib.best.get(key) is path
+                l2, l3 = self._targets.get(key, ((), ())) if best else ((), ())
+                duplicate = type(key) is MacIpKey and any(
+                    self.mobility.is_frozen(v, key.mac) for v in (l2 or (path.vni,))
+                )
+                yield {
+                    "path": path,
+                    "best": best,
+                    "stale": key in stale,
+                    "local": peer == LOCAL_PEER,
+                    "sticky": path.attrs.sticky,
+                    "duplicate": duplicate,
+                    "l2vnis": list(l2),
+                    "l3vnis": list(l3),
+                }
+
+    def peer_stats(self) -> dict[str, dict]:
+        """Per peer: state, established-since time (None when not up), NLRIs received /
+        withdrawn / accepted / rejected, paths held now and how many of them are stale."""
+        out = {}
+        for peer, stats in self.rib.peers.items():
+            out[peer] = {
+                "state": stats.state,
+                "since": stats.since,
+                "reason": stats.reason,
+                "received": stats.received,
+                "withdrawn": stats.withdrawn,
+                "accepted": stats.accepted,
+                "rejected": stats.rejected,
+                "paths": len(self.rib.adj_in.get(peer, ())),
+                "stale": len(self.rib.stale.get(peer, ())),
+            }
+        return out
+
+    def mac_table(self, vni: int | None = None) -> list[dict]:
+        """FRR's `show evpn mac vni all`: one row per (L2VNI, MAC) known locally or remotely.
+
+        Row: vni, mac, type ("local" or "remote": who wins), vtep (remote winner's VTEP, None if
+        local), local_seq, remote_seq (highest seen), sticky, duplicate, moves (DAD count),
+        ips (IPs known with it), paths (number of candidate paths).
+        """
+        keys = set(self._macs) | set(self.mobility.local) | set(self.mobility.frozen_fdb)
+        rows = []
+        for v, mac in sorted(keys):
+            if vni is not None and v != vni:
+                continue
+            group = self._macs.get((v, mac), {})
+            st = self.mobility.local.get((v, mac))
+            remote, top = self._remote_best(v, mac)
+            winner = max(group.values(), key=rank) if group else None
+            is_local = (winner is not None and winner.peer == LOCAL_PEER) or (
+                winner is None and st is not None
+            )
+            dad = self.mobility.dad.get((v, mac))
+            ips = {k.ip for k in group if k.ip is not None}  # type: ignore[union-attr]
+            if st is not None:
+                ips |= st.ips
+            rows.append(
+                {
+                    "vni": v,
+                    "mac": mac,
+                    "type": "local" if is_local else "remote",
+                    "vtep": None if is_local or remote is None else remote.next_hop,
+                    "local_seq": st.seq if st is not None else 0,
+                    "remote_seq": max(top, 0),
+                    "sticky": bool((winner and winner.attrs.sticky) or (st and st.sticky)),
+                    "duplicate": bool(dad and dad.duplicate),
+                    "moves": dad.count if dad else 0,
+                    "ips": sorted(ips),
+                    "paths": len(group),
+                    "fdb": self.desired.fdb.get(v, {}).get(mac),
+                }
+            )
+        return rows
+
+    def explain(self, mac_or_ip: str, vni: int | None = None) -> dict:
+        """Why the kernel holds (or does not hold) an entry for a MAC or an IP.
+
+        Returns {"query", "kind": "mac"|"ip", "vnis": [per-VNI dict]} where each per-VNI dict
+        has: vni, candidates (paths: peer, rd, next hop, seq, sticky, stale, local), winner
+        (path or None), reason (higher sequence / sticky / lowest VTEP tie-break / only path /
+        local), kernel (the desired FDB/neighbour/route value, or None) and, when nothing is
+        installed, why_not (local, duplicate-frozen, rejected: REASON, no VNI imports it).
+        """
+        query = mac_or_ip.strip().lower()
+        is_mac = query.count(":") == 5 and len(query) == 17 and "." not in query
+        groups = self._macs if is_mac else self._ips
+        vnis = sorted({v for (v, k) in groups if k == query} | self._frozen_vnis(query, is_mac))
+        if is_mac:
+            vnis = sorted(set(vnis) | {v for (v, m) in self.mobility.local if m == query})
+        if vni is not None:
+            vnis = [v for v in vnis if v == vni] or [vni]
+        out = {"query": query, "kind": "mac" if is_mac else "ip", "vnis": []}
+        for v in vnis:
+            out["vnis"].append(self._explain_one(query, v, is_mac))
+        if not vnis:
+            out["why_not"] = self._why_unknown(query, is_mac)
+        # Host routes in L3VNIs for an IP.
+        if not is_mac:
+            out["routes"] = [
+                {"vni": v, "prefix": p, "kernel": self.desired.routes.get(v, {}).get(p)}
+                for (v, p) in self._prefixes
+                if p.split("/")[0] == query
+            ]
+        return out
+
+    def _frozen_vnis(self, query: str, is_mac: bool) -> set[int]:
+        if is_mac:
+            return {v for (v, m) in self.mobility.frozen_fdb if m == query}
+        return {v for (v, ip) in self.mobility.frozen_neigh if ip == query}
+
+    def _describe_path(self, path: Path) -> dict:
+        return {
+            "peer": path.peer,
+            "rd": path.key.rd,
+            "route": describe(path.key),
+            "next_hop": path.next_hop,
+            "seq": path.attrs.mobility_seq,
+            "sticky": path.attrs.sticky,
+            "stale": self.rib.is_stale(path),
+            "local": path.peer == LOCAL_PEER,
+        }
+
+    def _explain_one(self, query: str, vni: int, is_mac: bool) -> dict:
+        group = (self._macs if is_mac else self._ips).get((vni, query), {})
+        paths = sorted(group.values(), key=rank, reverse=True)
+        kernel = (self.desired.fdb if is_mac else self.desired.neigh).get(vni, {}).get(query)
+        item: dict = {
+            "vni": vni,
+            "candidates": [self._describe_path(p) for p in paths],
+            "winner": None,
+            "reason": None,
+            "kernel": kernel,
+        }
+        mac = query if is_mac else (paths[0].key.mac if paths else None)  # type: ignore
+        st = self.mobility.local.get((vni, mac)) if mac else None
+        frozen = mac is not None and self.mobility.is_frozen(vni, mac)
+        if paths:
+            winner = paths[0]
+            item["winner"] = self._describe_path(winner)
+            if len(paths) == 1:
+                item["reason"] = "only path" + (" (local)" if winner.peer == LOCAL_PEER else "")
+            else:
+                item["reason"] = why_wins(winner, paths[1])
+                if winner.peer == LOCAL_PEER:
+                    item["reason"] = f"local: {item['reason']}"
+        if st is not None:
+            item["local"] = {
+                "present": st.present,
+                "ips": sorted(st.ips),
+                "seq": st.seq,
+                "sticky": st.sticky,
+                "advertised": st.advertised,
+            }
+        if frozen:
+            item["duplicate"] = True
+            item["why_not" if kernel is None else "note"] = (
+                "duplicate: frozen after too many moves; `clear duplicates` thaws it"
+            )
+        elif kernel is None:
+            if paths and paths[0].peer == LOCAL_PEER:
+                item["why_not"] = "local: the MAC is on this VTEP, no remote entry needed"
+            elif st is not None and not paths:
+                item["why_not"] = "local: learned here"
+            else:
+                item["why_not"] = self._why_unknown(query, is_mac, vni)
+        return item
+
+    def _why_unknown(self, query: str, is_mac: bool, vni: int | None = None) -> str:
+        for key, (peer, reason, when) in reversed(self.rejections.items()):
+            if type(key) is MacIpKey and (key.mac if is_mac else key.ip) == query:
+                return f"rejected from {peer}: {reason.removeprefix('rejected_')} at {when}"
+        for peer, table in self.rib.adj_in.items():
+            for key in table:
+                if type(key) is MacIpKey and (key.mac if is_mac else key.ip) == query:
+                    l2, _ = self._targets.get(key, ((), ()))
+                    if vni is None or vni not in l2:
+                        return f"received from {peer} but no VNI imports it (route targets)"
+        return "no route for it"

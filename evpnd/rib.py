@@ -1,0 +1,209 @@
+"""The RIB: per-peer Adj-RIB-In, best path per route key, and route-target import. Pure.
+
+A peer's new path for a key replaces its old one; withdraws match on the key only (peers
+withdraw with label 0, DESIGN rule 6). evpnd's own routes live here too, under LOCAL_PEER.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from evpnd.config import Config
+from evpnd.routes.communities import rt_number
+from evpnd.routes.evpn import LOCAL_PEER, ImetKey, MacIpKey, Path, RouteKey
+
+_ORIGIN_ORDER = {"igp": 0, "egp": 1, "incomplete": 2}
+NO_TARGETS: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
+
+
+class ImportMap:
+    """Which VNIs import a set of route targets.
+
+    A VNI with explicit `import_rts` imports exactly those. Otherwise FRR's auto rule: an RT
+    whose number part equals the VNI imports into that VNI (so eBGP leaves with different ASNs
+    interoperate). L2VNIs take types 2 and 3, L3VNIs take type 5 and symmetric-IRB type-2
+    host routes (RFC 9135).
+    """
+
+    def __init__(self, cfg: Config) -> None:
+        self.exact_l2: dict[str, list[int]] = {}
+        self.exact_l3: dict[str, list[int]] = {}
+        self.auto_l2: dict[int, list[int]] = {}
+        self.auto_l3: dict[int, list[int]] = {}
+        for items, exact, auto in (
+            (cfg.l2vnis, self.exact_l2, self.auto_l2),
+            (cfg.l3vnis, self.exact_l3, self.auto_l3),
+        ):
+            for item in items:
+                if item.import_rts is None:
+                    auto.setdefault(item.vni, []).append(item.vni)
+                else:
+                    for rt in item.import_rts:
+                        exact.setdefault(rt, []).append(item.vni)
+        self._cache: dict[tuple[str, ...], tuple[tuple[int, ...], tuple[int, ...]]] = {}
+
+    def targets(self, rts: tuple[str, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(L2VNIs, L3VNIs) importing any of these route targets, each sorted."""
+        hit = self._cache.get(rts)
+        if hit is not None:
+            return hit
+        l2: set[int] = set()
+        l3: set[int] = set()
+        for rt in rts:
+            l2.update(self.exact_l2.get(rt, ()))
+            l3.update(self.exact_l3.get(rt, ()))
+            try:
+                number = rt_number(rt)
+            except ValueError:
+                continue
+            l2.update(self.auto_l2.get(number, ()))
+            l3.update(self.auto_l3.get(number, ()))
+        hit = (tuple(sorted(l2)), tuple(sorted(l3)))
+        if len(self._cache) < 100_000:
+            self._cache[rts] = hit
+        return hit
+
+
+def path_targets(path: Path, imports: ImportMap) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(L2VNIs, L3VNIs) a best path feeds. Local paths feed their own VNIs, not by RT."""
+    key = path.key
+    if path.peer == LOCAL_PEER:
+        if type(key) is MacIpKey:
+            return (path.vni,), ((path.l3vni,) if key.ip is not None and path.l3vni else ())
+        if type(key) is ImetKey:
+            return (path.vni,), ()
+        return (), (path.vni,)
+    l2, l3 = imports.targets(path.attrs.route_targets)
+    if type(key) is MacIpKey:
+        # Only a type-2 with an IP and a label 2 (L3VNI) is a symmetric-IRB host route.
+        return l2, (l3 if key.ip is not None and path.l3vni else ())
+    if type(key) is ImetKey:
+        return l2, ()
+    return (), l3
+
+
+def bgp_order(path: Path, stale: bool) -> tuple:
+    """Smaller is better: RFC 4271 section 9.1.2.2, reduced to what EVPN peers differ in.
+
+    A stale path (graceful restart, RFC 4724) loses to any fresh one.
+    """
+    attrs = path.attrs
+    return (
+        stale,
+        path.peer != LOCAL_PEER,
+        -(attrs.local_pref if attrs.local_pref is not None else 100),
+        len(attrs.as_path),
+        _ORIGIN_ORDER.get(attrs.origin, 3),
+        attrs.med or 0,
+        path.peer,
+    )
+
+
+def select_best(candidates: dict[str, Path], stale: dict[str, set[RouteKey]]) -> Path:
+    """The best of several peers' paths for one key (deterministic, order-independent)."""
+    return min(candidates.values(), key=lambda p: bgp_order(p, p.key in stale.get(p.peer, ())))
+
+
+@dataclass(slots=True)
+class PeerStats:
+    state: str = "idle"
+    since: float | None = None  # when it became Established
+    received: int = 0  # NLRIs announced
+    withdrawn: int = 0  # NLRIs withdrawn
+    accepted: int = 0
+    rejected: int = 0
+    reason: str = ""
+
+
+class Rib:
+    """Adj-RIB-In per peer, candidates and best path per key, graceful-restart staleness."""
+
+    def __init__(self) -> None:
+        self.adj_in: dict[str, dict[RouteKey, Path]] = {}
+        self.candidates: dict[RouteKey, dict[str, Path]] = {}
+        self.best: dict[RouteKey, Path] = {}
+        self.stale: dict[str, set[RouteKey]] = {}
+        self.stale_deadline: dict[str, float] = {}
+        self.peers: dict[str, PeerStats] = {}
+
+    def put(self, path: Path) -> tuple[Path | None, Path | None]:
+        """Store a peer's path (replacing its previous one for the key): (old best, new best)."""
+        key, peer = path.key, path.peer
+        table = self.adj_in.get(peer)
+        if table is None:
+            table = self.adj_in[peer] = {}
+        table[key] = path
+        stale = self.stale.get(peer)
+        if stale:
+            stale.discard(key)
+        cands = self.candidates.get(key)
+        if cands is None:
+            self.candidates[key] = {peer: path}
+            self.best[key] = path
+            return None, path
+        cands[peer] = path
+        old = self.best[key]
+        new = path if len(cands) == 1 else select_best(cands, self.stale)
+        self.best[key] = new
+        return old, new
+
+    def remove(self, peer: str, key: RouteKey) -> tuple[Path | None, Path | None]:
+        """Withdraw a peer's path for a key: (old best, new best); (None, None) if unknown."""
+        table = self.adj_in.get(peer)
+        if table is None or table.pop(key, None) is None:
+            return None, None
+        stale = self.stale.get(peer)
+        if stale:
+            stale.discard(key)
+        cands = self.candidates[key]
+        del cands[peer]
+        old = self.best[key]
+        if not cands:
+            del self.candidates[key]
+            del self.best[key]
+            return old, None
+        new = select_best(cands, self.stale) if old.peer == peer else old
+        self.best[key] = new
+        return old, new
+
+    def reselect(self, key: RouteKey) -> tuple[Path | None, Path | None]:
+        """Re-run best-path selection for a key (after staleness changed)."""
+        cands = self.candidates.get(key)
+        if not cands:
+            return None, None
+        old = self.best[key]
+        new = select_best(cands, self.stale)
+        self.best[key] = new
+        return old, new
+
+    def mark_stale(self, peer: str, deadline: float) -> list[RouteKey]:
+        """Graceful restart (RFC 4724 section 4.2): keep the peer's paths, marked stale."""
+        keys = list(self.adj_in.get(peer, ()))
+        self.stale.setdefault(peer, set()).update(keys)
+        self.stale_deadline[peer] = deadline
+        return keys
+
+    def stale_keys(self, peer: str) -> list[RouteKey]:
+        return list(self.stale.get(peer, ()))
+
+    def end_stale(self, peer: str) -> None:
+        self.stale.pop(peer, None)
+        self.stale_deadline.pop(peer, None)
+
+    def is_stale(self, path: Path) -> bool:
+        return path.key in self.stale.get(path.peer, ())
+
+    def paths(self) -> Iterator[Path]:
+        for table in self.adj_in.values():
+            yield from table.values()
+
+    def peer_keys(self, peer: str) -> list[RouteKey]:
+        return list(self.adj_in.get(peer, ()))
+
+    def get(self, peer: str, key: RouteKey) -> Path | None:
+        return self.adj_in.get(peer, {}).get(key)
+
+
+def own_rds(cfg: Config) -> frozenset[str]:
+    return frozenset(cfg.rd_for(item.vni) for item in cfg.all_vnis())
