@@ -401,7 +401,7 @@ def _pmsi(text: object) -> Pmsi | None:
         return None  # a tunnel type evpnd does not use: keep the route, ignore the PMSI
     label = parts[3]
     raw = label[label.index("(") + 1 : -1] if label.endswith(")") else label
-    if not raw.isdigit() or int(raw) > _U24:
+    if not raw.isdecimal() or int(raw) > _U24:
         raise MalformedError(f"pmsi label is not a 24-bit VNI: {text!r}")
     endpoint = parts[4]
     if endpoint.startswith("0x"):  # ExaBGP prints tunnels it cannot name in hex: IPv6 IR

@@ -37,7 +37,7 @@ class MacMobility(NamedTuple):
 def pack_route_target(text: str) -> int:
     """'65000:100' / '192.0.2.1:5' / '4200000000:5' -> the 8-byte value as an integer."""
     admin, sep, num_text = text.rpartition(":")
-    if not sep or not admin or not num_text.isdigit():
+    if not sep or not admin or not num_text.isdecimal():
         raise RDError(f"route target not ADMIN:NUMBER: {text!r}")
     num = int(num_text)
     if "." in admin:
@@ -48,7 +48,7 @@ def pack_route_target(text: str) -> int:
         if num > 0xFFFF:
             raise RDError(f"route target number above 65535: {text!r}")
         return int.from_bytes(struct.pack("!H4sH", RT_IPV4, ip.packed, num), "big")
-    if not admin.isdigit():
+    if not admin.isdecimal():
         raise RDError(f"route target administrator is not an ASN or IPv4: {text!r}")
     asn = int(admin)
     if asn <= 0xFFFF and num <= 0xFFFFFFFF:

@@ -17,7 +17,7 @@ class RDError(ValueError):
 def pack_rd(text: str) -> bytes:
     """'192.0.2.1:100' -> type 1, '65000:100' -> type 0, '4200000000:7' -> type 2."""
     admin, sep, num_text = text.rpartition(":")
-    if not sep or not admin or not num_text.isdigit():
+    if not sep or not admin or not num_text.isdecimal():
         raise RDError(f"not ADMIN:NUMBER: {text!r}")
     num = int(num_text)
     if "." in admin:
@@ -28,7 +28,7 @@ def pack_rd(text: str) -> bytes:
         if num > 0xFFFF:
             raise RDError(f"number above 65535 with an IPv4 administrator: {text!r}")
         return struct.pack("!H4sH", 1, ip.packed, num)
-    if not admin.isdigit():
+    if not admin.isdecimal():
         raise RDError(f"administrator is neither an ASN nor an IPv4 address: {text!r}")
     asn = int(admin)
     if asn <= 0xFFFF and num <= 0xFFFFFFFF:
