@@ -291,7 +291,7 @@ class RunningLab:
 
 
 # -- up / down ------------------------------------------------------------------------------
-def _default_progress() -> Progress:
+def default_progress() -> Progress:
     t0 = time.monotonic()
 
     def progress(msg: str) -> None:
@@ -334,7 +334,7 @@ def up(
     start_daemons: bool = True,
 ) -> RunningLab:
     """Create the lab; on failure it raises and leaves state for `down` to remove."""
-    progress = progress or _default_progress()
+    progress = progress or default_progress()
     topo = load_topology(topology)
     lab_name = name or topo.name
     if LabState.path_for(lab_name).exists():
@@ -399,7 +399,7 @@ def running_labs() -> list[str]:
 
 def down(name_or_path: str | Path, progress: Progress | None = None) -> bool:
     """Remove everything the lab created; True if there was something to remove."""
-    progress = progress or _default_progress()
+    progress = progress or default_progress()
     name = lab_name_of(name_or_path)
     state_dir = STATE_ROOT / name
     try:

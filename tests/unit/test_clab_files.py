@@ -1,0 +1,144 @@
+"""Every containerlab topology in the tree is one the runner and containerlab can both use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from evpnd.config import load_config
+from evpnd.lab.frr import split_frr_conf
+from evpnd.lab.topology import (
+    EVPND_CONF_TARGET,
+    FRR_CONF_TARGET,
+    KNOWN_KINDS,
+    TopologyError,
+    load_topology,
+    parse_topology,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+TOPOLOGIES = sorted((ROOT / "containerlab").glob("**/*.clab.yml"))
+
+
+def test_there_are_topologies():
+    names = {p.name for p in TOPOLOGIES}
+    assert {"evpn-l2.clab.yml", "evpn-l3.clab.yml"} <= names
+
+
+@pytest.mark.parametrize("path", TOPOLOGIES, ids=lambda p: p.name)
+def test_kinds_known_and_binds_exist(path: Path):
+    topo = load_topology(path)  # raises on unknown kinds, missing files, bad endpoints
+    assert topo.nodes
+    for node in topo.nodes.values():
+        assert node.kind in KNOWN_KINDS
+        assert node.image, f"{node.name}: containerlab needs an image"
+        for bind in node.binds:
+            assert bind.source.is_file(), bind.source
+            assert bind.source.is_relative_to(path.parent), "binds stay beside the topology"
+
+
+@pytest.mark.parametrize("path", TOPOLOGIES, ids=lambda p: p.name)
+def test_links_name_defined_nodes_once(path: Path):
+    raw = yaml.safe_load(path.read_text())
+    nodes = set(raw["topology"]["nodes"])
+    seen = set()
+    for link in raw["topology"]["links"]:
+        assert len(link["endpoints"]) == 2
+        for ep in link["endpoints"]:
+            node, ifname = ep.split(":")
+            assert node in nodes, f"{ep} names no node"
+            assert ep not in seen, f"{ep} used twice"
+            assert ifname.startswith("eth") and ifname != "eth0", "eth0 is clab's management"
+            seen.add(ep)
+
+
+@pytest.mark.parametrize("path", TOPOLOGIES, ids=lambda p: p.name)
+def test_every_evpnd_yaml_loads(path: Path):
+    topo = load_topology(path)
+    evpnd_nodes = topo.by_role("evpnd")
+    assert evpnd_nodes, "each topology exercises evpnd"
+    for node in evpnd_nodes:
+        cfg = load_config(node.bound(EVPND_CONF_TARGET))
+        assert cfg.peers, f"{node.name}: no BGP peers"
+        # the runner rewrites these per node; they must be the packaged defaults' shape
+        assert cfg.api.socket.is_absolute() and cfg.runtime_dir.is_absolute()
+
+
+@pytest.mark.parametrize("path", TOPOLOGIES, ids=lambda p: p.name)
+def test_frr_configs_have_bgp(path: Path):
+    for node in load_topology(path).by_role("frr"):
+        zebra, bgpd = split_frr_conf(node.bound(FRR_CONF_TARGET).read_text())
+        assert "router bgp" in bgpd and "router bgp" not in zebra
+        assert "l2vpn evpn" in bgpd
+
+
+def test_l2_has_a_1500_underlay_link_and_mixed_leaves():
+    topo = load_topology(ROOT / "containerlab/evpn-l2/evpn-l2.clab.yml")
+    assert any(link.mtu == 1500 for link in topo.links)
+    assert len(topo.by_role("evpnd")) >= 2 and len(topo.by_role("frr")) >= 2
+
+
+def test_l3_advertises_type5():
+    topo = load_topology(ROOT / "containerlab/evpn-l3/evpn-l3.clab.yml")
+    for node in topo.by_role("evpnd"):
+        cfg = load_config(node.bound(EVPND_CONF_TARGET))
+        assert cfg.l3vnis and cfg.l3vnis[0].advertise_prefixes and cfg.l3vnis[0].table
+
+
+def _topo(nodes: dict, links: list, tmp_path: Path) -> object:
+    data = {"name": "t", "topology": {"nodes": nodes, "links": links}}
+    return parse_topology(data, tmp_path / "t.clab.yml")
+
+
+@pytest.mark.parametrize(
+    "nodes, links, error",
+    [
+        ({"a": {"kind": "ceos"}}, [], "kind"),
+        ({"a": {"kind": "linux"}}, [{"endpoints": ["a:eth1", "b:eth1"]}], "names no defined"),
+        ({"a": {"kind": "linux"}}, [{"endpoints": ["a:eth1"]}], "exactly two"),
+        ({"a": {"kind": "linux"}}, [{"endpoints": ["a-eth1", "a:eth2"]}], "node:ifname"),
+        (
+            {"a": {"kind": "linux"}, "b": {"kind": "linux"}},
+            [{"endpoints": ["a:eth1", "b:eth1"]}, {"endpoints": ["a:eth1", "b:eth2"]}],
+            "also used",
+        ),
+        ({"a": {"kind": "linux", "binds": ["nope.conf:/etc/frr/frr.conf"]}}, [], "not exist"),
+        (
+            {"a": {"kind": "linux"}, "b": {"kind": "linux"}},
+            [{"endpoints": ["a:eth1", "b:eth1"], "mtu": 20}],
+            "mtu",
+        ),  # fmt: skip
+    ],
+)
+def test_bad_topologies_are_rejected(nodes, links, error, tmp_path):
+    with pytest.raises(TopologyError, match=error):
+        _topo(nodes, links, tmp_path)
+
+
+def test_roles_from_binds(tmp_path):
+    (tmp_path / "frr.conf").write_text("router bgp 1\n")
+    (tmp_path / "e.yaml").write_text("x: 1\n")
+    topo = _topo(
+        {
+            "r": {"kind": "linux", "image": "frr", "binds": [f"frr.conf:{FRR_CONF_TARGET}"]},
+            "e": {"kind": "linux", "binds": [f"e.yaml:{EVPND_CONF_TARGET}:ro"]},
+            "h": {"kind": "linux"},
+        },
+        [],
+        tmp_path,
+    )
+    assert {n.name: n.role for n in topo.nodes.values()} == {"r": "frr", "e": "evpnd", "h": "host"}
+    assert topo.nodes["e"].binds[0].mode == "ro"
+
+
+def test_split_frr_conf_shares_common_lines():
+    zebra, bgpd = split_frr_conf(
+        "hostname x\n!\ninterface eth1\n ip address 10.0.0.1/31\nrouter bgp 1\n neighbor a\n"
+        "exit\nroute-map RM permit 10\n"
+    )
+    assert "hostname x" in zebra and "hostname x" in bgpd
+    assert "interface eth1" in zebra and "interface eth1" not in bgpd
+    assert " neighbor a" in bgpd and " neighbor a" not in zebra
+    assert "route-map RM" in zebra and "route-map RM" in bgpd
