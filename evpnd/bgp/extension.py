@@ -1,0 +1,427 @@
+"""Runs INSIDE the ExaBGP process: EVPN origination and a fast raw channel for evpnd.
+
+Started by the speaker as `python -m evpnd.bgp.extension server <exabgp.conf>`: it patches
+ExaBGP 5.0.15 (pinned: this uses its internals, all of it kept in this one module), registers
+the commands below, then runs ExaBGP's own main.
+
+Commands (one line each, written by evpnd through the relay to ExaBGP's process API):
+  announce evpn ... / withdraw evpn ...     one route (grammar: evpnd.bgp.commands); answered
+                                            with ExaBGP's `done`/`error` when acks are on
+  evpnd batch TICKET PEERS ; CMD ; CMD ...  many announce/withdraw evpn commands at once
+  evpnd clear TICKET PEERS                  forget the Adj-RIB-Out of PEERS (a re-added peer)
+  evpnd eor TICKET PEERS                    queue End-of-RIB l2vpn evpn (manual-eor)
+  evpnd ping TICKET                         a barrier: answered in order with the rest
+  evpnd peers TICKET                        the configured neighbour addresses (after a reload)
+PEERS is `*` (every configured neighbour) or peer addresses joined with `+`.
+Every `evpnd` command is answered with one line `evpnd-ack TICKET OK ERRORS [first error]`
+so evpnd matches replies by ticket, never by position.
+
+Send path: routes are stored as `EvpnRoute` NLRIs built from packed bytes (no per-field
+qualifier objects), keyed by the RFC 7432 route key (not label/ESI), and the Adj-RIB-Out packs
+every queued EVPN NLRI sharing one attribute set into as few UPDATEs as fit (stock ExaBGP sends
+one NLRI per UPDATE for this family and deep-copies each route per neighbour).
+
+Receive path: UPDATEs are not decoded by ExaBGP: each is written to evpnd as
+`evpnd-rx PEER ASN4 HEXBODY` and decoded by evpnd.bgp.compact (End-of-RIB still goes through
+ExaBGP's JSON). Turn it off with EVPND_RAW_RECEIVE=0 to get ExaBGP's JSON for everything.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from evpnd.bgp import commands
+
+EXABGP_RELEASE = "5.0.15"
+
+_installed = False
+
+
+def install() -> None:
+    """Patch ExaBGP and register the commands (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    from exabgp import version
+
+    if version.release != EXABGP_RELEASE:
+        raise RuntimeError(
+            f"evpnd's extension needs exabgp {EXABGP_RELEASE}, not {version.release}"
+        )
+    _install_send_path()
+    _install_commands()
+    if os.environ.get("EVPND_RAW_RECEIVE", "1") != "0":
+        _install_raw_receive()
+    _installed = True
+
+
+# ----------------------------------------------------------------------------- NLRI + attributes
+
+_route_class = None
+_attr_class = None
+_ip_cache: dict = {}
+_attr_cache: dict = {}
+_NO_ATTRIBUTES = None
+
+
+def _classes():
+    """Define the ExaBGP subclasses lazily (importing exabgp is only done inside ExaBGP)."""
+    global _route_class, _attr_class, _NO_ATTRIBUTES
+    if _route_class is not None:
+        return _route_class, _attr_class
+    from exabgp.bgp.message.update.attribute import Attributes
+    from exabgp.bgp.message.update.attribute.attribute import Attribute
+    from exabgp.bgp.message.update.nlri.evpn.nlri import EVPN
+    from exabgp.protocol.family import AFI, SAFI, Family
+
+    family = Family(AFI.l2vpn, SAFI.evpn)
+    family_index = family.index()
+
+    class EvpnRoute(EVPN):
+        """An EVPN NLRI from its packed route data; identity = RFC 7432 route key."""
+
+        def __init__(self, code: int, data: bytes, key: bytes, nexthop, action) -> None:
+            self.afi = family.afi
+            self.safi = family.safi
+            self.action = action
+            self.addpath = None
+            self.nexthop = nexthop
+            self.CODE = code
+            self._packed = data
+            self._wire = bytes((code, len(data))) + data
+            self._index = family_index + key
+
+        def family(self):
+            return family
+
+        def index(self):
+            return self._index
+
+        def pack_nlri(self, negotiated=None):
+            return self._wire
+
+        def pack(self, negotiated=None):
+            return self._wire
+
+        def __hash__(self):
+            return hash(self._index)
+
+        def __eq__(self, other):
+            return getattr(other, "_index", None) == self._index
+
+        def __ne__(self, other):
+            return not self.__eq__(other)
+
+        def __lt__(self, other):
+            return self._index < other.index()
+
+        def json(self, compact=None):
+            return f'{{ "code": {self.CODE}, "raw": "{self._wire.hex()}" }}'
+
+    class PackedAttribute(Attribute):
+        """A path attribute evpnd packed itself (flags, type, length, value)."""
+
+        GENERIC = True
+
+        def __init__(self, code: int, packed: bytes) -> None:
+            self.ID = code
+            self.FLAG = packed[0]
+            self._wire = packed
+
+        def pack(self, negotiated=None):
+            return self._wire
+
+        def __str__(self):
+            return "0x" + self._wire.hex()
+
+        def __repr__(self):
+            return str(self)
+
+    _route_class, _attr_class = EvpnRoute, PackedAttribute
+    _NO_ATTRIBUTES = Attributes()
+    return _route_class, _attr_class
+
+
+def attributes_for(attrs: commands.AttributeSet):
+    """One shared ExaBGP Attributes per distinct attribute set (UPDATE packing groups on it)."""
+    cached = _attr_cache.get(attrs)
+    if cached is not None:
+        return cached
+    from exabgp.bgp.message.update.attribute import Attributes
+
+    from evpnd.bgp import wire
+
+    _, packed_attribute = _classes()
+    out = Attributes()
+    out.add(packed_attribute(wire.ORIGIN, attrs.origin))
+    if attrs.communities:
+        out.add(packed_attribute(wire.EXTENDED_COMMUNITIES, attrs.communities))
+    if attrs.pmsi:
+        out.add(packed_attribute(wire.PMSI_TUNNEL, attrs.pmsi))
+    if len(_attr_cache) > 65536:
+        _attr_cache.clear()
+    _attr_cache[attrs] = out
+    return out
+
+
+def change_for(cmd: commands.RouteCommand):
+    """An exabgp Change for a parsed command (shared by every neighbour: never mutated)."""
+    from exabgp.bgp.message import Action
+    from exabgp.protocol.ip import IP
+    from exabgp.rib.change import Change
+
+    route_class, _ = _classes()
+    nexthop = _ip_cache.get(cmd.next_hop)
+    if nexthop is None:
+        nexthop = _ip_cache[cmd.next_hop] = IP.create(cmd.next_hop)
+    if cmd.announce:
+        nlri = route_class(cmd.code, cmd.data, cmd.key, nexthop, Action.ANNOUNCE)
+        return Change(nlri, attributes_for(cmd.attrs))
+    nlri = route_class(cmd.code, cmd.data, cmd.key, nexthop, Action.WITHDRAW)
+    return Change(nlri, _NO_ATTRIBUTES)
+
+
+# ----------------------------------------------------------------------------- Adj-RIB-Out
+
+
+def queue_change(rib, change) -> None:
+    """Queue one change in an OutgoingRIB: like add_to_rib/del_from_rib without the deepcopy.
+
+    A change still pending for the same route is taken out of its attribute bucket first, so
+    an older announce can never be sent after a newer one (ExaBGP leaves it in when the
+    attributes differ, and buckets are sent in creation order).
+    """
+    from exabgp.bgp.message import Action
+
+    index = change.index()
+    if change.nlri.action == Action.ANNOUNCE and rib.in_cache(change):
+        pending = rib._new_nlri.get(index)
+        if pending is None or pending.nlri.action == Action.ANNOUNCE:
+            return
+    family = change.nlri.family().afi_safi()
+    previous = rib._new_nlri.get(index)
+    if previous is not None:
+        bucket = rib._new_attr_af_nlri.get(previous.attributes.index(), {}).get(family)
+        if bucket is not None:
+            bucket.pop(index, None)
+    attr_index = change.attributes.index()
+    rib._new_attr_af_nlri.setdefault(attr_index, {}).setdefault(family, {})[index] = change
+    rib._new_nlri[index] = change
+    rib._new_attribute[attr_index] = change.attributes
+    rib.update_cache(change)
+
+
+def _grouped_updates(self, grouped):
+    """OutgoingRIB.updates of exabgp 5.0.15, with l2vpn/evpn packed like ipv4 unicast."""
+    from exabgp.bgp.message import Update
+    from exabgp.bgp.message.refresh import RouteRefresh
+    from exabgp.protocol.family import AFI, SAFI
+
+    packed_families = {
+        (AFI.ipv4, SAFI.unicast),
+        (AFI.ipv4, SAFI.mcast_vpn),
+        (AFI.ipv6, SAFI.mcast_vpn),
+        (AFI.l2vpn, SAFI.evpn),
+    }
+    attr_af_nlri = self._new_attr_af_nlri
+    new_attr = self._new_attribute
+    latest_changes = self._new_nlri
+    self._new_nlri = {}
+    self._new_attr_af_nlri = {}
+    self._new_attribute = {}
+    refresh_families = self._refresh_families
+    refresh_changes = {change.index(): change for change in self._refresh_changes}
+    self._refresh_families = set()
+    self._refresh_changes = []
+    self._prepare_refresh(refresh_changes, latest_changes, attr_af_nlri)
+    for afi, safi in refresh_families:
+        yield RouteRefresh(afi, safi, RouteRefresh.start)
+    for change in refresh_changes.values():
+        yield Update([change.nlri], change.attributes)
+    for afi, safi in refresh_families:
+        yield RouteRefresh(afi, safi, RouteRefresh.end)
+    for attr_index, per_family in attr_af_nlri.items():
+        for family, changes in per_family.items():
+            if not changes:
+                continue
+            attributes = new_attr[attr_index]
+            if grouped and family in packed_families:
+                yield Update([change.nlri for change in changes.values()], attributes)
+                continue
+            for change in changes.values():
+                yield Update([change.nlri], attributes)
+
+
+def _install_send_path() -> None:
+    from exabgp.rib.outgoing import OutgoingRIB
+
+    OutgoingRIB.updates = _grouped_updates
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def _targets(reactor, peers: str) -> list:
+    neighbors = list(reactor.configuration.neighbors.values())
+    if peers == "*":
+        return neighbors
+    wanted = set(peers.split("+"))
+    return [n for n in neighbors if str(n["peer-address"]) in wanted]
+
+
+def apply_commands(ribs: list, lines: list[str]) -> tuple[int, list[str]]:
+    """Parse and queue route commands into the given OutgoingRIBs -> (ok count, errors)."""
+    ok = 0
+    errors: list[str] = []
+    for line in lines:
+        try:
+            change = change_for(commands.parse(line))
+        except ValueError as exc:
+            errors.append(f"{exc} in {line[:100]!r}")
+            continue
+        for rib in ribs:
+            queue_change(rib, change)
+        ok += 1
+    return ok, errors
+
+
+def _ack(reactor, service: str, ticket: str, ok: int, errors: list[str]) -> None:
+    first = f" {errors[0]}" if errors else ""
+    reactor.processes.write(service, f"evpnd-ack {ticket} {ok} {len(errors)}{first}")
+
+
+def handle_evpnd(reactor, service: str, command: str) -> None:
+    """`evpnd VERB TICKET ...`: runs synchronously (no scheduling) and always answers."""
+    from exabgp.protocol.family import AFI, SAFI
+
+    head, _, body = command.partition(" ; ")
+    words = head.split()
+    verb = words[1] if len(words) > 1 else ""
+    ticket = words[2] if len(words) > 2 else "-"
+    try:
+        if verb == "ping":
+            _ack(reactor, service, ticket, 1, [])
+        elif verb == "peers":
+            addrs = sorted(str(n["peer-address"]) for n in reactor.configuration.neighbors.values())
+            reactor.processes.write(service, f"evpnd-ack {ticket} {len(addrs)} 0 {' '.join(addrs)}")
+        elif verb == "batch" and len(words) == 4:
+            ribs = [n.rib.outgoing for n in _targets(reactor, words[3]) if n.rib is not None]
+            ok, errors = apply_commands(ribs, [c for c in body.split(" ; ") if c.strip()])
+            _ack(reactor, service, ticket, ok, errors)
+        elif verb == "clear" and len(words) == 4:
+            targets = [n for n in _targets(reactor, words[3]) if n.rib is not None]
+            for neighbor in targets:
+                neighbor.rib.outgoing.clear()
+            _ack(reactor, service, ticket, len(targets), [])
+        elif verb == "eor" and len(words) == 4:
+            targets = _targets(reactor, words[3])
+            for neighbor in targets:
+                neighbor.eor.append(_eor_family(AFI, SAFI))
+            _ack(reactor, service, ticket, len(targets), [])
+        else:
+            _ack(reactor, service, ticket, 0, [f"unknown evpnd command {head[:80]!r}"])
+    except Exception as exc:  # noqa: BLE001 - a bad command must never stop ExaBGP
+        _ack(reactor, service, ticket, 0, [f"internal error: {exc!r}"])
+
+
+def _eor_family(afi_cls, safi_cls):
+    from exabgp.protocol.family import Family
+
+    return Family(afi_cls.l2vpn, safi_cls.evpn)
+
+
+def _install_commands() -> None:
+    from exabgp.reactor.api import API
+    from exabgp.reactor.api.command.command import Command
+
+    original = API.process
+
+    def process(self, reactor, service, command):
+        # Checked before ExaBGP's dispatcher, which splits and scans the whole line per command.
+        if command.startswith("evpnd "):
+            handle_evpnd(reactor, service, command)
+            return True
+        return original(self, reactor, service, command)
+
+    API.process = process
+
+    for action in ("announce evpn", "withdraw evpn"):
+
+        @Command.register(action)
+        def single(self, reactor, service, line, use_json):
+            from exabgp.reactor.api.command.limit import extract_neighbors, match_neighbors
+
+            try:
+                descriptions, command = extract_neighbors(line)
+                peers = set(match_neighbors(reactor.peers(service), descriptions))
+                ribs = [
+                    n.rib.outgoing
+                    for name, n in reactor.configuration.neighbors.items()
+                    if name in peers and n.rib is not None
+                ]
+                ok, errors = apply_commands(ribs, [command])
+            except Exception as exc:  # noqa: BLE001
+                ok, errors = 0, [repr(exc)]
+            if errors or not ok:
+                reactor.processes.answer_error(service)
+            else:
+                reactor.processes.answer_done(service)
+            return True
+
+
+# ----------------------------------------------------------------------------- raw receive
+
+
+def _install_raw_receive() -> None:
+    from exabgp.bgp.message import Message
+    from exabgp.bgp.message.direction import Direction
+    from exabgp.bgp.message.update import Update
+    from exabgp.bgp.message.update.attribute import Attributes
+    from exabgp.reactor.api.processes import Processes
+
+    original_unpack = Update.unpack_message.__func__
+
+    class RawUpdate(Update):
+        """An UPDATE left undecoded: evpnd decodes the bytes (evpnd.bgp.compact)."""
+
+        def __init__(self, body: bytes, asn4: bool) -> None:
+            Update.__init__(self, [], Attributes())
+            self.body = body
+            self.asn4 = asn4
+
+    def unpack_message(cls, data, direction, negotiated):
+        # Short bodies may be End-of-RIB (RFC 4724 2), which ExaBGP reports itself.
+        if direction == Direction.IN and len(data) > 11:
+            return RawUpdate(bytes(data), bool(negotiated.asn4))
+        return original_unpack(cls, data, direction, negotiated)
+
+    Update.unpack_message = classmethod(unpack_message)
+
+    dispatch = Processes._dispatch
+    original_update = dispatch[Message.CODE.UPDATE]
+
+    def update(self, peer, direction, message, negotiated, header, body):
+        if not isinstance(message, RawUpdate):
+            return original_update(self, peer, direction, message, negotiated, header, body)
+        line = f"evpnd-rx {peer['peer-address']} {int(message.asn4)} {message.body.hex()}"
+        for process in self._notify(peer, f"{direction}-update"):
+            self.write(process, line, peer)
+        return None
+
+    dispatch[Message.CODE.UPDATE] = update
+
+
+# ----------------------------------------------------------------------------- launcher
+
+
+def main(argv: list[str] | None = None) -> int:
+    install()
+    from exabgp.application.main import main as exabgp_main
+
+    sys.argv = ["exabgp", *(sys.argv[1:] if argv is None else argv)]
+    return exabgp_main() or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

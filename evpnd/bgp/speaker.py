@@ -1,0 +1,512 @@
+"""The Speaker: runs and supervises ExaBGP, the only code in evpnd that talks to it.
+
+Channel: evpnd listens on a unix socket (runtime_dir/exabgp-api.sock). ExaBGP runs the relay
+(`python -m evpnd.bgp.relay SOCKET`) as its API process; the relay connects to the socket and
+copies bytes both ways. ExaBGP itself is started through evpnd.bgp.extension, which adds the
+EVPN commands and the raw receive path. Each new relay connection is a fresh ExaBGP: the
+Speaker then replays every local path (the resync callback), and sends End-of-RIB if graceful
+restart is configured.
+
+Out (evpnd -> ExaBGP): `evpnd batch TICKET PEERS ; announce evpn ... ; withdraw evpn ...`,
+up to `batch_size` routes per line, many lines per write. announce()/withdraw() only record
+the latest operation per route key; a task writes them on the next turn of the event loop.
+In (ExaBGP -> evpnd): `evpnd-rx` lines (raw UPDATEs, evpnd.bgp.compact), `evpnd-ack` lines
+(matched by ticket, never by position), and ExaBGP's JSON (state, notification, End-of-RIB;
+evpnd.bgp.codec).
+
+Supervision: ExaBGP is restarted with exponential backoff (capped by
+cfg.exabgp.respawn_max_backoff) whenever it exits; every peer then gets a PeerState 'down'
+(ExaBGP synthesises no withdraws: the core flushes on it). ExaBGP never outlives evpnd: it gets
+PR_SET_PDEATHSIG=SIGKILL, exits when the relay loses evpnd (exabgp.api.terminate), and stop()
+terminates it. reconfigure() rewrites the file and sends SIGUSR1 (reload: unchanged sessions
+stay up). SIGHUP is never sent: it shuts ExaBGP down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path as FsPath
+
+from evpnd.bgp import codec, compact, exabgp_conf
+from evpnd.config import Config
+from evpnd.events import EndOfRib, Event, Notification, PeerState, RouteUpdate
+from evpnd.logs import get_logger
+from evpnd.routes.evpn import Path, RouteKey
+
+log = get_logger("evpnd.bgp")
+
+_PR_SET_PDEATHSIG = 1
+SOCKET_NAME = "exabgp-api.sock"
+CONFIG_NAME = "exabgp.conf"
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: the kernel kills ExaBGP if evpnd (the parent) dies, even by SIGKILL."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+class PeerStatus:
+    __slots__ = ("state", "since", "updates", "routes", "reason", "flaps", "eor")
+
+    def __init__(self) -> None:
+        self.state = "idle"
+        self.since = time.time()
+        self.updates = 0
+        self.routes = 0
+        self.reason = ""
+        self.flaps = 0
+        self.eor = False
+
+    def as_dict(self) -> dict:
+        return {
+            "state": self.state,
+            "since": self.since,
+            "uptime": time.time() - self.since if self.state == "up" else 0.0,
+            "messages_received": self.updates,
+            "routes_received": self.routes,
+            "last_reason": self.reason,
+            "flaps": self.flaps,
+            "end_of_rib": self.eor,
+        }
+
+
+class Speaker:
+    def __init__(
+        self,
+        cfg: Config,
+        emit: Callable[[Event], None],
+        *,
+        wrapper: Sequence[str] = (),
+        python: str = sys.executable,
+        batch_size: int = 1000,
+        initial_backoff: float = 0.5,
+    ) -> None:
+        """`wrapper` prefixes ExaBGP's command line (tests: `ip netns exec NS`)."""
+        self.cfg = cfg
+        self._emit = emit
+        self._wrapper = list(wrapper)
+        self._python = python
+        self._batch_size = batch_size
+        self._initial_backoff = initial_backoff
+        self._resync: Callable[[], list[Path]] = list
+        self._pending: dict[RouteKey, tuple[bool, Path]] = {}
+        self._flush_task: asyncio.Task | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._supervisor: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._peers: dict[str, PeerStatus] = {str(p.address): PeerStatus() for p in cfg.peers}
+        self._restarts = 0
+        self._ticket = 0
+        self._waiters: dict[str, asyncio.Future] = {}
+        self._acks = {"ok": 0, "errors": 0, "last_error": ""}
+        self._sent_routes = 0
+        self._stopping = False
+        self._ready = asyncio.Event()  # a relay is connected and the replay was written
+        self._started_at = 0.0
+
+    # ------------------------------------------------------------------ paths
+
+    @property
+    def runtime_dir(self) -> FsPath:
+        return FsPath(self.cfg.runtime_dir)
+
+    @property
+    def socket_path(self) -> FsPath:
+        return self.runtime_dir / SOCKET_NAME
+
+    @property
+    def config_path(self) -> FsPath:
+        return self.runtime_dir / CONFIG_NAME
+
+    # ------------------------------------------------------------------ contract
+
+    def set_resync(self, fn: Callable[[], list[Path]]) -> None:
+        self._resync = fn
+
+    def announce(self, paths: list[Path]) -> None:
+        pending = self._pending
+        for path in paths:
+            pending[path.key] = (True, path)
+        self._schedule_flush()
+
+    def withdraw(self, paths: list[Path]) -> None:
+        pending = self._pending
+        for path in paths:
+            pending[path.key] = (False, path)
+        self._schedule_flush()
+
+    async def start(self) -> None:
+        self.runtime_dir.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+        self._server = await asyncio.start_unix_server(
+            self._on_relay, path=str(self.socket_path), limit=1 << 24
+        )
+        os.chmod(self.socket_path, 0o600)
+        self._write_config(self.cfg)
+        self._stopping = False
+        await self._launch()
+        self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+            self._supervisor = None
+        await self._terminate()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+        self._all_down("evpnd stopped")
+
+    async def reconfigure(self, cfg: Config) -> None:
+        """Add/remove/change peers with a reload (SIGUSR1): other sessions are not bounced."""
+        old = {str(p.address): p for p in self.cfg.peers}
+        new = {str(p.address): p for p in cfg.peers}
+        added = [a for a in new if a not in old]
+        removed = [a for a in old if a not in new]
+        self.cfg = cfg
+        self._write_config(cfg)
+        for addr in added:
+            self._peers[addr] = PeerStatus()
+        for addr in removed:
+            status = self._peers.pop(addr, None)
+            if status is not None and status.state not in ("down", "idle"):
+                self._emit(PeerState(addr, "down", "peer removed from the configuration"))
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return  # the next start reads the new file
+        proc.send_signal(signal.SIGUSR1)
+        log.info("exabgp reload", added=added, removed=removed, pid=proc.pid)
+        if added and self._writer is not None:
+            await self._wait_for_neighbors(set(new), timeout=10.0)
+            peers = "+".join(added)
+            await self._command(f"evpnd clear {{ticket}} {peers}")
+            self._write_paths(self._resync(), peers)
+
+    def status(self) -> dict:
+        proc = self._proc
+        return {
+            "exabgp_pid": proc.pid if proc is not None and proc.returncode is None else None,
+            "restarts": self._restarts,
+            "connected": self._writer is not None,
+            "pending": len(self._pending),
+            "routes_sent": self._sent_routes,
+            "acks": dict(self._acks),
+            "decode": {"json": codec.stats(), "raw": compact.stats()},
+            "peers": {addr: st.as_dict() for addr, st in self._peers.items()},
+        }
+
+    # ------------------------------------------------------------------ process
+
+    def _write_config(self, cfg: Config) -> None:
+        text = exabgp_conf.render(cfg, self.socket_path, self._python)
+        tmp = self.config_path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.chmod(0o600)  # MD5 passwords
+        tmp.replace(self.config_path)
+
+    async def _launch(self) -> None:
+        env = dict(os.environ)
+        env.update(exabgp_conf.environment(self.cfg))
+        args = [
+            *self._wrapper,
+            self._python,
+            "-m",
+            "evpnd.bgp.extension",
+            "server",
+            str(self.config_path),
+        ]
+        self._proc = await asyncio.create_subprocess_exec(
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=env,
+            preexec_fn=_die_with_parent,
+        )
+        self._started_at = time.monotonic()
+        log.info("exabgp started", pid=self._proc.pid, restarts=self._restarts)
+        self._spawn(self._log_output(self._proc))
+
+    async def _supervise(self) -> None:
+        backoff = self._initial_backoff
+        cap = self.cfg.exabgp.respawn_max_backoff
+        while not self._stopping:
+            proc = self._proc
+            assert proc is not None
+            code = await proc.wait()
+            if self._stopping:
+                return
+            ran = time.monotonic() - self._started_at
+            log.warning("exabgp exited", pid=proc.pid, code=code, ran=round(ran, 1))
+            self._disconnect()
+            self._all_down(f"exabgp exited ({code})")
+            if ran > 60:
+                backoff = self._initial_backoff  # it ran fine for a while: a fresh failure
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, cap)
+            if self._stopping:
+                return
+            self._restarts += 1
+            try:
+                await self._launch()
+            except OSError as exc:
+                log.error("exabgp start failed", error=str(exc))
+                self._proc = await asyncio.create_subprocess_exec("false")
+
+    async def _terminate(self) -> None:
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()  # SIGTERM: ExaBGP closes its sessions with a Cease
+        try:
+            await asyncio.wait_for(proc.wait(), 5.0)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+    async def _log_output(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        while True:
+            line = await proc.stdout.readline()
+            if not line:
+                return
+            text = line.decode(errors="replace").rstrip()
+            if text:
+                log.debug("exabgp", pid=proc.pid, line=text[:500])
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _all_down(self, reason: str) -> None:
+        for addr, status in self._peers.items():
+            if status.state not in ("down", "idle"):
+                self._set_state(addr, "down", reason)
+                self._emit(PeerState(addr, "down", reason))
+
+    def _set_state(self, addr: str, state: str, reason: str = "") -> PeerStatus:
+        status = self._peers.get(addr)
+        if status is None:
+            status = self._peers[addr] = PeerStatus()
+        if state != status.state:
+            if state == "down" and status.state == "up":
+                status.flaps += 1
+            status.state = state
+            status.since = time.time()
+        if state == "up":
+            status.eor = False
+        status.reason = reason or status.reason
+        return status
+
+    # ------------------------------------------------------------------ channel
+
+    def _disconnect(self) -> None:
+        self._ready.clear()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        for fut in self._waiters.values():
+            if not fut.done():
+                fut.set_exception(ConnectionError("exabgp went away"))
+        self._waiters.clear()
+
+    async def _on_relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._writer is not None:
+            log.warning("a second relay connected: replacing the first")
+            self._disconnect()
+        self._writer = writer
+        log.info("exabgp relay connected", pid=self._proc.pid if self._proc else None)
+        # A fresh ExaBGP knows no routes: replay every local path, then End-of-RIB.
+        self._pending.clear()
+        self._write_paths(self._resync(), "*")
+        if self.cfg.exabgp.graceful_restart:
+            self._write(f"evpnd eor {self._next_ticket()} *\n")
+        self._ready.set()
+        try:
+            await self._read_loop(reader)
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+            log.warning("exabgp relay connection lost", error=str(exc))
+        finally:
+            if self._writer is writer:
+                self._disconnect()
+            writer.close()
+
+    async def _read_loop(self, reader: asyncio.StreamReader) -> None:
+        buffer = b""
+        while True:
+            data = await reader.read(1 << 20)
+            if not data:
+                return
+            buffer += data
+            if b"\n" not in data:
+                continue
+            lines = buffer.split(b"\n")
+            buffer = lines.pop()
+            for raw in lines:
+                if raw:
+                    self._on_line(raw.decode("ascii", errors="replace"))
+
+    def _on_line(self, line: str) -> None:
+        if line.startswith(compact.PREFIX):
+            events = compact.decode_line(line)
+        elif line.startswith("evpnd-ack "):
+            self._on_ack(line)
+            return
+        else:
+            events = codec.decode_line(line)
+        emit = self._emit
+        for event in events:
+            if isinstance(event, RouteUpdate):
+                status = self._peers.get(event.peer)
+                if status is not None:
+                    status.updates += 1
+                    status.routes += len(event.announced) + len(event.withdrawn)
+            elif isinstance(event, PeerState):
+                self._on_state(event)
+            elif isinstance(event, EndOfRib):
+                status = self._peers.get(event.peer)
+                if status is not None:
+                    status.eor = True
+            elif isinstance(event, Notification):
+                log.info(
+                    "bgp notification",
+                    peer=event.peer,
+                    code=event.code,
+                    subcode=event.subcode,
+                    message=event.message,
+                )
+            emit(event)
+
+    def _on_state(self, event: PeerState) -> None:
+        self._set_state(event.peer, event.state, event.reason)
+        log.info("bgp peer", peer=event.peer, state=event.state, reason=event.reason)
+        if event.state == "up" and self.cfg.exabgp.graceful_restart and self._ready.is_set():
+            # manual-eor: ExaBGP re-sends its Adj-RIB-Out after a session comes up; the EoR
+            # queued now goes out after it (RFC 4724 section 4.1)
+            self._write(f"evpnd eor {self._next_ticket()} {event.peer}\n")
+
+    def _on_ack(self, line: str) -> None:
+        parts = line.split(" ", 4)
+        if len(parts) < 4:
+            return
+        ticket, ok, errors = parts[1], parts[2], parts[3]
+        n_ok = int(ok) if ok.isdigit() else 0
+        n_err = int(errors) if errors.isdigit() else 0
+        self._acks["ok"] += n_ok
+        self._acks["errors"] += n_err
+        if n_err:
+            self._acks["last_error"] = parts[4][:300] if len(parts) > 4 else ""
+            log.error(
+                "exabgp rejected commands",
+                ticket=ticket,
+                errors=n_err,
+                first=self._acks["last_error"],
+            )
+        fut = self._waiters.pop(ticket, None)
+        if fut is not None and not fut.done():
+            fut.set_result((n_ok, n_err, parts[4] if len(parts) > 4 else ""))
+
+    def _next_ticket(self) -> str:
+        self._ticket += 1
+        return f"t{self._ticket}"
+
+    def _write(self, text: str) -> None:
+        if self._writer is not None:
+            self._writer.write(text.encode())
+
+    async def _command(self, template: str, timeout: float = 10.0) -> tuple[int, int, str]:
+        """Send one `evpnd` command (with {ticket}) and wait for its evpnd-ack."""
+        ticket = self._next_ticket()
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters[ticket] = fut
+        self._write(template.format(ticket=ticket) + "\n")
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        finally:
+            self._waiters.pop(ticket, None)
+
+    async def sync(self, timeout: float = 30.0) -> None:
+        """Wait until ExaBGP has processed everything written so far (a ping barrier)."""
+        await self._ready.wait()
+        await self._flush_now()
+        await self._command("evpnd ping {ticket}", timeout)
+
+    async def _wait_for_neighbors(self, wanted: set[str], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                _, _, text = await self._command("evpnd peers {ticket}", 2.0)
+            except (TimeoutError, ConnectionError):
+                return
+            if set(text.split()) == wanted:
+                return
+            await asyncio.sleep(0.05)
+
+    # ------------------------------------------------------------------ batching
+
+    def _schedule_flush(self) -> None:
+        if self._flush_task is None or self._flush_task.done():
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return  # not started yet: the replay at connection covers it
+            self._flush_task = loop.create_task(self._flush_now())
+
+    async def _flush_now(self) -> None:
+        while self._pending and self._writer is not None:
+            pending, self._pending = self._pending, {}
+            self._write_ops(list(pending.values()), "*")
+            writer = self._writer
+            if writer is not None:
+                with contextlib.suppress(ConnectionError):
+                    await writer.drain()
+
+    def _write_paths(self, paths: list[Path], peers: str) -> None:
+        self._write_ops([(True, p) for p in paths], peers)
+
+    def _write_ops(self, ops: list[tuple[bool, Path]], peers: str) -> None:
+        if self._writer is None or not ops:
+            return
+        encode_a, encode_w = codec.encode_announce, codec.encode_withdraw
+        size = self._batch_size
+        chunks: list[str] = []
+        for start in range(0, len(ops), size):
+            cmds = []
+            for announce, path in ops[start : start + size]:
+                try:
+                    cmds.append(encode_a(path) if announce else encode_w(path))
+                except ValueError as exc:
+                    log.error("cannot encode path", path=repr(path)[:200], error=str(exc))
+            if cmds:
+                header = f"evpnd batch {self._next_ticket()} {peers}"
+                chunks.append(" ; ".join([header, *cmds]) + "\n")
+        self._sent_routes += len(ops)
+        self._writer.write("".join(chunks).encode())
