@@ -1,0 +1,443 @@
+"""The Dataplane: devices, level-triggered reconciliation of FDB/neighbour/route objects, and
+local learning, behind an asyncio interface.
+
+Threads: blocking netlink work (device set-up with pyroute2, dumps, batched writes) runs in one
+worker thread (worker.py); the event loop plans batches, owns the mirror and the learner, and
+reads the monitor socket with `add_reader`. Large passes are planned in chunks so the loop plans
+chunk k+1 while the worker's `sendto` for chunk k runs in the kernel (GIL released).
+
+Reconciliation (DESIGN rule 4): `wanted_changed()` schedules one pass over the keys the core
+marked dirty, coalesced over `coalesce_delay`; `reconcile_all()` diffs every key (periodically,
+after a netlink overrun with a fresh dump, and once the sweep hold time after start has passed).
+Deleting owned-but-unwanted objects found by a full pass waits for `cfg.sweep_hold_time` after
+start, so a restarted evpnd keeps forwarding while BGP re-converges; dirty keys are the core's
+word and are applied at once. An owned object deleted by someone else comes back in the next
+pass, scheduled from the RTM_DELNEIGH/RTM_DELROUTE event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import socket
+import struct
+import time
+from collections.abc import Callable, Iterable
+
+from evpnd.config import Config
+from evpnd.dataplane import netlink as nl
+from evpnd.dataplane.devices import DeviceManager, DeviceMap
+from evpnd.dataplane.learning import LocalLearner
+from evpnd.dataplane.mirror import Change, Mirror
+from evpnd.dataplane.plan import Planner, all_keys, apply_result, diff
+from evpnd.dataplane.worker import Worker
+from evpnd.desired import RMAC, DesiredState, DirtyKey
+from evpnd.events import Event
+from evpnd.logs import get_logger
+
+log = get_logger("evpnd.dataplane")
+
+CHUNK_KEYS = 8192
+_IFINFO = struct.Struct("=BxHiII")
+IFLA_IFNAME = 3
+
+
+class _Kernel:
+    """Worker-thread side: the sockets and pyroute2 handle, created inside the namespace."""
+
+    def __init__(self) -> None:
+        self.requester = nl.Requester()
+        self.devices = DeviceManager()
+        self.monitor = nl.open_monitor()
+
+    def close(self) -> None:
+        self.requester.close()
+        self.devices.close()
+        self.monitor.close()
+
+    def bridge_ports(self, bridge: int) -> list[int]:
+        return [link["index"] for link in self.devices.ipr.get_links() if
+                link.get_attr("IFLA_MASTER") == bridge]  # fmt: skip
+
+    def dump(self, dm: DeviceMap) -> tuple[Mirror, list[tuple[int, nl.Neigh]], list]:
+        """Owned objects into a fresh mirror; local FDB entries and SVI neighbours for learning."""
+        mirror = Mirror()
+        ports: list[tuple[int, nl.Neigh]] = []
+        neighs: list[tuple[int, nl.Neigh]] = []
+        req = self.requester
+        for vni, dev in dm.vnis.items():
+            for mtype, buf, off, end in req.dump(nl.RTM_GETNEIGH, nl.fdb_dump_request(dev.vxlan)):
+                mirror.on_fdb(nl.parse_neigh(mtype, buf, off, end), dm)
+            body = nl.neigh_dump_request(0, dev.bridge)
+            for mtype, buf, off, end in req.dump(nl.RTM_GETNEIGH, body):
+                n = nl.parse_neigh(mtype, buf, off, end)
+                _change, owned = mirror.on_neigh(n, dm)
+                if not owned and not dev.l3:
+                    neighs.append((vni, n))
+            if dev.table is not None:
+                for family in (socket.AF_INET, socket.AF_INET6):
+                    body = nl.route_dump_request(family, dev.table)
+                    for mtype, buf, off, end in req.dump(nl.RTM_GETROUTE, body):
+                        mirror.on_route(nl.parse_route(mtype, buf, off, end), dm)
+            if dev.l3:
+                continue
+            for port in self.bridge_ports(dev.bridge):
+                if port == dev.vxlan:
+                    continue
+                for mtype, buf, off, end in req.dump(nl.RTM_GETNEIGH, nl.fdb_dump_request(port)):
+                    n = nl.parse_neigh(mtype, buf, off, end)
+                    if n.flags & nl.NTF_MASTER:
+                        ports.append((vni, n))
+        return mirror, ports, neighs
+
+
+class Dataplane:
+    def __init__(
+        self,
+        cfg: Config,
+        emit: Callable[[Event], None],
+        *,
+        netns: str | None = None,
+        reconcile_interval: float = 30.0,
+        redump_interval: float = 600.0,
+        coalesce_delay: float = 0.005,
+    ) -> None:
+        self.cfg = cfg
+        self.emit = emit
+        self.netns = netns
+        self.reconcile_interval = reconcile_interval
+        self.redump_interval = redump_interval
+        self.coalesce_delay = coalesce_delay
+        self.worker = Worker(netns)
+        self.planner = Planner()
+        self.mirror = Mirror()
+        self.learner = LocalLearner()
+        self.dm = DeviceMap()
+        self.desired = DesiredState()
+        self._kernel: _Kernel | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = asyncio.Lock()
+        self._repair: set[DirtyKey] = set()
+        self._scheduled = False
+        self._tasks: list[asyncio.Task] = []
+        self._started_at = 0.0
+        self._last_dump = 0.0
+        self._need_dump = False
+        self._recv = bytearray(1 << 16)
+        self._stats: dict[str, float | int] = {
+            "ops": 0, "errors": 0, "passes": 0, "full_passes": 0, "dumps": 0,
+            "overruns": 0, "repairs": 0, "conflicts": 0, "held": 0, "invalid": 0,
+            "events": 0, "local_events": 0, "last_pass_seconds": 0.0, "last_pass_ops": 0,
+            "last_full_seconds": 0.0, "last_dump_seconds": 0.0,
+        }  # fmt: skip
+        self._last_errors: list[dict] = []
+
+    # ---- life cycle -------------------------------------------------------------------------
+
+    async def start(self, desired: DesiredState) -> None:
+        self.desired = desired
+        self._loop = asyncio.get_running_loop()
+        self._started_at = time.monotonic()
+        self._kernel = await self.worker.call(_Kernel)
+        self.dm = await self.worker.call(self._kernel.devices.setup, self.cfg)
+        # Subscribe before dumping so nothing that happens meanwhile is missed.
+        self._loop.add_reader(self._kernel.monitor.fileno(), self._on_readable)
+        await self._dump()
+        async with self._lock:
+            keys = set(desired.drain()) | set(all_keys(desired, self.mirror, self.dm))
+            await self._apply(keys, allow_delete=False)
+        self._tasks.append(self._loop.create_task(self._periodic()))
+        log.info(
+            "dataplane started",
+            vnis=sorted(self.dm.vnis),
+            problems=self.dm.problems,
+            owned=self.mirror.counts(),
+            local=self.learner.counts(),
+        )
+
+    async def stop(self) -> None:
+        """Leave every kernel entry in place: a restart must not interrupt forwarding."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
+                pass
+        self._tasks.clear()
+        if self._kernel is not None and self._loop is not None:
+            self._loop.remove_reader(self._kernel.monitor.fileno())
+            async with self._lock:
+                await self.worker.call(self._kernel.close)
+            self._kernel = None
+        self.worker.shutdown()
+
+    async def reconfigure(self, cfg: Config) -> None:
+        assert self._kernel is not None
+        old = {v.vni: v for v in self.cfg.all_vnis()}
+        new = {v.vni: v for v in cfg.all_vnis()}
+        async with self._lock:
+            self.cfg = cfg
+            gone = [self.dm.vnis[v] for v in old.keys() - new.keys() if v in self.dm.vnis]
+            for dev in gone:
+                # Devices evpnd made go (with their entries); adopted ones keep only others'.
+                names = [dev.vxlan_name, dev.bridge_name]
+                removed = await self.worker.call(self._kernel.devices.remove_owned, names)
+                if dev.vxlan_name not in removed:
+                    await self._apply(self._keys_of(dev.vni), allow_delete=True, desired=_EMPTY)
+                self.mirror.forget_vni(dev.vni)
+                self.learner.forget_vni(dev.vni)
+                log.info("vni removed", vni=dev.vni, devices_removed=removed)
+            self.dm = await self.worker.call(self._kernel.devices.setup, cfg)
+        await self.reconcile_all(redump=True)
+
+    def _keys_of(self, vni: int) -> list[DirtyKey]:
+        return [k for k in all_keys(_EMPTY, self.mirror, self.dm) if k[1] == vni]
+
+    # ---- reconciliation ---------------------------------------------------------------------
+
+    def wanted_changed(self) -> None:
+        if self._scheduled or self._loop is None:
+            return
+        self._scheduled = True
+        self._loop.call_later(self.coalesce_delay, self._start_dirty_pass)
+
+    def _start_dirty_pass(self) -> None:
+        assert self._loop is not None
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._tasks.append(self._loop.create_task(self._dirty_pass()))
+
+    async def _dirty_pass(self) -> None:
+        async with self._lock:
+            self._scheduled = False
+            while self.desired.dirty or self._repair:
+                keys = self.desired.drain()
+                if self._repair:
+                    self._stats["repairs"] += len(self._repair)
+                    keys |= self._repair
+                    self._repair = set()
+                await self._apply(keys, allow_delete=True)
+
+    async def reconcile_all(self, redump: bool = False) -> None:
+        if self._kernel is None:
+            return
+        async with self._lock:
+            started = time.monotonic()
+            if redump or self._need_dump:
+                await self._dump()
+            hold_over = started - self._started_at >= self.cfg.sweep_hold_time
+            self.desired.drain()  # a full pass covers them
+            self._repair.clear()
+            keys = all_keys(self.desired, self.mirror, self.dm)
+            await self._apply(keys, allow_delete=hold_over)
+            self._stats["full_passes"] += 1
+            self._stats["last_full_seconds"] = round(time.monotonic() - started, 4)
+
+    async def _periodic(self) -> None:
+        """Full passes: once when the sweep hold time ends, then every reconcile_interval."""
+        assert self._kernel is not None
+        hold_left = self.cfg.sweep_hold_time - (time.monotonic() - self._started_at)
+        if hold_left > 0:
+            await asyncio.sleep(hold_left)
+            await self._safe_full()
+        while True:
+            await asyncio.sleep(self.reconcile_interval)
+            if self._kernel is not None:
+                await self._kernel_resetup()
+            redump = time.monotonic() - self._last_dump >= self.redump_interval
+            await self._safe_full(redump)
+
+    async def _safe_full(self, redump: bool = False) -> None:
+        try:
+            await self.reconcile_all(redump=redump)
+        except (OSError, RuntimeError) as exc:
+            log.error("full reconcile failed", error=str(exc))
+
+    async def _kernel_resetup(self) -> None:
+        """Devices can be deleted or ports added behind evpnd's back: re-assert (idempotent)."""
+        assert self._kernel is not None
+        async with self._lock:
+            dm = await self.worker.call(self._kernel.devices.setup, self.cfg)
+            if {v: (d.bridge, d.vxlan) for v, d in dm.vnis.items()} != {
+                v: (d.bridge, d.vxlan) for v, d in self.dm.vnis.items()
+            }:
+                self._need_dump = True
+            self.dm = dm
+
+    async def _dump(self) -> None:
+        assert self._kernel is not None
+        started = time.monotonic()
+        mirror, ports, neighs = await self.worker.call(self._kernel.dump, self.dm)
+        self.mirror = mirror
+        self._need_dump = False
+        self._last_dump = time.monotonic()
+        for vni, n in ports:
+            self._learn_port(vni, n)
+        for vni, n in neighs:
+            self._emit_all(self.learner.on_neigh(n, vni))
+        self._stats["dumps"] += 1
+        self._stats["last_dump_seconds"] = round(time.monotonic() - started, 4)
+
+    async def _apply(
+        self, keys: Iterable[DirtyKey], allow_delete: bool, desired: DesiredState | None = None
+    ) -> None:
+        """Plan chunk k+1 while the kernel executes chunk k."""
+        assert self._kernel is not None
+        desired = desired if desired is not None else self.desired
+        started = time.monotonic()
+        keys = list(keys)
+        pending: tuple[asyncio.Future, list[nl.Op]] | None = None
+        total = 0
+        for i in range(0, len(keys), CHUNK_KEYS):
+            ops, pst = self.planner.plan(
+                keys[i : i + CHUNK_KEYS], desired, self.mirror, self.dm, allow_delete
+            )
+            self._stats["conflicts"] += len(pst.conflicts)
+            self._stats["held"] = pst.held if i == 0 else self._stats["held"] + pst.held
+            for key, why in pst.invalid:
+                self._stats["invalid"] += 1
+                log.warning("invalid desired object skipped", key=str(key), error=why)
+            if not ops:
+                continue
+            total += len(ops)
+            fut = self.worker.call(self._kernel.requester.run, ops)
+            task = asyncio.ensure_future(fut)
+            if pending is not None:
+                await self._finish(*pending)
+            pending = (task, ops)
+        if pending is not None:
+            await self._finish(*pending)
+        self._stats["passes"] += 1
+        self._stats["ops"] += total
+        self._stats["last_pass_ops"] = total
+        self._stats["last_pass_seconds"] = round(time.monotonic() - started, 4)
+
+    async def _finish(self, fut: asyncio.Future, ops: list[nl.Op]) -> None:
+        try:
+            complete = await fut
+        except OSError as exc:
+            log.error("netlink batch failed", error=str(exc), ops=len(ops))
+            self._stats["errors"] += len(ops)
+            self._need_dump = True
+            return
+        if not complete:
+            self._need_dump = True
+        for op in ops:
+            if not apply_result(self.mirror, op):
+                self._stats["errors"] += 1
+                err = {"op": op.tag[0], "vni": op.tag[1], "key": op.tag[2]}
+                err["error"] = os.strerror(-op.error) if op.error < 0 else str(op.error)
+                self._last_errors = (self._last_errors + [err])[-20:]
+                if self._stats["errors"] <= 100 or self._stats["errors"] % 1000 == 0:
+                    log.warning("netlink operation failed", **err)
+
+    # ---- netlink events ---------------------------------------------------------------------
+
+    def _on_readable(self) -> None:
+        assert self._kernel is not None
+        sock = self._kernel.monitor
+        buf = self._recv
+        for _ in range(4096):  # then yield to the loop; the reader fires again
+            try:
+                size = sock.recv_into(buf)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:  # events lost: the mirror is unknown now
+                    self._stats["overruns"] += 1
+                    log.warning("netlink monitor overrun; full reconcile with a fresh dump")
+                    self._need_dump = True
+                    assert self._loop is not None
+                    self._loop.create_task(self._safe_full(redump=True))
+                    continue
+                raise
+            for mtype, _fl, _seq, off, end in nl.iter_messages(buf, size):
+                self._stats["events"] += 1
+                try:
+                    self._on_message(mtype, buf, off, end)
+                except (struct.error, ValueError, KeyError, IndexError) as exc:
+                    log.warning("unparsable netlink event", type=mtype, error=str(exc))
+
+    def _on_message(self, mtype: int, buf, off: int, end: int) -> None:
+        if mtype in (nl.RTM_NEWNEIGH, nl.RTM_DELNEIGH):
+            n = nl.parse_neigh(mtype, buf, off, end)
+            if n.family == nl.AF_BRIDGE:
+                if n.ifindex in self.dm.by_vxlan:
+                    self._changed(self.mirror.on_fdb(n, self.dm))
+                elif n.master in self.dm.by_bridge and n.flags & nl.NTF_MASTER:
+                    self._learn_port(self.dm.by_bridge[n.master], n)
+            elif n.ifindex in self.dm.by_bridge:
+                change, owned = self.mirror.on_neigh(n, self.dm)
+                vni = self.dm.by_bridge[n.ifindex]
+                if owned:
+                    self._changed(change)
+                elif not self.dm.vnis[vni].l3:
+                    self._emit_all(self.learner.on_neigh(n, vni))
+        elif mtype in (nl.RTM_NEWROUTE, nl.RTM_DELROUTE):
+            self._changed(self.mirror.on_route(nl.parse_route(mtype, buf, off, end), self.dm))
+        elif mtype == nl.RTM_DELLINK:
+            _f, _t, index, _fl, _ch = _IFINFO.unpack_from(buf, off)
+            if index in self.dm.by_vxlan or index in self.dm.by_bridge:
+                log.warning("an evpnd device was deleted; recreating", ifindex=index)
+                self._need_dump = True
+                assert self._loop is not None
+                self._loop.create_task(self._resetup_and_reconcile())
+
+    async def _resetup_and_reconcile(self) -> None:
+        try:
+            await self._kernel_resetup()
+            await self.reconcile_all(redump=True)
+        except (OSError, RuntimeError) as exc:
+            log.error("device re-setup failed", error=str(exc))
+
+    def _learn_port(self, vni: int, n: nl.Neigh) -> None:
+        dev = self.dm.vnis[vni]
+        if dev.l3 or n.ifindex == dev.vxlan or n.mac is None:
+            return
+        if not n.deleted and not n.flags & nl.NTF_EXT_LEARNED:
+            self.mirror.moved_to_port(vni, n.mac)  # the bridge took the entry over
+        self._emit_all(self.learner.on_port_fdb(n, vni, self.dm))
+
+    def _changed(self, change: Change | None) -> None:
+        """An owned object changed outside evpnd's writes: repair it if it is still wanted."""
+        if change is None:
+            return
+        kind, vni, key = change
+        wanted = (
+            bool(self.desired.rmacs.get(vni))
+            if kind == RMAC
+            else self.desired.lookup(kind, vni, key) is not None
+        )
+        if wanted:
+            self._repair.add(change)
+            self.wanted_changed()
+
+    def _emit_all(self, events: list) -> None:
+        for event in events:
+            self._stats["local_events"] += 1
+            self.emit(event)
+
+    # ---- views ------------------------------------------------------------------------------
+
+    def kernel_diff(self) -> dict:
+        out = diff(self.desired, self.mirror, self.dm)
+        out["counts"] = {k: len(v) for k, v in out.items()}
+        return out
+
+    def stats(self) -> dict:
+        held_until = self._started_at + self.cfg.sweep_hold_time - time.monotonic()
+        return {
+            **self._stats,
+            "owned": self.mirror.counts(),
+            "desired": self.desired.counts(),
+            "local": self.learner.counts(),
+            "ignored_local": self.learner.ignored,
+            "sweep_hold_remaining": max(0.0, round(held_until, 1)),
+            "device_problems": list(self.dm.problems),
+            "last_errors": list(self._last_errors),
+            "vnis": sorted(self.dm.vnis),
+        }
+
+
+_EMPTY = DesiredState()

@@ -1,0 +1,275 @@
+"""Bridges and VXLAN devices per VNI: created or adopted, configured, recorded. Uses pyroute2.
+
+Ownership (DESIGN rule 5): a device evpnd creates carries the ifalias `evpnd:vni=N`; only those
+are ever deleted (when their VNI leaves the configuration). A device that already exists under
+the configured name is adopted: evpnd sets what EVPN needs (up, nolearning port, neigh_suppress,
+MTU) but never deletes or recreates it, so a restart or an operator's own bridge is safe.
+
+Runs in the netlink worker thread (pyroute2's sync API is blocking).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from evpnd.config import Config, L2VniConfig, L3VniConfig
+from evpnd.logs import get_logger
+
+log = get_logger("evpnd.dataplane.devices")
+
+ALIAS_PREFIX = "evpnd:"
+VXLAN_PORT = 4789  # RFC 7348 section 5
+
+
+def alias_for(vni: int) -> str:
+    return f"{ALIAS_PREFIX}vni={vni}"
+
+
+def vxlan_mtu(cfg: Config) -> int:
+    """VXLAN adds 50 bytes over IPv4 (14 inner Ethernet + 8 VXLAN + 8 UDP + 20 IP), 70 over IPv6."""
+    overhead = 70 if ipaddress.ip_address(str(cfg.vtep)).version == 6 else 50
+    return cfg.underlay_mtu - overhead
+
+
+@dataclass
+class VniDevices:
+    """The kernel side of one VNI."""
+
+    vni: int
+    l3: bool
+    bridge: int  # ifindex
+    vxlan: int  # ifindex
+    bridge_name: str
+    vxlan_name: str
+    table: int | None = None  # L3VNI: the routing table for type-5 routes
+    access_ports: dict[int, str] = field(default_factory=dict)  # ifindex -> name
+    sticky: frozenset[str] = frozenset()
+    created: list[str] = field(default_factory=list)  # names evpnd created (this run)
+
+
+@dataclass
+class DeviceMap:
+    """VNI <-> ifindex lookups used by the mirror, the planner and local learning."""
+
+    vnis: dict[int, VniDevices] = field(default_factory=dict)
+    by_vxlan: dict[int, int] = field(default_factory=dict)  # vxlan ifindex -> vni
+    by_bridge: dict[int, int] = field(default_factory=dict)  # bridge ifindex -> vni
+    by_table: dict[int, int] = field(default_factory=dict)  # table -> L3 vni
+    problems: list[str] = field(default_factory=list)
+
+    def add(self, dev: VniDevices) -> None:
+        self.vnis[dev.vni] = dev
+        self.by_vxlan[dev.vxlan] = dev.vni
+        self.by_bridge[dev.bridge] = dev.vni
+        if dev.table is not None:
+            self.by_table[dev.table] = dev.vni
+
+
+class DeviceManager:
+    """Create/adopt/configure devices. One instance per worker thread."""
+
+    def __init__(self) -> None:
+        self.ipr = IPRoute()
+
+    def close(self) -> None:
+        self.ipr.close()
+
+    # -- helpers --
+    def _index(self, name: str) -> int | None:
+        found = self.ipr.link_lookup(ifname=name)
+        return found[0] if found else None
+
+    def _link(self, index: int):
+        return self.ipr.link("get", index=index)[0]
+
+    @staticmethod
+    def _kind(link) -> str | None:
+        info = link.get_attr("IFLA_LINKINFO")
+        return info.get_attr("IFLA_INFO_KIND") if info is not None else None
+
+    def _set(self, index: int, **kw) -> None:
+        try:
+            self.ipr.link("set", index=index, **kw)
+        except NetlinkError as exc:
+            log.warning("link set failed", index=index, settings=str(kw), error=str(exc))
+
+    # -- per VNI --
+    def ensure_bridge(self, name: str, vni: int, mac: str | None, mtu: int) -> tuple[int, bool]:
+        """(ifindex, created)."""
+        index = self._index(name)
+        created = False
+        if index is None:
+            self.ipr.link("add", ifname=name, kind="bridge", br_stp_state=0)
+            index = self._index(name)
+            assert index is not None
+            self._set(index, ifalias=alias_for(vni), mtu=mtu)
+            created = True
+            log.info("bridge created", name=name, vni=vni)
+        else:
+            link = self._link(index)
+            if self._kind(link) != "bridge":
+                raise DeviceError(f"{name} exists but is a {self._kind(link)}, not a bridge")
+        if mac and self._link(index).get_attr("IFLA_ADDRESS") != mac:
+            self._set(index, address=mac)
+        self._set(index, state="up")
+        return index, created
+
+    def ensure_vxlan(
+        self, name: str, vni: int, local: str, mtu: int, bridge: int, mac: str | None
+    ) -> int:
+        index = self._index(name)
+        if index is None:
+            self.ipr.link(
+                "add",
+                ifname=name,
+                kind="vxlan",
+                vxlan_id=vni,
+                vxlan_local=local,
+                vxlan_port=VXLAN_PORT,
+                vxlan_learning=0,
+                mtu=mtu,
+            )
+            index = self._index(name)
+            assert index is not None
+            self._set(index, ifalias=alias_for(vni))
+            log.info("vxlan device created", name=name, vni=vni, local=local, mtu=mtu)
+        else:
+            link = self._link(index)
+            if self._kind(link) != "vxlan":
+                raise DeviceError(f"{name} exists but is a {self._kind(link)}, not vxlan")
+            data = link.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_DATA")
+            if data.get_attr("IFLA_VXLAN_ID") != vni:
+                raise DeviceError(
+                    f"{name} exists with VNI {data.get_attr('IFLA_VXLAN_ID')}, configured {vni}"
+                )
+            if data.get_attr("IFLA_VXLAN_LEARNING"):
+                log.warning("adopted vxlan device learns in the data plane", name=name)
+            if link.get_attr("IFLA_MTU") != mtu:
+                self._set(index, mtu=mtu)
+        if mac and self._link(index).get_attr("IFLA_ADDRESS") != mac:
+            self._set(index, address=mac)
+        if self._link(index).get_attr("IFLA_MASTER") != bridge:
+            self._set(index, master=bridge)
+        # The bridge must not learn remote MACs from decapsulated frames (EVPN distributes them,
+        # RFC 7432 section 9.2) and answers ARP/ND for remote hosts itself (RFC 9161).
+        try:
+            self.ipr.brport("set", index=index, learning=0, neigh_suppress=1)
+        except NetlinkError as exc:
+            log.warning("bridge port settings failed", name=name, error=str(exc))
+        self._set(index, state="up")
+        return index
+
+    def ensure_port(self, name: str, bridge: int) -> int | None:
+        index = self._index(name)
+        if index is None:
+            return None
+        if self._link(index).get_attr("IFLA_MASTER") != bridge:
+            self._set(index, master=bridge)
+        self._set(index, state="up")
+        return index
+
+    def ensure_address(self, bridge: int, address: str) -> None:
+        net = ipaddress.ip_interface(address)
+        have = {
+            (a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in self.ipr.get_addr(index=bridge)
+        }
+        if (str(net.ip), net.network.prefixlen) in have:
+            return
+        try:
+            self.ipr.addr("add", index=bridge, address=str(net.ip), prefixlen=net.network.prefixlen)
+        except NetlinkError as exc:
+            log.warning("address add failed", address=address, error=str(exc))
+
+    def setup(self, cfg: Config) -> DeviceMap:
+        """Bring every configured VNI's devices to the wanted shape; collect, don't raise."""
+        dm = DeviceMap()
+        mtu = vxlan_mtu(cfg)
+        local = str(cfg.vtep)
+        for item in cfg.l2vnis:
+            try:
+                dm.add(self._setup_l2(item, local, mtu))
+            except (DeviceError, NetlinkError) as exc:
+                dm.problems.append(f"vni {item.vni}: {exc}")
+                log.error("vni devices not usable", vni=item.vni, error=str(exc))
+        for item in cfg.l3vnis:
+            try:
+                dm.add(self._setup_l3(item, local, mtu))
+            except (DeviceError, NetlinkError) as exc:
+                dm.problems.append(f"vni {item.vni}: {exc}")
+                log.error("vni devices not usable", vni=item.vni, error=str(exc))
+        return dm
+
+    def _setup_l2(self, item: L2VniConfig, local: str, mtu: int) -> VniDevices:
+        created: list[str] = []
+        br, made = self.ensure_bridge(item.bridge, item.vni, None, mtu)
+        if made:
+            created.append(item.bridge)
+        vx_existed = self._index(item.device) is not None
+        vx = self.ensure_vxlan(item.device, item.vni, local, mtu, br, None)
+        if not vx_existed:
+            created.append(item.device)
+        ports: dict[int, str] = {}
+        for name in item.access_ports:
+            index = self.ensure_port(name, br)
+            if index is None:
+                log.warning("access port missing", vni=item.vni, port=name)
+            else:
+                ports[index] = name
+        if item.svi_address:
+            self.ensure_address(br, str(item.svi_address))
+        return VniDevices(
+            vni=item.vni,
+            l3=False,
+            bridge=br,
+            vxlan=vx,
+            bridge_name=item.bridge,
+            vxlan_name=item.device,
+            access_ports=ports,
+            sticky=frozenset(item.sticky_macs),
+            created=created,
+        )
+
+    def _setup_l3(self, item: L3VniConfig, local: str, mtu: int) -> VniDevices:
+        if item.table is None:
+            raise DeviceError("a VRF without a table needs the VRF kernel module (VM tier only)")
+        created: list[str] = []
+        br, made = self.ensure_bridge(item.bridge_name, item.vni, item.router_mac, mtu)
+        if made:
+            created.append(item.bridge_name)
+        vx_existed = self._index(item.device) is not None
+        vx = self.ensure_vxlan(item.device, item.vni, local, mtu, br, item.router_mac)
+        if not vx_existed:
+            created.append(item.device)
+        return VniDevices(
+            vni=item.vni,
+            l3=True,
+            bridge=br,
+            vxlan=vx,
+            bridge_name=item.bridge_name,
+            vxlan_name=item.device,
+            table=item.table,
+            created=created,
+        )
+
+    def remove_owned(self, names: list[str]) -> list[str]:
+        """Delete the named devices if (and only if) they carry evpnd's alias."""
+        removed = []
+        for name in names:
+            index = self._index(name)
+            if index is None:
+                continue
+            alias = self._link(index).get_attr("IFLA_IFALIAS") or ""
+            if alias.startswith(ALIAS_PREFIX):
+                self.ipr.link("del", index=index)
+                removed.append(name)
+            else:
+                log.info("device adopted, not created: left in place", name=name)
+        return removed
+
+
+class DeviceError(Exception):
+    pass

@@ -1,0 +1,92 @@
+"""Local learning: bridge FDB entries on access ports and SVI neighbours become LocalMac events.
+
+Pure: fed parsed netlink messages (from the start-up dump and from the monitor), returns events.
+A neighbour (IP -> MAC) is reported only while its MAC is a local one: the kernel also resolves
+addresses of remote hosts when ARP suppression has no entry, and those must never be advertised
+as local (RFC 7432 section 10: MAC/IP routes are for locally attached hosts).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from evpnd.dataplane import netlink as nl
+from evpnd.dataplane.devices import DeviceMap
+from evpnd.events import LocalMac
+
+_PRESENT = (
+    nl.NUD_REACHABLE | nl.NUD_STALE | nl.NUD_DELAY | nl.NUD_PROBE | nl.NUD_PERMANENT | nl.NUD_NOARP
+)
+
+
+class LocalLearner:
+    def __init__(self) -> None:
+        self.macs: dict[int, dict[str, bool]] = {}  # vni -> local MAC -> sticky
+        self.ips: dict[int, dict[str, str]] = {}  # vni -> IP -> MAC (neighbours seen on the SVI)
+        self.reported: set[tuple[int, str]] = set()  # (vni, IP) reported present
+        self.ignored = 0
+
+    def on_port_fdb(self, n: nl.Neigh, vni: int, dm: DeviceMap) -> list[LocalMac]:
+        """A bridge entry on an access port of the VNI's bridge."""
+        mac = n.mac
+        if mac is None or not n.flags & nl.NTF_MASTER:
+            return []
+        if n.state & nl.NUD_PERMANENT or n.flags & nl.NTF_EXT_LEARNED or n.vlan:
+            return []  # the port's or bridge's own address, another controller's, a VLAN's
+        if int(mac[:2], 16) & 1:
+            self.ignored += 1  # multicast source addresses are invalid (IEEE 802.3)
+            return []
+        macs = self.macs.setdefault(vni, {})
+        out: list[LocalMac] = []
+        if n.deleted:
+            if macs.pop(mac, None) is None:
+                return []
+            out.append(LocalMac(vni, mac, None, present=False))
+            for ip, ip_mac in self.ips.get(vni, {}).items():
+                if ip_mac == mac and (vni, ip) in self.reported:
+                    self.reported.discard((vni, ip))
+                    out.append(LocalMac(vni, mac, ip, present=False))
+            return out
+        sticky = bool(n.state & nl.NUD_NOARP) or mac in dm.vnis[vni].sticky
+        if macs.get(mac) == sticky:
+            return []
+        macs[mac] = sticky
+        out.append(LocalMac(vni, mac, None, present=True, sticky=sticky))
+        for ip, ip_mac in self.ips.get(vni, {}).items():
+            if ip_mac == mac:
+                self.reported.add((vni, ip))
+                out.append(LocalMac(vni, mac, ip, present=True, sticky=sticky))
+        return out
+
+    def on_neigh(self, n: nl.Neigh, vni: int) -> list[LocalMac]:
+        """A neighbour on the VNI's bridge that evpnd did not install."""
+        ip = n.dst
+        if ip is None or ipaddress.ip_address(ip).is_link_local:
+            return []
+        ips = self.ips.setdefault(vni, {})
+        present = not n.deleted and bool(n.state & _PRESENT) and n.mac is not None
+        old = ips.get(ip)
+        out: list[LocalMac] = []
+        if old is not None and (not present or old != n.mac):
+            del ips[ip]
+            if (vni, ip) in self.reported:
+                self.reported.discard((vni, ip))
+                out.append(LocalMac(vni, old, ip, present=False))
+        if present and n.mac is not None:
+            ips[ip] = n.mac
+            sticky = self.macs.get(vni, {}).get(n.mac)
+            if sticky is not None and (vni, ip) not in self.reported:
+                self.reported.add((vni, ip))
+                out.append(LocalMac(vni, n.mac, ip, present=True, sticky=sticky))
+        return out
+
+    def forget_vni(self, vni: int) -> None:
+        self.macs.pop(vni, None)
+        self.ips.pop(vni, None)
+        self.reported = {r for r in self.reported if r[0] != vni}
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "local_macs": sum(map(len, self.macs.values())),
+            "local_ips": len(self.reported),
+        }

@@ -1,0 +1,164 @@
+"""What the kernel holds of evpnd's objects, kept in memory so no hot path has to dump.
+
+Filled by one dump at start (and after a netlink overrun), then kept current from netlink events
+and from the outcome of evpnd's own writes. Only owned objects are recorded as such (DESIGN rule
+5): FDB entries with `extern_learn` on evpnd's VXLAN devices (vxlan `self` entries, and the
+bridge's `master` entries pointing at the VXLAN port), all-zero flood entries on those devices,
+neighbours with `extern_learn` or protocol RTPROT_EVPND on evpnd's bridges, routes with that
+protocol in the L3VNI tables. Hand-made static entries that collide with a wanted key are kept
+in `foreign_*` so the planner leaves them alone.
+
+Keys follow the desired state: per VNI, so an L3VNI's router-MAC FDB entries live in `fdb[l3vni]`
+and its VTEP neighbours in `neigh[l3vni]`. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from evpnd.dataplane import netlink as nl
+from evpnd.dataplane.devices import DeviceMap
+from evpnd.desired import FDB, FLOOD, NEIGH, RMAC, ROUTE, DirtyKey
+
+# An event that changed an owned object: the desired key it belongs to.
+Change = DirtyKey
+
+
+@dataclass
+class Mirror:
+    fdb: dict[int, dict[str, str]] = field(default_factory=dict)  # vni -> MAC -> VTEP (vxlan)
+    brfdb: dict[int, set[str]] = field(default_factory=dict)  # vni -> MACs (bridge, on vxlan port)
+    flood: dict[int, set[str]] = field(default_factory=dict)  # vni -> VTEPs (all-zero entries)
+    neigh: dict[int, dict[str, str]] = field(default_factory=dict)  # vni -> IP -> MAC
+    routes: dict[int, dict[str, tuple[str | None, int]]] = field(default_factory=dict)
+    foreign_macs: dict[int, set[str]] = field(default_factory=dict)
+    foreign_ips: dict[int, set[str]] = field(default_factory=dict)
+    foreign_routes: dict[int, set[str]] = field(default_factory=dict)
+
+    # ---- updates from kernel messages -----------------------------------------------------------
+
+    def on_fdb(self, n: nl.Neigh, dm: DeviceMap) -> Change | None:
+        """An AF_BRIDGE entry on one of evpnd's VXLAN devices; else None (not ours to mirror)."""
+        vni = dm.by_vxlan.get(n.ifindex)
+        if vni is None or n.mac is None:
+            return None
+        dev = dm.vnis[vni]
+        mac = n.mac
+        if n.flags & nl.NTF_SELF:  # the VXLAN device's own table
+            if mac == nl.ZERO_MAC:
+                if n.dst is None:
+                    return None
+                flood = self.flood.setdefault(vni, set())
+                if n.deleted:
+                    flood.discard(n.dst)
+                else:
+                    flood.add(n.dst)
+                return (FLOOD, vni, n.dst) if not dev.l3 else None
+            if n.flags & nl.NTF_EXT_LEARNED and not n.extra:
+                table = self.fdb.setdefault(vni, {})
+                if n.deleted:
+                    old = table.pop(mac, None)
+                    vtep = old or n.dst
+                elif n.dst is not None:
+                    table[mac] = vtep = n.dst
+                else:
+                    return None
+                return (RMAC, vni, vtep or "") if dev.l3 else (FDB, vni, mac)
+            return self._foreign_mac(vni, mac, n.deleted)
+        if n.state & nl.NUD_PERMANENT:  # the port's own address
+            return None
+        if n.flags & nl.NTF_EXT_LEARNED:
+            macs = self.brfdb.setdefault(vni, set())
+            if n.deleted:
+                macs.discard(mac)
+            else:
+                macs.add(mac)
+            if dev.l3:
+                return (RMAC, vni, self.fdb.get(vni, {}).get(mac, ""))
+            return (FDB, vni, mac)
+        return self._foreign_mac(vni, mac, n.deleted)
+
+    def _foreign_mac(self, vni: int, mac: str, deleted: bool) -> None:
+        macs = self.foreign_macs.setdefault(vni, set())
+        if deleted:
+            macs.discard(mac)
+        else:
+            macs.add(mac)
+        return None
+
+    def moved_to_port(self, vni: int, mac: str) -> Change | None:
+        """The bridge took over an entry on an access port (the host is local now): the bridge
+        entry is no longer ours, and the kernel sends no delete for the VXLAN port."""
+        macs = self.brfdb.get(vni)
+        if macs and mac in macs:
+            macs.discard(mac)
+            return (FDB, vni, mac)
+        return None
+
+    def on_neigh(self, n: nl.Neigh, dm: DeviceMap) -> tuple[Change | None, bool]:
+        """A neighbour on one of evpnd's bridges: (change, owned)."""
+        vni = dm.by_bridge.get(n.ifindex)
+        if vni is None or n.dst is None:
+            return None, False
+        owned = bool(n.flags & nl.NTF_EXT_LEARNED) or n.protocol == nl.RTPROT_EVPND
+        ip = n.dst
+        if owned:
+            table = self.neigh.setdefault(vni, {})
+            if n.deleted or n.mac is None:
+                table.pop(ip, None)
+            else:
+                table[ip] = n.mac
+            kind = RMAC if dm.vnis[vni].l3 else NEIGH
+            return (kind, vni, ip), True
+        ips = self.foreign_ips.setdefault(vni, set())
+        if not n.deleted and n.state & (nl.NUD_PERMANENT | nl.NUD_NOARP):
+            ips.add(ip)
+        else:
+            ips.discard(ip)
+        return None, False
+
+    def on_route(self, r: nl.Route, dm: DeviceMap) -> Change | None:
+        vni = dm.by_table.get(r.table)
+        if vni is None:
+            return None
+        if r.protocol == nl.RTPROT_EVPND:
+            table = self.routes.setdefault(vni, {})
+            if r.deleted:
+                table.pop(r.prefix, None)
+            else:
+                table[r.prefix] = (r.gateway, r.oif)
+            return (ROUTE, vni, r.prefix)
+        routes = self.foreign_routes.setdefault(vni, set())
+        if r.deleted:
+            routes.discard(r.prefix)
+        else:
+            routes.add(r.prefix)
+        return None
+
+    # ---- updates from evpnd's own writes (events for those are filtered out, see netlink) -------
+
+    def set_fdb(self, vni: int, mac: str, vtep: str) -> None:
+        self.fdb.setdefault(vni, {})[mac] = vtep
+        self.brfdb.setdefault(vni, set()).add(mac)
+
+    def drop_fdb(self, vni: int, mac: str) -> None:
+        self.fdb.get(vni, {}).pop(mac, None)
+        self.brfdb.get(vni, set()).discard(mac)
+
+    def forget_vni(self, vni: int) -> None:
+        for table in (self.fdb, self.brfdb, self.flood, self.neigh, self.routes):
+            table.pop(vni, None)
+        for table in (self.foreign_macs, self.foreign_ips, self.foreign_routes):
+            table.pop(vni, None)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            FDB: sum(map(len, self.fdb.values())),
+            "bridge_fdb": sum(map(len, self.brfdb.values())),
+            FLOOD: sum(map(len, self.flood.values())),
+            NEIGH: sum(map(len, self.neigh.values())),
+            ROUTE: sum(map(len, self.routes.values())),
+            "foreign": sum(map(len, self.foreign_macs.values()))
+            + sum(map(len, self.foreign_ips.values()))
+            + sum(map(len, self.foreign_routes.values())),
+        }

@@ -1,0 +1,58 @@
+"""The one thread that does blocking netlink work, optionally inside a network namespace.
+
+Why a thread: a batch of 100k FDB writes keeps the kernel busy for about a second inside
+`sendto` (the GIL is released there) and building the messages is Python work; on the event
+loop thread that would stall the BGP speaker and the control socket. All requests (writes,
+dumps, pyroute2 device calls) go through this single thread, so they are serialised and need no
+locks. The event monitor socket is created here too (so it lives in the same namespace) but is
+read by the event loop with `add_reader`: events are small and must not wait behind a batch.
+
+`netns` (a name under /var/run/netns) exists for tests and labs: setns(2) with CLONE_NEWNET
+moves only the calling thread, and sockets stay in the namespace they were created in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+CLONE_NEWNET = 0x40000000
+
+
+def enter_netns(name: str) -> None:
+    """Move the calling thread into the named network namespace."""
+    path = name if name.startswith("/") else f"/var/run/netns/{name}"
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"setns({path}): {os.strerror(err)}")
+    finally:
+        os.close(fd)
+
+
+class Worker:
+    def __init__(self, netns: str | None = None) -> None:
+        self.netns = netns
+        self._pool = ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix="evpnd-netlink",
+            initializer=enter_netns if netns else None,
+            initargs=(netns,) if netns else (),
+        )
+
+    async def call(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def call_sync(self, fn: Callable[..., T], *args: object) -> T:
+        """For benchmarks and tests outside an event loop."""
+        return self._pool.submit(fn, *args).result()
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True)
