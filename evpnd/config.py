@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     IPvAnyAddress,
+    IPvAnyInterface,
     IPvAnyNetwork,
     ValidationError,
     field_validator,
@@ -30,8 +31,11 @@ ASN_MAX = 4_294_967_295
 _MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 _IFNAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,15}$")
 
-Vni = Annotated[int, Field(ge=1, le=VNI_MAX, description="24-bit VXLAN network identifier")]
-Asn = Annotated[int, Field(ge=1, le=ASN_MAX)]
+# strict: YAML's `true` would otherwise be taken as VNI/AS 1
+Vni = Annotated[
+    int, Field(strict=True, ge=1, le=VNI_MAX, description="24-bit VXLAN network identifier")
+]
+Asn = Annotated[int, Field(strict=True, ge=1, le=ASN_MAX)]
 IfName = Annotated[str, Field(pattern=_IFNAME_RE.pattern, description="Linux interface name")]
 
 
@@ -100,12 +104,19 @@ class L2VniConfig(_Strict):
     export_rts: list[str] | None = None
     access_ports: list[IfName] = []
     sticky_macs: list[str] = Field(default=[], description="MACs advertised sticky (static)")
-    svi_address: IPvAnyNetwork | str | None = Field(
+    svi_address: IPvAnyInterface | None = Field(
         default=None, description="address for the bridge (SVI), e.g. 10.1.0.1/24"
     )
 
     _n_rd = field_validator("rd")(lambda v: None if v is None else _norm_rd(v))
     _n_rts = field_validator("import_rts", "export_rts")(lambda v: _rts(v))
+
+    @field_validator("svi_address", mode="before")
+    @classmethod
+    def _svi_text(cls, v: object) -> object:
+        if v is not None and not isinstance(v, str):
+            raise ValueError("give the address as text with its length, e.g. 10.1.0.1/24")
+        return v
 
     @field_validator("sticky_macs")
     @classmethod
@@ -220,8 +231,8 @@ class Config(_Strict):
         return self.vni(vni).import_rts
 
     def auto_rt(self, vni: int) -> str:
-        asn = self.asn if self.asn <= 0xFFFF else 23456  # FRR uses AS_TRANS for 4-byte ASNs
-        return f"{asn}:{vni}"
+        # FRR (bgpd/bgp_evpn.c form_auto_rt) takes the low 16 bits of the AS, also of a 4-byte AS
+        return f"{self.asn & 0xFFFF}:{vni}"
 
     def all_vnis(self) -> list[L2VniConfig | L3VniConfig]:
         return [*self.l2vnis, *self.l3vnis]
@@ -316,7 +327,9 @@ def parse_config(data: object, file: str = "<config>") -> Config:
 def load_config(path: str | Path) -> Config:
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), [("", f"not UTF-8 text (byte {exc.start})")]) from None
     except FileNotFoundError:
         raise ConfigError(str(path), [("", "file not found")]) from None
     except OSError as exc:
@@ -328,4 +341,6 @@ def load_config(path: str | Path) -> Config:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(str(path), [("", f"invalid YAML: {where}{problem}")]) from None
+    except RecursionError:
+        raise ConfigError(str(path), [("", "invalid YAML: nested too deeply")]) from None
     return parse_config(data, str(path))
