@@ -37,7 +37,26 @@ def setup_logging(level: str = "info", stream=None, force_json: bool | None = No
     _configured = True
 
 
+class LazyLogger:
+    """A logger that assembles itself from the configuration current at each call.
+
+    Modules create their loggers at import time, before the daemon calls setup_logging() with
+    the configured level and stream; a logger bound at import would keep the defaults.
+    """
+
+    __slots__ = ("_context",)
+
+    def __init__(self, context: dict[str, object]) -> None:
+        self._context = context
+
+    def bind(self, **values: object) -> LazyLogger:
+        return LazyLogger({**self._context, **values})
+
+    def __getattr__(self, method: str) -> object:
+        return getattr(structlog.get_logger().bind(**self._context), method)
+
+
 def get_logger(name: str, **context: object) -> structlog.typing.FilteringBoundLogger:
     if not _configured:
         setup_logging()
-    return structlog.get_logger(name).bind(logger=name, **context)
+    return LazyLogger({"logger": name, **context})  # type: ignore[return-value]
