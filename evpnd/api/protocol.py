@@ -102,7 +102,8 @@ def parse_request(line: bytes) -> tuple[str, _Args]:
     model = ARGS.get(cmd)
     if model is None:
         raise ProtocolError(f"unknown command {cmd!r} (known: {', '.join(sorted(ARGS))})")
-    raw = obj.get("args") or {}
+    raw = obj.get("args")
+    raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise ProtocolError('"args" must be an object')
     try:
