@@ -289,10 +289,13 @@ class Dataplane:
         keys = list(keys)
         pending: tuple[asyncio.Future, list[nl.Op]] | None = None
         total = 0
+        planning = 0.0
         for i in range(0, len(keys), CHUNK_KEYS):
+            t0 = time.monotonic()
             ops, pst = self.planner.plan(
                 keys[i : i + CHUNK_KEYS], desired, self.mirror, self.dm, allow_delete
             )
+            planning += time.monotonic() - t0
             self._stats["conflicts"] += len(pst.conflicts)
             self._stats["held"] = pst.held if i == 0 else self._stats["held"] + pst.held
             for key, why in pst.invalid:
@@ -312,6 +315,14 @@ class Dataplane:
         self._stats["ops"] += total
         self._stats["last_pass_ops"] = total
         self._stats["last_pass_seconds"] = round(time.monotonic() - started, 4)
+        self._stats["last_pass_planning_seconds"] = round(planning, 4)
+
+    async def idle(self) -> None:
+        """Wait until no pass is scheduled or running (tests, benchmarks, orderly shutdown)."""
+        while self._scheduled or self._lock.locked() or self.desired.dirty or self._repair:
+            if not self._scheduled and not self._lock.locked():
+                self.wanted_changed()
+            await asyncio.sleep(0.001)
 
     async def _finish(self, fut: asyncio.Future, ops: list[nl.Op]) -> None:
         try:
@@ -437,6 +448,9 @@ class Dataplane:
             "device_problems": list(self.dm.problems),
             "last_errors": list(self._last_errors),
             "vnis": sorted(self.dm.vnis),
+            "kernel_seconds": round(self._kernel.requester.kernel_seconds, 4)
+            if self._kernel
+            else 0,
         }
 
 

@@ -18,6 +18,7 @@ import errno
 import os
 import socket
 import struct
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -283,6 +284,7 @@ class Requester:
         self.buf = bytearray(1 << 20)
         self.messages_sent = 0
         self.sends = 0
+        self.kernel_seconds = 0.0  # inside sendto: the kernel applying the batch
 
     def close(self) -> None:
         self.sock.close()
@@ -311,7 +313,10 @@ class Requester:
                 size += 16 + len(op.body)
                 i += 1
             barrier = seq
-            self.sock.sendto(b"".join(parts), (0, 0))
+            data = b"".join(parts)
+            t0 = time.perf_counter()
+            self.sock.sendto(data, (0, 0))
+            self.kernel_seconds += time.perf_counter() - t0
             self.sends += 1
             self.messages_sent += len(by_seq)
             complete &= self._collect(by_seq, barrier)

@@ -1,0 +1,142 @@
+"""Ownership when mirroring kernel messages, and local learning (pure)."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from evpnd.dataplane import netlink as nl
+from evpnd.dataplane.devices import DeviceMap, VniDevices
+from evpnd.dataplane.learning import LocalLearner
+from evpnd.dataplane.mirror import Mirror
+from evpnd.desired import FDB, FLOOD, NEIGH
+from evpnd.events import LocalMac
+
+BR, VX, PORT = 10, 11, 12
+M1, M2 = "02:00:00:00:00:01", "02:00:00:00:00:02"
+STICKY = "02:aa:00:00:00:01"
+
+
+@pytest.fixture
+def dm() -> DeviceMap:
+    dm = DeviceMap()
+    dm.add(VniDevices(100, False, BR, VX, "br100", "vx100", sticky=frozenset({STICKY})))
+    return dm
+
+
+def fdb(ifindex, mac, flags, state=nl.NUD_REACHABLE, dst=None, deleted=False, master=0):
+    return nl.Neigh(deleted, nl.AF_BRIDGE, ifindex, state, flags, mac, dst, master, 0, None)
+
+
+def neigh(ip, mac, state=nl.NUD_REACHABLE, flags=0, proto=0, deleted=False):
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    return nl.Neigh(deleted, family, BR, state, flags, mac, ip, 0, proto, None)
+
+
+def test_mirror_records_only_owned_fdb_entries(dm):
+    m = Mirror()
+    ext = nl.NTF_SELF | nl.NTF_EXT_LEARNED
+    assert m.on_fdb(fdb(VX, M1, ext, dst="10.0.0.2"), dm) == (FDB, 100, M1)
+    assert m.on_fdb(fdb(VX, M2, nl.NTF_SELF, nl.NUD_NOARP, dst="10.0.0.3"), dm) is None
+    assert m.on_fdb(fdb(VX, M1, nl.NTF_MASTER | nl.NTF_EXT_LEARNED, master=BR), dm)
+    assert m.on_fdb(fdb(VX, "02:11:11:11:11:11", nl.NTF_MASTER, nl.NUD_PERMANENT), dm) is None
+    assert m.on_fdb(fdb(99, M2, ext, dst="10.0.0.2"), dm) is None  # not evpnd's device
+    assert m.fdb == {100: {M1: "10.0.0.2"}} and m.brfdb == {100: {M1}}
+    assert m.foreign_macs == {100: {M2}}
+    # Deletion by someone else: reported so the reconciler can put it back
+    assert m.on_fdb(fdb(VX, M1, ext, dst="10.0.0.2", deleted=True), dm) == (FDB, 100, M1)
+    assert m.fdb[100] == {}
+
+
+def test_mirror_flood_entries_belong_to_the_device(dm):
+    m = Mirror()
+    zero = fdb(VX, nl.ZERO_MAC, nl.NTF_SELF, nl.NUD_PERMANENT, dst="10.0.0.2")
+    assert m.on_fdb(zero, dm) == (FLOOD, 100, "10.0.0.2")
+    zero.deleted = True
+    m.on_fdb(zero, dm)
+    assert m.flood[100] == set()
+
+
+def test_mirror_neighbours_owned_by_flag_or_protocol(dm):
+    m = Mirror()
+    assert m.on_neigh(neigh("10.1.0.5", M1, nl.NUD_NOARP, nl.NTF_EXT_LEARNED), dm)[1]
+    assert m.on_neigh(neigh("10.1.0.6", M1, nl.NUD_NOARP, proto=nl.RTPROT_EVPND), dm) == (
+        (NEIGH, 100, "10.1.0.6"), True,
+    )  # fmt: skip
+    assert m.on_neigh(neigh("10.1.0.7", M2, nl.NUD_PERMANENT), dm) == (None, False)
+    assert m.on_neigh(neigh("10.1.0.8", M2), dm) == (None, False)  # dynamic: learning's
+    assert m.neigh[100] == {"10.1.0.5": M1, "10.1.0.6": M1}
+    assert m.foreign_ips[100] == {"10.1.0.7"}
+
+
+def test_takeover_by_an_access_port_drops_the_bridge_half(dm):
+    m = Mirror()
+    m.set_fdb(100, M1, "10.0.0.2")
+    assert m.moved_to_port(100, M1) == (FDB, 100, M1)
+    assert m.brfdb[100] == set() and m.fdb[100] == {M1: "10.0.0.2"}
+
+
+def test_learning_reports_dynamic_and_sticky_macs(dm):
+    ll = LocalLearner()
+    port = nl.NTF_MASTER
+    assert ll.on_port_fdb(fdb(PORT, M1, port, master=BR), 100, dm) == [LocalMac(100, M1)]
+    assert ll.on_port_fdb(fdb(PORT, M1, port, master=BR), 100, dm) == []  # no news
+    static = fdb(PORT, M2, port, nl.NUD_NOARP, master=BR)
+    assert ll.on_port_fdb(static, 100, dm) == [LocalMac(100, M2, sticky=True)]
+    listed = fdb(PORT, STICKY, port, master=BR)
+    assert ll.on_port_fdb(listed, 100, dm) == [LocalMac(100, STICKY, sticky=True)]
+
+
+def test_learning_ignores_own_addresses_foreign_and_multicast(dm):
+    ll = LocalLearner()
+    assert ll.on_port_fdb(fdb(PORT, M1, nl.NTF_MASTER, nl.NUD_PERMANENT), 100, dm) == []
+    assert ll.on_port_fdb(fdb(PORT, M1, nl.NTF_MASTER | nl.NTF_EXT_LEARNED), 100, dm) == []
+    assert ll.on_port_fdb(fdb(PORT, M1, nl.NTF_SELF), 100, dm) == []
+    assert ll.on_port_fdb(fdb(PORT, "01:00:5e:00:00:01", nl.NTF_MASTER), 100, dm) == []
+
+
+def test_neighbour_waits_for_its_mac_to_be_local(dm):
+    ll = LocalLearner()
+    assert ll.on_neigh(neigh("10.1.0.5", M1), 100) == []  # MAC not local (yet)
+    assert ll.on_neigh(neigh("fe80::1", M1), 100) == []  # link-local: never advertised
+    events = ll.on_port_fdb(fdb(PORT, M1, nl.NTF_MASTER), 100, dm)
+    assert events == [LocalMac(100, M1), LocalMac(100, M1, "10.1.0.5")]
+    assert ll.on_neigh(neigh("10.1.0.5", M1, nl.NUD_STALE), 100) == []
+    # ageing of the MAC withdraws the MAC and its IPs
+    gone = ll.on_port_fdb(fdb(PORT, M1, nl.NTF_MASTER, deleted=True), 100, dm)
+    assert gone == [
+        LocalMac(100, M1, None, present=False), LocalMac(100, M1, "10.1.0.5", present=False),
+    ]  # fmt: skip
+
+
+def test_neighbour_deleted_failed_or_moved(dm):
+    ll = LocalLearner()
+    ll.on_port_fdb(fdb(PORT, M1, nl.NTF_MASTER), 100, dm)
+    ll.on_port_fdb(fdb(PORT, M2, nl.NTF_MASTER), 100, dm)
+    assert ll.on_neigh(neigh("10.1.0.5", M1), 100) == [LocalMac(100, M1, "10.1.0.5")]
+    assert ll.on_neigh(neigh("10.1.0.5", M2), 100) == [
+        LocalMac(100, M1, "10.1.0.5", present=False), LocalMac(100, M2, "10.1.0.5"),
+    ]  # fmt: skip
+    assert ll.on_neigh(neigh("10.1.0.5", M2, nl.NUD_FAILED), 100) == [
+        LocalMac(100, M2, "10.1.0.5", present=False)
+    ]
+    assert ll.on_neigh(neigh("10.1.0.5", None, deleted=True), 100) == []
+
+
+def test_encoder_matches_reference_and_parses_back():
+    enc = nl.FdbEncoder()
+    flags = nl.NTF_SELF | nl.NTF_EXT_LEARNED
+    a = enc.fdb(VX, M1, "2001:db8::2", flags, nl.NUD_REACHABLE)
+    assert a == nl.fdb_body(VX, M1, "2001:db8::2", flags, nl.NUD_REACHABLE)
+    n = nl.parse_neigh(nl.RTM_DELNEIGH, a, 0, len(a))
+    assert (n.deleted, n.mac, n.dst, n.flags, n.ifindex) == (True, M1, "2001:db8::2", flags, VX)
+    assert not n.extra
+
+
+def test_iter_messages_stops_on_garbage():
+    msg = nl._HDR.pack(20, nl.RTM_NEWNEIGH, 0, 7, 0) + b"\0" * 4
+    assert [m[:3] for m in nl.iter_messages(msg + b"\x03\0\0\0", len(msg) + 4)] == [
+        (nl.RTM_NEWNEIGH, 0, 7)
+    ]
+    assert list(nl.iter_messages(nl._HDR.pack(4, 1, 0, 0, 0), 16)) == []
