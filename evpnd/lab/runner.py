@@ -538,14 +538,52 @@ def frr_sessions(lab: RunningLab) -> dict[str, dict[str, str]]:
     return out
 
 
+def evpnd_json(lab: RunningLab, node: str, *args: str) -> dict:
+    """`evpnctl -s <node's socket> ARGS --json`, parsed; {} if evpnd does not answer."""
+    proc = lab.evpnctl(node, *args, "--json")
+    try:
+        return json.loads(proc.stdout) if proc.returncode == 0 else {}
+    except json.JSONDecodeError:
+        return {}
+
+
+def evpnd_sessions(lab: RunningLab) -> dict[str, dict[str, str]]:
+    """{evpnd node: {peer: state}} from `evpnctl show peers` ('up' is Established)."""
+    out: dict[str, dict[str, str]] = {}
+    for node in lab.topo.by_role("evpnd"):
+        reply = evpnd_json(lab, node.name, "show", "peers")
+        out[node.name] = {p["address"]: p["state"] for p in reply.get("peers", [])}
+    return out
+
+
 def sessions_converged(lab: RunningLab) -> list[str]:
-    """Sessions that are not Established yet (an FRR node that answers nothing counts too)."""
+    """Sessions that are not Established yet (a router that answers nothing counts too)."""
     missing = []
     for node, states in frr_sessions(lab).items():
         if not states:
             missing.append(f"{node}: bgpd has no sessions (yet)")
         missing += [f"{node}: {k} {v}" for k, v in states.items() if v != "Established"]
+    for node, states in evpnd_sessions(lab).items():
+        if not states:
+            missing.append(f"{node}: evpnd reports no peers (yet)")
+        missing += [f"{node}: {k} {v}" for k, v in states.items() if v != "up"]
     return missing
+
+
+def frr_evpn_paths(lab: RunningLab, node: str) -> list[dict]:
+    """Every path of `show bgp l2vpn evpn json`, flattened, each with its 'rd' and 'prefix'."""
+    table = lab.frr(node).json("show bgp l2vpn evpn json")
+    out = []
+    for rd, routes in table.items():
+        if not isinstance(routes, dict) or "rd" not in routes:
+            continue
+        for prefix, route in routes.items():
+            if not isinstance(route, dict):
+                continue
+            for path in route.get("paths", []):
+                for p in path if isinstance(path, list) else [path]:  # older FRR: lists
+                    out.append({**p, "rd": rd, "prefix": prefix})
+    return out
 
 
 def wait_converged(lab: RunningLab, timeout: float = 60.0, progress: Progress | None = None):
