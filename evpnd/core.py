@@ -34,7 +34,7 @@ from evpnd.desired import (
     route_value,
 )
 from evpnd.events import EndOfRib, Event, LocalMac, PeerState, RouteUpdate
-from evpnd.mobility import LocalMacState, Mobility, rank, vtep_rank, why_wins
+from evpnd.mobility import _VTEP_RANK, LocalMacState, Mobility, rank, vtep_rank, why_wins
 from evpnd.rib import ImportMap, PeerStats, Rib, own_rds, path_targets
 from evpnd.routes.communities import TUNNEL_VXLAN
 from evpnd.routes.evpn import (
@@ -127,7 +127,6 @@ class Core:
         self._prefixes: dict[tuple[int, str], dict[RouteKey, Path]] = {}
         self._flood: dict[tuple[int, str], set[RouteKey]] = {}
         self._rmac_refs: dict[tuple[int, str], dict[str, int]] = {}
-        self._targets: dict[RouteKey, Targets] = {}
         self._local_keys: dict[tuple[int, str], set[RouteKey]] = {}
         self._before: dict[RouteKey, Path | None] = {}  # local paths at the start of a call
         self._settling: set[tuple[int, str]] = set()
@@ -298,9 +297,25 @@ class Core:
             old, new = rib.remove(peer, key)
             if old is not new:
                 changed(key, old, new)
+        if not update.announced:
+            return
+        # The hot path (100k routes at a session start): the attributes are shared by the
+        # whole UPDATE, so their checks and the route-target import are done once; a type-2
+        # key nobody sent before takes the short way (_type2_added).
+        view = self._view
+        own_rds, vtep, imports = view.own_rds, view.vtep, view.imports
+        known_vteps = _VTEP_RANK
+        best = rib.best
+        adj = rib.adj_in.get(peer)
+        if adj is None:
+            adj = rib.adj_in[peer] = {}
+        fresh_ok = not rib.stale.get(peer)
         last_attrs = None
         attrs_reason = None
+        l2: tuple[int, ...] = ()
+        l3: tuple[int, ...] = ()
         check_path = self._check_path
+        type2_added = self._type2_added
         accepted = rejected = 0
         for path in update.announced:
             if path.peer != peer:
@@ -309,24 +324,98 @@ class Core:
             if attrs is not last_attrs:
                 last_attrs = attrs
                 attrs_reason = self._check_attrs(attrs)
-            reason = attrs_reason or check_path(path)
-            if reason is not None:
-                rejected += 1
-                self._reject(peer, path.key, reason)
-                if reason != "rejected_no_vni":
-                    # Treat-as-withdraw (RFC 7606): the peer's earlier path is gone too.
-                    old, new = rib.remove(peer, path.key)
-                    if old is not new:
-                        changed(path.key, old, new)
+                l2, l3 = imports.targets(attrs.route_targets)
+            key = path.key
+            if (
+                attrs_reason is None
+                and type(key) is MacIpKey
+                and l2
+                and key.rd not in own_rds
+                and path.next_hop in known_vteps
+                and path.next_hop != vtep
+                and len(key.mac) == 17
+            ):
+                accepted += 1
+                if fresh_ok and key not in best:
+                    adj[key] = path
+                    best[key] = path
+                    type2_added(key, path, l2, l3 if key.ip is not None and path.l3vni else ())
                     continue
             else:
-                accepted += 1
+                reason = attrs_reason or check_path(path)
+                if reason is not None:
+                    rejected += 1
+                    self._reject(peer, key, reason)
+                    if reason != "rejected_no_vni":
+                        # Treat-as-withdraw (RFC 7606): the peer's earlier path is gone too.
+                        old, new = rib.remove(peer, key)
+                        if old is not new:
+                            changed(key, old, new)
+                        continue
+                else:
+                    accepted += 1
             old, new = rib.put(path)
             if old is not new:
-                changed(path.key, old, new)
+                changed(key, old, new)
         stats.received += len(update.announced)
         stats.accepted += accepted
         stats.rejected += rejected
+
+    def _type2_added(
+        self, key: MacIpKey, path: Path, l2: tuple[int, ...], l3: tuple[int, ...]
+    ) -> None:
+        """A remote type-2 key that had no path before: _type2_changed(old=None), made short.
+
+        The FDB entry is set directly when the MAC has no local state, is not frozen and
+        either has no other path or already points at this path's VTEP (adding a path from
+        the VTEP that already wins cannot change the winner's VTEP).
+        """
+        mac, ip, nh = key.mac, key.ip, path.next_hop
+        macs, ips = self._macs, self._ips
+        local = self.mobility.local
+        frozen_fdb = self.mobility.frozen_fdb
+        frozen_neigh = self.mobility.frozen_neigh
+        desired = self.desired
+        dirty = desired.dirty
+        for vni in l2:
+            gk = (vni, mac)
+            group = macs.get(gk)
+            table = desired.fdb.get(vni)
+            if table is None:
+                table = desired.fdb[vni] = {}
+            if group is None:
+                macs[gk] = {key: path}
+                if gk in local or gk in frozen_fdb:
+                    self._settle_mac(vni, mac)
+                elif table.get(mac) != nh:
+                    table[mac] = nh
+                    dirty.add((FDB, vni, mac))
+            else:
+                group[key] = path
+                if gk in local or table.get(mac) != nh:
+                    self._settle_mac(vni, mac)
+            if ip is not None:
+                gk = (vni, ip)
+                group = ips.get(gk)
+                if group is None and gk not in frozen_neigh:
+                    ips[gk] = {key: path}
+                    table = desired.neigh.get(vni)
+                    if table is None:
+                        table = desired.neigh[vni] = {}
+                    if table.get(ip) != mac:
+                        table[ip] = mac
+                        dirty.add((NEIGH, vni, ip))
+                else:
+                    if group is None:
+                        ips[gk] = {key: path}
+                    else:
+                        group[key] = path
+                    self._refresh_neigh(vni, ip)
+        if l3:
+            prefix = host_prefix(ip)  # type: ignore[arg-type]
+            for vni in l3:
+                self._group_put(self._prefixes, (vni, prefix), key, path)
+                self._refresh_route(vni, prefix)
 
     def _peer_state(self, event: PeerState) -> None:
         stats = self._peer(event.peer)
@@ -340,7 +429,7 @@ class Core:
             if gr > 0:
                 # RFC 4724: keep forwarding on the paths, marked stale, for the restart time.
                 for key in self.rib.mark_stale(event.peer, self._now + gr):
-                    if len(self.rib.candidates.get(key, ())) > 1:
+                    if key in self.rib.multi:
                         old, new = self.rib.reselect(key)
                         if old is not new:
                             self._best_changed(key, old, new)
@@ -367,11 +456,9 @@ class Core:
 
     def _best_changed(self, key: RouteKey, old: Path | None, new: Path | None) -> None:
         """A key's best path changed: move it in the indexes, refresh the objects it feeds."""
-        targets = self._targets
-        old_t = targets.pop(key, None) if old is not None else None
-        new_t = None
-        if new is not None:
-            new_t = targets[key] = path_targets(new, self._view.imports)
+        imports = self._view.imports
+        old_t = None if old is None else path_targets(old, imports)
+        new_t = None if new is None else path_targets(new, imports)
         kind = type(key)
         if kind is MacIpKey:
             self._type2_changed(key, old, new, old_t, new_t)  # type: ignore[arg-type]
@@ -593,13 +680,12 @@ class Core:
     def _rebuild_indexes(self) -> None:
         """After a configuration change: re-select, re-import everything, diff desired state."""
         self._macs, self._ips, self._prefixes, self._flood = {}, {}, {}, {}
-        self._rmac_refs, self._targets = {}, {}
+        self._rmac_refs = {}
         rib, imports = self.rib, self._view.imports
-        for key, cands in rib.candidates.items():
-            if len(cands) > 1:
-                rib.reselect(key)
+        for key in list(rib.multi):
+            rib.reselect(key)
         for key, best in rib.best.items():
-            l2, l3 = self._targets[key] = path_targets(best, imports)
+            l2, l3 = path_targets(best, imports)
             if type(key) is MacIpKey:
                 for vni in l2:
                     self._group_put(self._macs, (vni, key.mac), key, best)
@@ -893,7 +979,7 @@ class Core:
             stale = rib.stale.get(peer, ())
             for key, path in table.items():
                 best = rib.best.get(key) is path
-                l2, l3 = self._targets.get(key, ((), ())) if best else ((), ())
+                l2, l3 = path_targets(path, self._view.imports) if best else ((), ())
                 duplicate = type(key) is MacIpKey and any(
                     self.mobility.is_frozen(v, key.mac) for v in (l2 or (path.vni,))
                 )
@@ -1061,13 +1147,13 @@ class Core:
         return item
 
     def _why_unknown(self, query: str, is_mac: bool, vni: int | None = None) -> str:
+        for peer, table in self.rib.adj_in.items():
+            for key, path in table.items():
+                if type(key) is MacIpKey and (key.mac if is_mac else key.ip) == query:
+                    l2, _ = path_targets(path, self._view.imports)
+                    if vni is None or vni not in l2:
+                        return f"received from {peer} but no VNI imports it (route targets)"
         for key, (peer, reason, when) in reversed(self.rejections.items()):
             if type(key) is MacIpKey and (key.mac if is_mac else key.ip) == query:
                 return f"rejected from {peer}: {reason.removeprefix('rejected_')} at {when}"
-        for peer, table in self.rib.adj_in.items():
-            for key in table:
-                if type(key) is MacIpKey and (key.mac if is_mac else key.ip) == query:
-                    l2, _ = self._targets.get(key, ((), ()))
-                    if vni is None or vni not in l2:
-                        return f"received from {peer} but no VNI imports it (route targets)"
         return "no route for it"

@@ -50,10 +50,19 @@ class DesiredState:
 
     def lookup(self, kind: str, vni: int, key: str) -> object | None:
         """The wanted value of one object, or None when it should not exist."""
-        if kind == FLOOD:
+        if kind == FDB:
+            table = self.fdb.get(vni)
+        elif kind == NEIGH:
+            table = self.neigh.get(vni)
+        elif kind == FLOOD:
             return True if key in self.flood.get(vni, ()) else None
-        table = {FDB: self.fdb, NEIGH: self.neigh, ROUTE: self.routes, RMAC: self.rmacs}[kind]
-        return table.get(vni, {}).get(key)
+        elif kind == ROUTE:
+            table = self.routes.get(vni)  # type: ignore[assignment]
+        elif kind == RMAC:
+            table = self.rmacs.get(vni)
+        else:
+            raise KeyError(kind)
+        return None if table is None else table.get(key)
 
     def snapshot(self) -> dict[str, dict]:
         """Every wanted object as plain, comparable data (empty per-VNI tables left out)."""

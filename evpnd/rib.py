@@ -117,15 +117,27 @@ class PeerStats:
 
 
 class Rib:
-    """Adj-RIB-In per peer, candidates and best path per key, graceful-restart staleness."""
+    """Adj-RIB-In per peer, best path per key, graceful-restart staleness.
+
+    Most keys come from one peer only, so the per-key candidate set is kept only for keys
+    that several peers sent (`multi`); `best` holds the best path of every key.
+    """
 
     def __init__(self) -> None:
         self.adj_in: dict[str, dict[RouteKey, Path]] = {}
-        self.candidates: dict[RouteKey, dict[str, Path]] = {}
         self.best: dict[RouteKey, Path] = {}
+        self.multi: dict[RouteKey, dict[str, Path]] = {}
         self.stale: dict[str, set[RouteKey]] = {}
         self.stale_deadline: dict[str, float] = {}
         self.peers: dict[str, PeerStats] = {}
+
+    def candidates(self, key: RouteKey) -> dict[str, Path]:
+        """Every peer's path for a key."""
+        multi = self.multi.get(key)
+        if multi is not None:
+            return multi
+        best = self.best.get(key)
+        return {} if best is None else {best.peer: best}
 
     def put(self, path: Path) -> tuple[Path | None, Path | None]:
         """Store a peer's path (replacing its previous one for the key): (old best, new best)."""
@@ -137,15 +149,18 @@ class Rib:
         stale = self.stale.get(peer)
         if stale:
             stale.discard(key)
-        cands = self.candidates.get(key)
-        if cands is None:
-            self.candidates[key] = {peer: path}
+        old = self.best.get(key)
+        if old is None:
             self.best[key] = path
             return None, path
-        cands[peer] = path
-        old = self.best[key]
-        new = path if len(cands) == 1 else select_best(cands, self.stale)
-        self.best[key] = new
+        multi = self.multi.get(key)
+        if multi is None:
+            if old.peer == peer:
+                self.best[key] = path
+                return old, path
+            multi = self.multi[key] = {old.peer: old}
+        multi[peer] = path
+        new = self.best[key] = select_best(multi, self.stale)
         return old, new
 
     def remove(self, peer: str, key: RouteKey) -> tuple[Path | None, Path | None]:
@@ -156,25 +171,29 @@ class Rib:
         stale = self.stale.get(peer)
         if stale:
             stale.discard(key)
-        cands = self.candidates[key]
-        del cands[peer]
         old = self.best[key]
-        if not cands:
-            del self.candidates[key]
+        multi = self.multi.get(key)
+        if multi is None:
             del self.best[key]
             return old, None
-        new = select_best(cands, self.stale) if old.peer == peer else old
+        del multi[peer]
+        if len(multi) == 1:
+            del self.multi[key]
+            (new,) = multi.values()
+        elif old.peer == peer:
+            new = select_best(multi, self.stale)
+        else:
+            new = old
         self.best[key] = new
         return old, new
 
     def reselect(self, key: RouteKey) -> tuple[Path | None, Path | None]:
         """Re-run best-path selection for a key (after staleness changed)."""
-        cands = self.candidates.get(key)
-        if not cands:
-            return None, None
-        old = self.best[key]
-        new = select_best(cands, self.stale)
-        self.best[key] = new
+        old = self.best.get(key)
+        multi = self.multi.get(key)
+        if multi is None:
+            return old, old
+        new = self.best[key] = select_best(multi, self.stale)
         return old, new
 
     def mark_stale(self, peer: str, deadline: float) -> list[RouteKey]:
@@ -202,7 +221,8 @@ class Rib:
         return list(self.adj_in.get(peer, ()))
 
     def get(self, peer: str, key: RouteKey) -> Path | None:
-        return self.adj_in.get(peer, {}).get(key)
+        table = self.adj_in.get(peer)
+        return None if table is None else table.get(key)
 
 
 def own_rds(cfg: Config) -> frozenset[str]:

@@ -1,0 +1,409 @@
+"""The core: loop rejection, peers going down, graceful restart, local routes, IRB, views."""
+
+from __future__ import annotations
+
+import pytest
+
+from evpnd.config import parse_config
+from evpnd.core import Core
+from evpnd.desired import RouteNextHop
+from evpnd.events import CommandReply, EndOfRib, LocalMac, Notification, PeerState, RouteUpdate
+from evpnd.routes.evpn import ImetKey, MacIpKey, Pmsi, PrefixKey
+
+from .core_helpers import (
+    ROUTER_MAC,
+    announce,
+    apply_all,
+    assert_consistent,
+    make_cfg,
+    make_core,
+    t2,
+    t3,
+    t5,
+    withdraw,
+)
+
+MAC = "02:00:00:00:00:01"
+RMAC2 = "02:bb:00:00:00:02"
+
+
+# ----------------------------------------------------------------------------- start
+
+
+def test_start_originates_type3_per_l2vni_and_type5_per_prefix():
+    core = Core(make_cfg())
+    effects = core.start(0.0)
+    assert effects.withdraw == []
+    by_key = {p.key: p for p in effects.announce}
+    imet = by_key[ImetKey(core.cfg.rd_for(100), 0, "192.0.2.1")]
+    assert imet.attrs.pmsi == Pmsi(6, 100, "192.0.2.1")
+    assert imet.attrs.route_targets == ("65001:100",) and imet.attrs.encap == 8
+    assert imet.vni == 100 and imet.next_hop == "192.0.2.1" and imet.peer == "local"
+    assert ImetKey(core.cfg.rd_for(200), 0, "192.0.2.1") in by_key
+    prefix = by_key[PrefixKey(core.cfg.rd_for(5000), 0, "10.1.0.0/24")]
+    assert prefix.vni == 5000 and prefix.gateway == "0.0.0.0"
+    assert prefix.attrs.router_mac == ROUTER_MAC
+    assert prefix.attrs.route_targets == ("65001:5000",)
+    assert len(effects.announce) == 3
+    assert sorted(core.advertised()) == sorted(effects.announce)
+    # Own routes put nothing into the kernel's wanted state (no flood to ourselves).
+    assert core.desired.counts() == dict.fromkeys(core.desired.counts(), 0)
+
+
+def test_auto_rd_and_rt_follow_frr():
+    core = Core(make_cfg(asn=4200000001))
+    paths = core.start(0.0).announce
+    imet = next(p for p in paths if p.vni == 100)
+    assert imet.key.rd == "192.0.2.1:1"
+    assert imet.attrs.route_targets == (core.cfg.auto_rt(100),)
+
+
+def test_ipv6_prefix_gateway():
+    core = Core(
+        make_cfg(
+            l3vnis=[{"vni": 5000, "table": 9, "advertise_prefixes": ["2001:db8:1::/64"]}],
+        )
+    )
+    (t5p,) = [p for p in core.start(0.0).announce if isinstance(p.key, PrefixKey)]
+    assert t5p.gateway == "::" and t5p.key.prefix == "2001:db8:1::/64"
+
+
+# ----------------------------------------------------------------------------- rejection
+
+LOOPS = [
+    ("rejected_own_as", dict(as_path=(65002, 65001))),
+    ("rejected_own_rd", dict(rd="192.0.2.1:1")),
+    ("rejected_originator", dict(originator_id="192.0.2.1")),
+    ("rejected_no_vni", dict(rts=("65002:777",))),
+]
+
+
+@pytest.mark.parametrize("reason,kw", LOOPS, ids=[r for r, _ in LOOPS])
+def test_loop_rejections_are_counted(reason, kw):
+    core = make_core()
+    path = t2("192.0.2.2", MAC, **kw)
+    apply_all(core, announce(path))
+    assert core.counters[reason] == 1
+    assert core.desired.fdb[100] == {}
+    stats = core.peer_stats()[path.peer]
+    assert stats["received"] == 1 and stats["rejected"] == 1 and stats["accepted"] == 0
+    assert reason.removeprefix("rejected_") in str(core.explain(MAC)) or reason == (
+        "rejected_no_vni"
+    )
+
+
+def test_own_vtep_next_hop_rejected():
+    core = make_core()
+    apply_all(core, announce(t2("192.0.2.1", MAC, peer="10.0.0.2")))
+    apply_all(core, announce(t3("192.0.2.1", peer="10.0.0.2")))
+    assert core.counters["rejected_own_vtep"] == 2
+    assert core.desired.fdb[100] == {} and core.desired.flood[100] == set()
+
+
+def test_malformed_next_hop_rejected():
+    core = make_core()
+    apply_all(core, announce(t2("192.0.2.2", MAC)._replace(next_hop="not-an-ip")))
+    assert core.counters["rejected_malformed"] == 1
+    assert core.desired.fdb[100] == {}
+
+
+def test_rejected_replacement_withdraws_the_earlier_path():
+    # RFC 7606 treat-as-withdraw: a peer's new, looped path for a key removes its old one.
+    core = make_core()
+    apply_all(core, announce(t2("192.0.2.2", MAC)))
+    assert core.desired.fdb[100] == {MAC: "192.0.2.2"}
+    apply_all(core, announce(t2("192.0.2.2", MAC, as_path=(65002, 65001))))
+    assert core.desired.fdb[100] == {}
+    assert_consistent(core)
+
+
+def test_no_vni_path_is_kept_and_imported_after_reconfigure():
+    core = make_core()
+    path = t2("192.0.2.2", MAC, rts=("65002:300",), vni=300)
+    apply_all(core, announce(path))
+    assert core.counters["rejected_no_vni"] == 1
+    why = core.explain(MAC)
+    assert "no VNI imports it" in why["why_not"]
+    cfg = make_cfg(
+        l2vnis=[
+            {"vni": 100, "bridge": "br100"},
+            {"vni": 200, "bridge": "br200"},
+            {"vni": 300, "bridge": "br300"},
+        ]
+    )
+    effects = core.reconfigure(cfg, 1.0)
+    assert core.desired.fdb[300] == {MAC: "192.0.2.2"}
+    assert ("fdb", 300, MAC) in core.desired.drain()
+    # The new VNI gets its own type-3.
+    assert [p.vni for p in effects.announce if isinstance(p.key, ImetKey)] == [300]
+    assert_consistent(core)
+
+
+# ----------------------------------------------------------------------------- peers
+
+
+def test_peer_down_flushes_its_paths():
+    core = make_core()
+    a, b = t2("192.0.2.2", MAC), t2("192.0.2.3", "02:00:00:00:00:02")
+    apply_all(core, announce(a, b, t3("192.0.2.2")))
+    core.apply(PeerState(a.peer, "up"), 1.0)
+    assert core.peer_stats()[a.peer]["since"] == 1.0
+    core.desired.drain()
+    core.apply(PeerState(a.peer, "down", reason="hold timer"), 2.0)
+    assert core.desired.fdb[100] == {"02:00:00:00:00:02": "192.0.2.3"}
+    assert core.desired.flood[100] == set()
+    assert core.desired.drain() == {("fdb", 100, MAC), ("flood", 100, "192.0.2.2")}
+    stats = core.peer_stats()[a.peer]
+    assert stats["state"] == "down" and stats["paths"] == 0 and stats["since"] is None
+    assert_consistent(core)
+
+
+def test_graceful_restart_keeps_stale_paths_until_timeout():
+    core = make_core(exabgp={"graceful_restart": 120})
+    a, b = t2("192.0.2.2", MAC), t2("192.0.2.2", "02:00:00:00:00:02")
+    apply_all(core, announce(a, b))
+    core.apply(PeerState(a.peer, "down"), 10.0)
+    assert core.desired.fdb[100] == {MAC: "192.0.2.2", "02:00:00:00:00:02": "192.0.2.2"}
+    flags = {item["path"].key: item["stale"] for item in core.iter_paths() if not item["local"]}
+    assert flags == {a.key: True, b.key: True}
+    core.apply(PeerState(a.peer, "up"), 20.0)
+    apply_all(core, announce(a), now=21.0)  # re-announced: fresh again
+    assert not core.tick(129.0)
+    assert len(core.desired.fdb[100]) == 2
+    core.tick(130.0)  # restart time over: the still-stale path goes
+    assert core.desired.fdb[100] == {MAC: "192.0.2.2"}
+    assert core.counters["stale_swept"] == 1
+    assert_consistent(core)
+
+
+def test_end_of_rib_sweeps_stale_paths_at_once():
+    core = make_core(exabgp={"graceful_restart": 120})
+    a, b = t2("192.0.2.2", MAC), t2("192.0.2.2", "02:00:00:00:00:02")
+    apply_all(core, announce(a, b))
+    core.apply(PeerState(a.peer, "down"), 10.0)
+    core.apply(PeerState(a.peer, "up"), 11.0)
+    apply_all(core, announce(b), now=12.0)
+    core.apply(EndOfRib(a.peer), 13.0)
+    assert core.desired.fdb[100] == {"02:00:00:00:00:02": "192.0.2.2"}
+    assert core.rib.stale == {} and core.rib.stale_deadline == {}
+    assert_consistent(core)
+
+
+def test_stale_path_loses_to_a_fresh_one_from_another_peer():
+    core = make_core(exabgp={"graceful_restart": 60})
+    via1 = t2("192.0.2.2", MAC, peer="10.0.0.101", seq=1)
+    via2 = t2("192.0.2.2", MAC, peer="10.0.0.102", seq=1)
+    apply_all(core, announce(via1, via2))
+    assert core.rib.best[via1.key].peer == "10.0.0.101"
+    core.apply(PeerState("10.0.0.101", "down"), 1.0)
+    assert core.rib.best[via1.key].peer == "10.0.0.102"
+    assert_consistent(core)
+
+
+def test_withdraw_from_one_of_two_reflectors_keeps_the_route():
+    core = make_core()
+    via1 = t2("192.0.2.2", MAC, peer="10.0.0.101")
+    via2 = t2("192.0.2.2", MAC, peer="10.0.0.102")
+    apply_all(core, announce(via1, via2))
+    apply_all(core, withdraw(via1))
+    assert core.desired.fdb[100] == {MAC: "192.0.2.2"}
+    apply_all(core, withdraw(via2))
+    assert core.desired.fdb[100] == {}
+
+
+def test_other_events_are_ignored():
+    core = make_core()
+    assert not core.apply(Notification("10.0.0.2", 6, 2, "admin down"), 1.0)
+    assert not core.apply(CommandReply(True), 1.0)
+    assert not core.apply(EndOfRib("10.0.0.9"), 1.0)
+
+
+# ----------------------------------------------------------------------------- desired
+
+
+def test_flood_list_from_type3_pmsi_endpoint():
+    core = make_core()
+    apply_all(core, announce(t3("192.0.2.2"), t3("192.0.2.3", pmsi_endpoint="198.51.100.3")))
+    assert core.desired.flood[100] == {"192.0.2.2", "198.51.100.3"}
+    apply_all(core, withdraw(t3("192.0.2.2")))
+    assert core.desired.flood[100] == {"198.51.100.3"}
+    assert_consistent(core)
+
+
+def test_symmetric_irb_host_route_and_rmac():
+    core = make_core()
+    rts = ("65002:100", "65002:5000")
+    path = t2("192.0.2.2", MAC, "10.1.0.5", rts=rts, l3vni=5000, rmac=RMAC2)
+    apply_all(core, announce(path))
+    assert core.desired.fdb[100] == {MAC: "192.0.2.2"}
+    assert core.desired.neigh[100] == {"10.1.0.5": MAC}
+    assert core.desired.routes[5000] == {"10.1.0.5/32": RouteNextHop("192.0.2.2", RMAC2)}
+    assert core.desired.rmacs[5000] == {"192.0.2.2": RMAC2}
+    assert core.desired.drain() == {
+        ("fdb", 100, MAC),
+        ("neigh", 100, "10.1.0.5"),
+        ("route", 5000, "10.1.0.5/32"),
+        ("rmac", 5000, "192.0.2.2"),
+    }
+    assert_consistent(core)
+    apply_all(core, withdraw(path))
+    assert core.desired.routes[5000] == {} and core.desired.rmacs[5000] == {}
+    assert core.desired.drain() == {
+        ("fdb", 100, MAC),
+        ("neigh", 100, "10.1.0.5"),
+        ("route", 5000, "10.1.0.5/32"),
+        ("rmac", 5000, "192.0.2.2"),
+    }
+
+
+def test_host_route_v6_and_only_l3_rt():
+    # A host in a VNI we do not have, but in our tenant: only the /128 host route.
+    core = make_core()
+    path = t2("192.0.2.2", MAC, "2001:db8::5", vni=900, rts=("65002:5000",), l3vni=5000)
+    apply_all(core, announce(path))
+    assert core.desired.routes[5000] == {"2001:db8::5/128": RouteNextHop("192.0.2.2", None)}
+    assert core.desired.fdb[100] == {}
+    assert core.counters["rejected_no_vni"] == 0
+
+
+def test_type5_routes_and_rmacs():
+    core = make_core()
+    a = t5("192.0.2.2", "10.9.0.0/24", rmac=RMAC2)
+    b = t5("192.0.2.3", "10.9.0.0/24", rmac="02:cc:00:00:00:03")
+    apply_all(core, announce(b, a))
+    # Same prefix from two VTEPs: deterministic, the lowest VTEP.
+    assert core.desired.routes[5000] == {"10.9.0.0/24": RouteNextHop("192.0.2.2", RMAC2)}
+    assert core.desired.rmacs[5000] == {"192.0.2.2": RMAC2}
+    apply_all(core, withdraw(a))
+    assert core.desired.routes[5000] == {
+        "10.9.0.0/24": RouteNextHop("192.0.2.3", "02:cc:00:00:00:03")
+    }
+    assert core.desired.rmacs[5000] == {"192.0.2.3": "02:cc:00:00:00:03"}
+    # Our own prefix is local: a remote copy installs nothing.
+    apply_all(core, announce(t5("192.0.2.4", "10.1.0.0/24")))
+    assert "10.1.0.0/24" not in core.desired.routes[5000]
+    assert_consistent(core)
+
+
+def test_explicit_import_rts():
+    core = make_core(
+        l2vnis=[{"vni": 100, "bridge": "br100", "import_rts": ["65000:1"]}],
+        l3vnis=[],
+    )
+    apply_all(core, announce(t2("192.0.2.2", MAC, rts=("65002:100",))))
+    assert core.desired.fdb[100] == {}
+    assert core.counters["rejected_no_vni"] == 1
+    apply_all(core, announce(t2("192.0.2.3", MAC, rts=("65000:1",))))
+    assert core.desired.fdb[100] == {MAC: "192.0.2.3"}
+
+
+# ----------------------------------------------------------------------------- local
+
+
+def test_local_mac_in_unknown_vni_is_counted():
+    core = make_core()
+    assert not core.apply(LocalMac(999, MAC), 1.0)
+    assert core.counters["local_unknown_vni"] == 1
+
+
+def test_local_mac_ip_in_l2vni_without_l3vni():
+    core = make_core()
+    (path,) = core.apply(LocalMac(200, MAC, ip="10.2.0.1"), 1.0).announce
+    assert path.l3vni == 0 and path.attrs.route_targets == ("65001:200",)
+    assert path.attrs.router_mac is None and path.key.rd == core.cfg.rd_for(200)
+
+
+def test_local_host_route_beats_remote_one():
+    core = make_core()
+    core.apply(LocalMac(100, MAC, ip="10.1.0.5"), 1.0)
+    rts = ("65002:100", "65002:5000")
+    other = t2("192.0.2.2", "02:00:00:00:00:09", "10.1.0.5", rts=rts, l3vni=5000, rmac=RMAC2)
+    apply_all(core, announce(other))
+    assert "10.1.0.5/32" not in core.desired.routes[5000]
+    assert_consistent(core)
+
+
+def test_reconfigure_withdraws_removed_and_changed():
+    core = Core(make_cfg())
+    first = {p.key: p for p in core.start(0.0).announce}
+    core.apply(LocalMac(200, MAC), 1.0)
+    cfg = make_cfg(
+        l2vnis=[{"vni": 100, "bridge": "br100", "export_rts": ["65001:1100"]}],
+        l3vnis=[],
+    )
+    effects = core.reconfigure(cfg, 2.0)
+    withdrawn = {p.key for p in effects.withdraw}
+    # VNI 200 (its type-3 and the local MAC) and the type-5 are gone.
+    assert ImetKey(first_rd(first, 200), 0, "192.0.2.1") in withdrawn
+    assert any(isinstance(k, PrefixKey) for k in withdrawn)
+    assert any(isinstance(k, MacIpKey) for k in withdrawn)
+    (imet,) = effects.announce
+    assert imet.attrs.route_targets == ("65001:1100",)
+    assert core.advertised() == [imet]
+    assert_consistent(core)
+
+
+def first_rd(paths: dict, vni: int) -> str:
+    return next(p.key.rd for p in paths.values() if p.vni == vni and isinstance(p.key, ImetKey))
+
+
+def test_reconfigure_to_own_rd_drops_looping_paths():
+    core = make_core()
+    apply_all(core, announce(t2("192.0.2.2", MAC, rd="192.0.2.2:100")))
+    cfg = make_cfg(l2vnis=[{"vni": 100, "bridge": "br100", "rd": "192.0.2.2:100"}], l3vnis=[])
+    core.reconfigure(cfg, 1.0)
+    assert core.desired.fdb[100] == {}
+    assert core.counters["rejected_own_rd"] == 1
+
+
+# ----------------------------------------------------------------------------- views
+
+
+def test_views():
+    core = make_core()
+    rts = ("65002:100", "65002:5000")
+    apply_all(
+        core,
+        announce(
+            t2("192.0.2.2", MAC, "10.1.0.5", rts=rts, l3vni=5000, rmac=RMAC2, seq=2),
+            t2("192.0.2.3", MAC, seq=1),
+        ),
+    )
+    core.apply(LocalMac(100, "02:00:00:00:00:0a", sticky=True), 1.0)
+    rows = {(r["vni"], r["mac"]): r for r in core.mac_table()}
+    remote = rows[(100, MAC)]
+    assert remote["type"] == "remote" and remote["vtep"] == "192.0.2.2"
+    assert remote["remote_seq"] == 2 and remote["ips"] == ["10.1.0.5"] and remote["paths"] == 2
+    local = rows[(100, "02:00:00:00:00:0a")]
+    assert local["type"] == "local" and local["sticky"] and local["vtep"] is None
+    why = core.explain(MAC)
+    (item,) = why["vnis"]
+    assert item["winner"]["next_hop"] == "192.0.2.2"
+    assert item["reason"] == "higher sequence (2 > 1)"
+    assert item["kernel"] == "192.0.2.2"
+    assert len(item["candidates"]) == 2
+    by_ip = core.explain("10.1.0.5")
+    assert by_ip["kind"] == "ip" and by_ip["vnis"][0]["kernel"] == MAC
+    assert by_ip["routes"][0]["kernel"] == RouteNextHop("192.0.2.2", RMAC2)
+    local_why = core.explain("02:00:00:00:00:0a")["vnis"][0]
+    assert "local" in local_why["why_not"] and local_why["local"]["sticky"]
+    assert core.explain("02:00:00:00:00:ff", vni=100)["vnis"][0]["why_not"] == "no route for it"
+    flags = [i for i in core.iter_paths() if i["best"] and not i["local"]]
+    assert {f["path"].next_hop for f in flags} == {"192.0.2.2", "192.0.2.3"}
+    assert all(f["l2vnis"] == [100] for f in flags)
+
+
+def test_route_update_for_local_peer_name_is_refused():
+    core = make_core()
+    core.apply(RouteUpdate("local", announced=[t2("192.0.2.2", MAC)]), 1.0)
+    assert core.desired.fdb[100] == {}
+
+
+def test_reconfigure_without_changes_is_quiet():
+    core = make_core()
+    apply_all(core, announce(t2("192.0.2.2", MAC), t3("192.0.2.2")))
+    core.apply(LocalMac(100, "02:00:00:00:00:0a"), 1.0)
+    core.desired.drain()
+    cfg = parse_config(core.cfg.model_dump(mode="json"))
+    assert not core.reconfigure(cfg, 2.0)
+    assert core.desired.drain() == set()
