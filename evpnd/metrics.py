@@ -159,38 +159,45 @@ class EvpndCollector(Collector):
 
     # -- kernel (dataplane) -------------------------------------------------------------------
     def _kernel(self, ctx) -> Iterator:
+        """Dataplane.stats(): ops, errors, passes, full_passes, last_pass_seconds,
+        last_full_seconds, repairs, conflicts, dumps, owned {kind: n} (evpnd/dataplane)."""
         try:
             stats = ctx.dataplane_stats() or {}
         except Exception:
             stats = {}
-        ops = CounterMetricFamily("evpnd_kernel_operations", "Netlink writes by kind and op",
-                                  labels=["kind", "op"])  # fmt: skip
-        errors = CounterMetricFamily("evpnd_kernel_errors", "Netlink writes that failed",
-                                     labels=["kind"])  # fmt: skip
+        for key, name, text in (
+            ("ops", "evpnd_kernel_operations", "Netlink writes (FDB, neighbour, route, link)"),
+            ("errors", "evpnd_kernel_errors", "Netlink writes the kernel refused"),
+            ("repairs", "evpnd_kernel_repairs", "Entries repaired after drift (changed outside)"),
+            ("conflicts", "evpnd_kernel_conflicts", "Wanted entries blocked by foreign ones"),
+            ("dumps", "evpnd_kernel_dumps", "Full kernel dumps"),
+        ):
+            value = _num(stats.get(key))
+            if value is not None:
+                c = CounterMetricFamily(name, text)
+                c.add_metric([], value)
+                yield c
+        passes = CounterMetricFamily("evpnd_reconcile_passes", "Reconciliation passes",
+                                     labels=["scope"])  # fmt: skip
+        duration = GaugeMetricFamily("evpnd_reconcile_duration_seconds",
+                                     "Duration of the last reconciliation pass",
+                                     labels=["scope"])  # fmt: skip
+        for scope, count_key, seconds_key in (
+            ("incremental", "passes", "last_pass_seconds"),
+            ("full", "full_passes", "last_full_seconds"),
+        ):
+            count, seconds = _num(stats.get(count_key)), _num(stats.get(seconds_key))
+            if count is not None:
+                passes.add_metric([scope], count)
+            if seconds is not None:
+                duration.add_metric([scope], seconds)
+        yield passes
+        yield duration
         owned = GaugeMetricFamily("evpnd_kernel_owned_entries", "Kernel objects owned by evpnd",
                                   labels=["kind"])  # fmt: skip
-        for kind, value in _flatten(stats.get("ops", {})):
-            k, _, op = kind.partition(".")
-            ops.add_metric([k, op or "all"], value)
-        for kind, value in _flatten(stats.get("errors", {})):
-            errors.add_metric([kind], value)
         for kind, value in _flatten(stats.get("owned", {})):
             owned.add_metric([kind], value)
-        yield ops
-        yield errors
         yield owned
-        duration = _num(stats.get("last_reconcile_seconds", stats.get("reconcile_seconds")))
-        g = GaugeMetricFamily(
-            "evpnd_reconcile_duration_seconds", "Duration of the last full reconciliation"
-        )
-        if duration is not None:
-            g.add_metric([], duration)
-        yield g
-        reconciles = _num(stats.get("reconciles"))
-        if reconciles is not None:
-            c = CounterMetricFamily("evpnd_reconciles", "Full reconciliations run")
-            c.add_metric([], reconciles)
-            yield c
 
     # -- ExaBGP -------------------------------------------------------------------------------
     def _speaker(self, ctx) -> Iterator:
@@ -205,6 +212,15 @@ class EvpndCollector(Collector):
         pid = status.get("exabgp_pid", status.get("pid"))
         g.add_metric([], 1.0 if pid else 0.0)
         yield g
+        flaps = CounterMetricFamily("evpnd_bgp_session_flaps", "Sessions that went down",
+                                    labels=["peer"])  # fmt: skip
+        peers = status.get("peers")
+        if isinstance(peers, dict):
+            for peer, st in sorted(peers.items()):
+                value = _num(st.get("flaps")) if isinstance(st, dict) else None
+                if value is not None:
+                    flaps.add_metric([str(peer)], value)
+        yield flaps
 
 
 def _flatten(value: object, prefix: str = "") -> Iterator[tuple[str, float]]:

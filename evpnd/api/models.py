@@ -114,10 +114,13 @@ class MacsReply(_Reply):
 class KernelDiffEntry(_Reply):
     """One kernel object that is not what it should be."""
 
-    kind: str = Field(description="fdb, flood, neigh, route or rmac")
+    kind: str = Field(description="fdb, bridge_fdb, flood, neigh, route, rmac, rmac_fdb")
     vni: int
     key: str = Field(description="MAC, VTEP, IP or prefix")
-    problem: Literal["missing", "extra", "different"]
+    problem: Literal["missing", "extra", "different", "conflict"] = Field(
+        description="missing: wanted, not in the kernel; extra: owned, not wanted; different: "
+        "another value; conflict: wanted, but an entry evpnd does not own is in the way"
+    )
     wanted: str | None = None
     kernel: str | None = None
 

@@ -165,7 +165,7 @@ def show_peers(ctx, args: p.PeersArgs) -> PeersReply:
         stats = core_stats.get(addr, {})
         sp = speaker.get(addr, {})
         state = stats.get("state") or sp.get("state") or "idle"
-        since = stats.get("since")
+        since = stats.get("since") or sp.get("since")
         up = state == "up"
         entries.append(
             PeerEntry(
@@ -178,7 +178,7 @@ def show_peers(ctx, args: p.PeersArgs) -> PeersReply:
                 accepted=stats.get("accepted", 0),
                 rejected=stats.get("rejected", 0),
                 advertised=advertised if up else 0,
-                last_error=str(stats.get("reason") or sp.get("last_error") or ""),
+                last_error=str(stats.get("reason") or sp.get("last_reason") or ""),
             )
         )
     pid = status.get("exabgp_pid", status.get("pid"))
@@ -282,45 +282,45 @@ def show_macs(ctx, args: p.MacsArgs) -> MacsReply:
 
 # -- show kernel diff -------------------------------------------------------------------------
 
-_PROBLEM_NAMES = {"missing": "missing", "extra": "extra", "different": "different"}
-_PROBLEM_NAMES["changed"] = "different"
-_PROBLEM_NAMES["stale"] = "extra"
+_PROBLEMS = {"missing": "missing", "extra": "extra", "different": "different"}
+_PROBLEMS |= {"conflicts": "conflict", "conflict": "conflict", "changed": "different"}
 
 
 def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
+    if value is None:
+        return None
+    if isinstance(value, list | tuple):
+        return " ".join(str(x) for x in value if x is not None) or None
+    return str(value)
+
+
+def _first(item: dict, *names: str) -> Any:
+    for name in names:
+        if item.get(name) is not None:
+            return item[name]
+    return None
 
 
 def _diff_entry(problem: str, item: Any) -> KernelDiffEntry:
-    if isinstance(item, dict):
-        kernel = item.get("kernel", item.get("actual"))
-        return KernelDiffEntry(
-            kind=str(item.get("kind", "?")),
-            vni=int(item.get("vni", 0)),
-            key=str(item.get("key", "?")),
-            problem=_PROBLEM_NAMES.get(str(item.get("problem", problem)), "different"),
-            wanted=_text(item.get("wanted")),
-            kernel=_text(kernel),
-        )
-    kind, vni, key, *rest = [*item, None, None]
+    """Dataplane.kernel_diff()'s entries: {"kind", "vni", "key", "want", "have"}."""
+    if not isinstance(item, dict):
+        kind, vni, key, want, have = [*item, None, None][:5]
+        item = {"kind": kind, "vni": vni, "key": key, "want": want, "have": have}
     return KernelDiffEntry(
-        kind=str(kind),
-        vni=int(vni or 0),
-        key=str(key),
-        problem=_PROBLEM_NAMES.get(problem, "different"),
-        wanted=_text(rest[0]),
-        kernel=_text(rest[1]),
+        kind=str(item.get("kind", "?")),
+        vni=int(item.get("vni") or 0),
+        key=str(item.get("key", "?")),
+        problem=_PROBLEMS.get(str(item.get("problem", problem)), "different"),  # type: ignore
+        wanted=_text(_first(item, "want", "wanted")),
+        kernel=_text(_first(item, "have", "kernel")),
     )
 
 
 def show_kernel_diff(ctx, args: p.KernelDiffArgs) -> KernelDiffReply:
     diff = ctx.kernel_diff() or {}
     entries: list[KernelDiffEntry] = []
-    if isinstance(diff.get("entries"), list):
-        entries = [_diff_entry("different", e) for e in diff["entries"]]
-    for name in ("missing", "extra", "different", "changed", "stale"):
-        items = diff.get(name)
-        if isinstance(items, list):
+    for name, items in diff.items():
+        if name in _PROBLEMS and isinstance(items, list):
             entries += [_diff_entry(name, e) for e in items]
     entries.sort(key=lambda e: (e.vni, e.kind, e.key, e.problem))
     return KernelDiffReply(converged=not entries, entries=entries)

@@ -43,8 +43,12 @@ async def test_metrics_off_by_default():
 
 async def test_scrape_reads_the_core_and_moves_with_traffic():
     world = make_world()
-    world.stats = {"ops": {"fdb": {"add": 7, "del": 2}}, "errors": {"fdb": 1},
-                   "owned": {"fdb": 5}, "last_reconcile_seconds": 0.012}  # fmt: skip
+    # Dataplane.stats() and Speaker.status() as evpnd/dataplane and evpnd/bgp give them.
+    world.stats = {"ops": 9, "errors": 1, "passes": 4, "full_passes": 1, "repairs": 0,
+                   "last_pass_seconds": 0.002, "last_full_seconds": 0.012,
+                   "owned": {"fdb": 5, "neigh": 1}}  # fmt: skip
+    peers = {B: {"state": "up", "flaps": 0}, C: {"state": "down", "flaps": 1}}
+    world.status = {"exabgp_pid": 4242, "restarts": 1, "peers": peers}
     port = free_port()
     cfg = parse_config({**CONFIG, "metrics": {"enabled": True, "port": port}})
     server = start_metrics(world, cfg)
@@ -59,9 +63,12 @@ async def test_scrape_reads_the_core_and_moves_with_traffic():
         assert m[("evpnd_bgp_advertised_paths", (("type", "3"),))] == 2
         assert m[("evpnd_bgp_advertised_paths", (("type", "5"),))] == 1
         assert m[("evpnd_bgp_paths", (("peer", C), ("type", "2")))] == 1
-        assert m[("evpnd_kernel_operations_total", (("kind", "fdb"), ("op", "add")))] == 7
-        assert m[("evpnd_kernel_errors_total", (("kind", "fdb"),))] == 1
-        assert m[("evpnd_reconcile_duration_seconds", ())] == 0.012
+        assert m[("evpnd_kernel_operations_total", ())] == 9
+        assert m[("evpnd_kernel_errors_total", ())] == 1
+        assert m[("evpnd_reconcile_duration_seconds", (("scope", "full"),))] == 0.012
+        assert m[("evpnd_reconcile_passes_total", (("scope", "incremental"),))] == 4
+        assert m[("evpnd_kernel_owned_entries", (("kind", "neigh"),))] == 1
+        assert m[("evpnd_bgp_session_flaps_total", (("peer", C),))] == 1
         assert m[("evpnd_exabgp_restarts_total", ())] == 1
         assert m[("evpnd_duplicate_macs", ())] == 1
         # Traffic: B announces three more MACs, C comes back. The next scrape sees it.

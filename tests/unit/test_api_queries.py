@@ -138,18 +138,26 @@ async def test_clear_dup_addr_goes_through_the_context():
         await ask(w, "clear dup-addr", mac="zz")
 
 
-async def test_kernel_diff_shapes():
+async def test_kernel_diff_from_the_dataplane_format():
     w = make_world()
+    w.diff = {"missing": [], "extra": [], "different": [], "conflicts": [], "counts": {}}
     assert (await ask(w, "show kernel diff")).converged
+    # Dataplane.kernel_diff() entries (evpnd/dataplane/plan.py: diff), values as it gives them
     w.diff = {
-        "missing": [{"kind": "fdb", "vni": 100, "key": MAC_REMOTE, "wanted": B}],
-        "extra": [("neigh", 100, "10.1.0.99", None, "02:00:00:00:00:99")],
-    }
+        "missing": [{"kind": "fdb", "vni": 100, "key": MAC_REMOTE, "want": B}],
+        "extra": [{"kind": "neigh", "vni": 100, "key": "10.1.0.99", "have": "02:00:00:00:00:99"}],
+        "different": [{"kind": "route", "vni": 5000, "key": "10.8.0.0/24",
+                       "want": [B, "br5000"], "have": [C, "br5000"]}],
+        "conflicts": [{"kind": "fdb", "vni": 100, "key": MAC_STALE, "want": C}],
+        "counts": {"missing": 1, "extra": 1, "different": 1, "conflicts": 1},
+    }  # fmt: skip
     reply = await ask(w, "show kernel diff")
     assert not reply.converged
     assert [(e.problem, e.kind, e.key, e.wanted, e.kernel) for e in reply.entries] == [
         ("missing", "fdb", MAC_REMOTE, B, None),
+        ("conflict", "fdb", MAC_STALE, C, None),
         ("extra", "neigh", "10.1.0.99", None, "02:00:00:00:00:99"),
+        ("different", "route", "10.8.0.0/24", f"{B} br5000", f"{C} br5000"),
     ]
 
 
@@ -167,7 +175,7 @@ async def test_explain_remote_mac_local_winner_and_unknown():
     ip = await ask(w, "explain", target="10.1.0.21", vni=100)
     assert ip.kind == "ip" and ip.vnis[0].kernel == MAC_REMOTE
     foreign = await ask(w, "explain", target=MAC_FOREIGN)
-    assert foreign.vnis == [] and "no_vni" in foreign.why_not
+    assert foreign.vnis == [] and B in foreign.why_not  # received from B, not imported
     with pytest.raises(QueryError, match="not a MAC or IP"):
         await ask(w, "explain", target="hello")
 
