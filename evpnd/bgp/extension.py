@@ -7,6 +7,8 @@ the commands below, then runs ExaBGP's own main.
 Commands (one line each, written by evpnd through the relay to ExaBGP's process API):
   announce evpn ... / withdraw evpn ...     one route (grammar: evpnd.bgp.commands); answered
                                             with ExaBGP's `done`/`error` when acks are on
+  evpnd routes TICKET PEERS ; GROUPS        many routes as packed hex (evpnd.bgp.batch): the
+                                            speaker's fast path
   evpnd batch TICKET PEERS ; CMD ; CMD ...  many announce/withdraw evpn commands at once
   evpnd clear TICKET PEERS                  forget the Adj-RIB-Out of PEERS (a re-added peer)
   evpnd eor TICKET PEERS                    queue End-of-RIB l2vpn evpn (manual-eor)
@@ -28,6 +30,7 @@ ExaBGP's JSON). Turn it off with EVPND_RAW_RECEIVE=0 to get ExaBGP's JSON for ev
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -60,20 +63,30 @@ def install() -> None:
 
 _route_class = None
 _attr_class = None
+_update_class = None
 _ip_cache: dict = {}
 _attr_cache: dict = {}
 _NO_ATTRIBUTES = None
+_ANNOUNCE = _WITHDRAW = None
+_Change = None
+_IP = None
 
 
 def _classes():
     """Define the ExaBGP subclasses lazily (importing exabgp is only done inside ExaBGP)."""
-    global _route_class, _attr_class, _NO_ATTRIBUTES
+    global _route_class, _attr_class, _update_class, _NO_ATTRIBUTES
+    global _ANNOUNCE, _WITHDRAW, _Change, _IP
     if _route_class is not None:
         return _route_class, _attr_class
+    from exabgp.bgp.message import Action, Update
     from exabgp.bgp.message.update.attribute import Attributes
     from exabgp.bgp.message.update.attribute.attribute import Attribute
     from exabgp.bgp.message.update.nlri.evpn.nlri import EVPN
     from exabgp.protocol.family import AFI, SAFI, Family
+    from exabgp.protocol.ip import IP
+    from exabgp.rib.change import Change
+
+    _ANNOUNCE, _WITHDRAW, _Change, _IP = Action.ANNOUNCE, Action.WITHDRAW, Change, IP
 
     family = Family(AFI.l2vpn, SAFI.evpn)
     family_index = family.index()
@@ -138,7 +151,56 @@ def _classes():
         def __repr__(self):
             return str(self)
 
-    _route_class, _attr_class = EvpnRoute, PackedAttribute
+    evpn_family = (AFI.l2vpn, SAFI.evpn)
+    mp_family = b"\x00\x19\x46"  # AFI 25, SAFI 70
+
+    class EvpnUpdate(Update):
+        """EVPN NLRIs sharing one attribute set, packed into as few UPDATEs as fit.
+
+        RFC 7606 5.1: MP_UNREACH and MP_REACH go in separate messages, withdrawals first;
+        a withdraw-only UPDATE carries no other attribute (RFC 4760 section 4).
+        """
+
+        def messages(self, negotiated, include_withdraw=True):
+            if evpn_family not in negotiated.families:
+                return
+            withdrawn: list[bytes] = []
+            by_nexthop: dict[bytes, list[bytes]] = {}
+            for nlri in self.nlris:
+                if nlri.action == _ANNOUNCE:
+                    nexthop = nlri.nexthop.ton(negotiated, nlri.afi)
+                    by_nexthop.setdefault(nexthop, []).append(nlri.pack_nlri())
+                elif include_withdraw:
+                    withdrawn.append(nlri.pack_nlri())
+            limit = negotiated.msg_size - 19 - 4
+            if withdrawn:
+                yield from self._chunks(b"", 15, mp_family, withdrawn, limit)
+            if by_nexthop:
+                attr = self.attributes.pack(negotiated)
+                for nexthop, nlris in by_nexthop.items():
+                    head = mp_family + bytes((len(nexthop),)) + nexthop + b"\x00"
+                    yield from self._chunks(attr, 14, head, nlris, limit)
+
+        def _chunks(self, attr, code, head, nlris, limit):
+            budget = limit - len(attr) - 4 - len(head)
+            chunk: list[bytes] = []
+            size = 0
+            for nlri in nlris:
+                if size + len(nlri) > budget and chunk:
+                    yield self._build(attr, code, head, chunk)
+                    chunk, size = [], 0
+                chunk.append(nlri)
+                size += len(nlri)
+            if chunk:
+                yield self._build(attr, code, head, chunk)
+
+        def _build(self, attr, code, head, chunk):
+            value = head + b"".join(chunk)
+            mp = bytes((0x90, code)) + len(value).to_bytes(2, "big") + value
+            attrs = attr + mp
+            return self._message(b"\x00\x00" + len(attrs).to_bytes(2, "big") + attrs)
+
+    _route_class, _attr_class, _update_class = EvpnRoute, PackedAttribute, EvpnUpdate
     _NO_ATTRIBUTES = Attributes()
     return _route_class, _attr_class
 
@@ -165,21 +227,84 @@ def attributes_for(attrs: commands.AttributeSet):
     return out
 
 
+def attributes_from_hex(text: str):
+    """`evpnd routes` attribute hex -> one shared ExaBGP Attributes (cached per text)."""
+    cached = _attr_cache.get(text)
+    if cached is not None:
+        return cached
+    from exabgp.bgp.message.update.attribute import Attributes
+
+    from evpnd.bgp import wire
+
+    _, packed_attribute = _classes()
+    data = bytes.fromhex(text)
+    out = Attributes()
+    pos = 0
+    for flags, code, value in wire.iter_attributes(data):
+        if code not in (wire.ORIGIN, wire.EXTENDED_COMMUNITIES, wire.PMSI_TUNNEL):
+            raise wire.WireError(f"evpnd does not set path attribute {code}")
+        length = len(value) + (4 if flags & wire.FLAG_EXTENDED_LENGTH else 3)
+        out.add(packed_attribute(code, data[pos : pos + length]))
+        pos += length
+    if len(_attr_cache) > 65536:
+        _attr_cache.clear()
+    _attr_cache[text] = out
+    return out
+
+
+def _nexthop(text: str):
+    nexthop = _ip_cache.get(text)
+    if nexthop is None:
+        from evpnd.bgp import wire
+
+        wire.ip_bytes(text)  # validates
+        nexthop = _ip_cache[text] = _IP.create(text)
+    return nexthop
+
+
 def change_for(cmd: commands.RouteCommand):
     """An exabgp Change for a parsed command (shared by every neighbour: never mutated)."""
-    from exabgp.bgp.message import Action
-    from exabgp.protocol.ip import IP
-    from exabgp.rib.change import Change
+    route_class, _ = _classes()
+    nexthop = _nexthop(cmd.next_hop)
+    if cmd.announce:
+        nlri = route_class(cmd.code, cmd.data, cmd.key, nexthop, _ANNOUNCE)
+        return _Change(nlri, attributes_for(cmd.attrs))
+    nlri = route_class(cmd.code, cmd.data, cmd.key, nexthop, _WITHDRAW)
+    return _Change(nlri, _NO_ATTRIBUTES)
+
+
+def apply_groups(ribs: list, body: str) -> tuple[int, list[str]]:
+    """`evpnd routes` groups -> changes queued in the given OutgoingRIBs -> (ok, errors)."""
+    from evpnd.bgp import batch
 
     route_class, _ = _classes()
-    nexthop = _ip_cache.get(cmd.next_hop)
-    if nexthop is None:
-        nexthop = _ip_cache[cmd.next_hop] = IP.create(cmd.next_hop)
-    if cmd.announce:
-        nlri = route_class(cmd.code, cmd.data, cmd.key, nexthop, Action.ANNOUNCE)
-        return Change(nlri, attributes_for(cmd.attrs))
-    nlri = route_class(cmd.code, cmd.data, cmd.key, nexthop, Action.WITHDRAW)
-    return Change(nlri, _NO_ATTRIBUTES)
+    ok = 0
+    errors: list[str] = []
+    split = batch.split_nlri
+    for group in batch.decode(body):
+        try:
+            if group.announce:
+                attributes, nexthop, action = (
+                    attributes_from_hex(group.attributes),
+                    _nexthop(group.next_hop),
+                    _ANNOUNCE,
+                )
+            else:
+                attributes, nexthop, action = _NO_ATTRIBUTES, _nexthop("0.0.0.0"), _WITHDRAW
+        except ValueError as exc:
+            errors.append(f"bad group ({exc}): {len(group.nlris)} routes dropped")
+            continue
+        for text in group.nlris:
+            try:
+                code, data, key = split(bytes.fromhex(text))
+            except ValueError as exc:
+                errors.append(f"{exc} in {text[:80]!r}")
+                continue
+            change = _Change(route_class(code, data, key, nexthop, action), attributes)
+            for rib in ribs:
+                queue_change(rib, change)
+            ok += 1
+    return ok, errors
 
 
 # ----------------------------------------------------------------------------- Adj-RIB-Out
@@ -192,13 +317,9 @@ def queue_change(rib, change) -> None:
     an older announce can never be sent after a newer one (ExaBGP leaves it in when the
     attributes differ, and buckets are sent in creation order).
     """
-    from exabgp.bgp.message import Action
-
     index = change.index()
-    if change.nlri.action == Action.ANNOUNCE and rib.in_cache(change):
-        pending = rib._new_nlri.get(index)
-        if pending is None or pending.nlri.action == Action.ANNOUNCE:
-            return
+    if change.nlri.action == _ANNOUNCE and rib.in_cache(change):
+        return  # the peer has (or is about to get) exactly this
     family = change.nlri.family().afi_safi()
     previous = rib._new_nlri.get(index)
     if previous is not None:
@@ -222,8 +343,8 @@ def _grouped_updates(self, grouped):
         (AFI.ipv4, SAFI.unicast),
         (AFI.ipv4, SAFI.mcast_vpn),
         (AFI.ipv6, SAFI.mcast_vpn),
-        (AFI.l2vpn, SAFI.evpn),
     }
+    evpn = (AFI.l2vpn, SAFI.evpn)
     attr_af_nlri = self._new_attr_af_nlri
     new_attr = self._new_attribute
     latest_changes = self._new_nlri
@@ -246,6 +367,9 @@ def _grouped_updates(self, grouped):
             if not changes:
                 continue
             attributes = new_attr[attr_index]
+            if family == evpn:  # evpnd's routes: packed by EvpnUpdate.messages
+                yield _update_class([change.nlri for change in changes.values()], attributes)
+                continue
             if grouped and family in packed_families:
                 yield Update([change.nlri for change in changes.values()], attributes)
                 continue
@@ -256,6 +380,7 @@ def _grouped_updates(self, grouped):
 def _install_send_path() -> None:
     from exabgp.rib.outgoing import OutgoingRIB
 
+    _classes()
     OutgoingRIB.updates = _grouped_updates
 
 
@@ -305,6 +430,10 @@ def handle_evpnd(reactor, service: str, command: str) -> None:
         elif verb == "peers":
             addrs = sorted(str(n["peer-address"]) for n in reactor.configuration.neighbors.values())
             reactor.processes.write(service, f"evpnd-ack {ticket} {len(addrs)} 0 {' '.join(addrs)}")
+        elif verb == "routes" and len(words) == 4:
+            ribs = [n.rib.outgoing for n in _targets(reactor, words[3]) if n.rib is not None]
+            ok, errors = apply_groups(ribs, body)
+            _ack(reactor, service, ticket, ok, errors)
         elif verb == "batch" and len(words) == 4:
             ribs = [n.rib.outgoing for n in _targets(reactor, words[3]) if n.rib is not None]
             ok, errors = apply_commands(ribs, [c for c in body.split(" ; ") if c.strip()])
@@ -417,6 +546,12 @@ def _install_raw_receive() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     install()
+    # ExaBGP allocates a few objects per route; with the default thresholds the cyclic GC runs
+    # every 700 allocations and rescans the whole (growing) table: part of why stock ExaBGP
+    # slows down as its RIB grows. Routes are freed by reference counting anyway.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 1000)
     from exabgp.application.main import main as exabgp_main
 
     sys.argv = ["exabgp", *(sys.argv[1:] if argv is None else argv)]

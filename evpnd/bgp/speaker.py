@@ -7,9 +7,10 @@ EVPN commands and the raw receive path. Each new relay connection is a fresh Exa
 Speaker then replays every local path (the resync callback), and sends End-of-RIB if graceful
 restart is configured.
 
-Out (evpnd -> ExaBGP): `evpnd batch TICKET PEERS ; announce evpn ... ; withdraw evpn ...`,
-up to `batch_size` routes per line, many lines per write. announce()/withdraw() only record
-the latest operation per route key; a task writes them on the next turn of the event loop.
+Out (evpnd -> ExaBGP): `evpnd routes TICKET PEERS ; A NH ATTRS NLRI... ; W NLRI...` (packed
+hex, evpnd.bgp.batch), up to `batch_size` routes per line, many lines per write.
+announce()/withdraw() only record the latest operation per route key; a task writes them on
+the next turn of the event loop.
 In (ExaBGP -> evpnd): `evpnd-rx` lines (raw UPDATEs, evpnd.bgp.compact), `evpnd-ack` lines
 (matched by ticket, never by position), and ExaBGP's JSON (state, notification, End-of-RIB;
 evpnd.bgp.codec).
@@ -34,7 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path as FsPath
 
-from evpnd.bgp import codec, compact, exabgp_conf
+from evpnd.bgp import batch, codec, compact, exabgp_conf
 from evpnd.config import Config
 from evpnd.events import EndOfRib, Event, Notification, PeerState, RouteUpdate
 from evpnd.logs import get_logger
@@ -110,6 +111,7 @@ class Speaker:
         self._waiters: dict[str, asyncio.Future] = {}
         self._acks = {"ok": 0, "errors": 0, "last_error": ""}
         self._sent_routes = 0
+        self._encode_errors = 0
         self._stopping = False
         self._ready = asyncio.Event()  # a relay is connected and the replay was written
         self._started_at = 0.0
@@ -214,6 +216,7 @@ class Speaker:
             "connected": self._writer is not None,
             "pending": len(self._pending),
             "routes_sent": self._sent_routes,
+            "encode_errors": self._encode_errors,
             "acks": dict(self._acks),
             "decode": {"json": codec.stats(), "raw": compact.stats()},
             "peers": {addr: st.as_dict() for addr, st in self._peers.items()},
@@ -495,18 +498,14 @@ class Speaker:
     def _write_ops(self, ops: list[tuple[bool, Path]], peers: str) -> None:
         if self._writer is None or not ops:
             return
-        encode_a, encode_w = codec.encode_announce, codec.encode_withdraw
         size = self._batch_size
-        chunks: list[str] = []
-        for start in range(0, len(ops), size):
-            cmds = []
-            for announce, path in ops[start : start + size]:
-                try:
-                    cmds.append(encode_a(path) if announce else encode_w(path))
-                except ValueError as exc:
-                    log.error("cannot encode path", path=repr(path)[:200], error=str(exc))
-            if cmds:
-                header = f"evpnd batch {self._next_ticket()} {peers}"
-                chunks.append(" ; ".join([header, *cmds]) + "\n")
-        self._sent_routes += len(ops)
+        errors: list[str] = []
+        chunks = [
+            batch.line(self._next_ticket(), peers, ops[start : start + size], errors)
+            for start in range(0, len(ops), size)
+        ]
+        for error in errors[:5]:
+            log.error("cannot encode path", error=error)
+        self._encode_errors += len(errors)
+        self._sent_routes += len(ops) - len(errors)
         self._writer.write("".join(chunks).encode())
