@@ -561,3 +561,97 @@ def test_announce_decodes_back_to_the_same_values():
             sent.attrs.mobility_seq,
             sent.attrs.sticky,
         )
+
+
+# ----------------------------------------------------------------------------- ExaBGP's encoder
+
+
+def exabgp_json_lines() -> tuple[str, str]:
+    """An UPDATE with every attribute evpnd reads, and an End-of-RIB, rendered by ExaBGP 5.0.15's
+    own JSON encoder (the attributes the captured fixtures lack: local-pref, MED, originator,
+    cluster list, AS_SET, label 2 in the JSON)."""
+    import struct
+
+    from exabgp.bgp.message import Action
+    from exabgp.bgp.message.update import Update
+    from exabgp.bgp.message.update.attribute import Attributes as XAttributes
+    from exabgp.bgp.message.update.attribute.aspath import SEQUENCE, SET, ASPath
+    from exabgp.bgp.message.update.attribute.clusterlist import ClusterList
+    from exabgp.bgp.message.update.attribute.community.extended import (
+        ExtendedCommunities,
+        ExtendedCommunity,
+    )
+    from exabgp.bgp.message.update.attribute.localpref import LocalPreference
+    from exabgp.bgp.message.update.attribute.med import MED
+    from exabgp.bgp.message.update.attribute.origin import Origin
+    from exabgp.bgp.message.update.attribute.originatorid import OriginatorID
+    from exabgp.bgp.message.update.eor import EOR
+    from exabgp.bgp.message.update.nlri.evpn.mac import MAC
+    from exabgp.bgp.message.update.nlri.qualifier import ESI as XESI
+    from exabgp.bgp.message.update.nlri.qualifier import MAC as XMAC
+    from exabgp.bgp.message.update.nlri.qualifier import EthernetTag, Labels, RouteDistinguisher
+    from exabgp.protocol.family import AFI, SAFI
+    from exabgp.protocol.ip import IP
+    from exabgp.reactor.api.response.json import JSON
+
+    class Neighbor(dict):
+        uid = 1
+
+    neighbor = Neighbor(
+        {
+            "local-address": "10.0.1.1",
+            "peer-address": "10.0.1.2",
+            "local-as": 65001,
+            "peer-as": 65002,
+            "router-id": "192.0.2.1",
+        }
+    )
+    attrs = XAttributes()
+    attrs.add(Origin(Origin.EGP))
+    attrs.add(ASPath([SEQUENCE([65002, 65010]), SET([65020, 65030])]))
+    attrs.add(LocalPreference(250))
+    attrs.add(MED(17))
+    attrs.add(OriginatorID("192.0.2.77"))
+    attrs.add(ClusterList([IP.create("192.0.2.200"), IP.create("192.0.2.201")]))
+    communities = ExtendedCommunities()
+    for value in (
+        0x0002FDE800000064,  # target:65000:100
+        0x030C000000000008,  # encapsulation VXLAN
+        0x0600010000000005,  # MAC mobility 5, sticky
+        0x060302000000EE01,  # router MAC
+        0x030D000000000000,  # default gateway
+    ):
+        communities.communities.append(ExtendedCommunity.unpack(struct.pack("!Q", value)))
+    attrs.add(communities)
+    nlri = MAC(
+        RouteDistinguisher.fromElements("192.0.2.2", 100),
+        XESI(),
+        EthernetTag(0),
+        XMAC("02:00:00:00:BB:01"),
+        48,
+        Labels([], raw_labels=[100, 5000]),
+        IP.create("10.100.0.9"),
+        nexthop=IP.create("192.0.2.2"),
+        action=Action.ANNOUNCE,
+    )
+    encoder = JSON("5.0.0")
+    update = encoder.update(neighbor, "receive", Update([nlri], attrs), None, b"", b"")
+    eor = EOR(AFI.l2vpn, SAFI.evpn)  # as Update.unpack_message makes it: no action
+    return update, encoder.update(neighbor, "receive", eor, None, b"", b"")
+
+
+def test_lines_from_exabgps_own_encoder():
+    update_text, eor_text = exabgp_json_lines()
+    (path,) = only_update(update_text).announced
+    assert path.key == MacIpKey("192.0.2.2:100", 0, "02:00:00:00:bb:01", "10.100.0.9")
+    assert (path.vni, path.l3vni, path.next_hop) == (100, 5000, "192.0.2.2")
+    attrs = path.attrs
+    assert attrs.as_path == (65002, 65010, 65020, 65030)
+    assert (attrs.origin, attrs.local_pref, attrs.med) == ("egp", 250, 17)
+    assert attrs.originator_id == "192.0.2.77"
+    assert attrs.cluster_list == ("192.0.2.200", "192.0.2.201")
+    assert attrs.route_targets == ("65000:100",) and attrs.encap == 8
+    assert (attrs.mobility_seq, attrs.sticky, attrs.router_mac) == (5, True, RMAC)
+    assert attrs.default_gw is True and attrs.other_communities == ()
+    assert decode_line(eor_text) == [EndOfRib("10.0.1.2")]
+    assert codec.stats()["malformed_nlri"] == 0
