@@ -591,16 +591,20 @@ def _notification(msg: dict) -> list[Event]:
 _DECODERS = {"update": _update, "state": _state, "notification": _notification}
 
 
-def decode_line(line: str) -> list[Event]:
-    """One line of ExaBGP's API output -> events. Never raises; bad input is counted."""
+def decode_line(line: str | bytes) -> list[Event]:
+    """One line of ExaBGP's API output (str, or bytes as read from the pipe) -> events.
+
+    Never raises; bad input is counted (see `counters`).
+    """
     counters["lines"] += 1
     text = line.strip()
     if not text:
         return []
-    if text[0] != "{":
-        if text == "done":
+    start = text[:1]
+    if start != "{" and start != b"{":
+        if text == "done" or text == b"done":
             return [CommandReply(True)]
-        if text == "error":
+        if text == "error" or text == b"error":
             return [CommandReply(False)]
         _reject("malformed_lines", f"not JSON: {text[:120]!r}")
         return []

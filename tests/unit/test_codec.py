@@ -655,3 +655,12 @@ def test_lines_from_exabgps_own_encoder():
     assert attrs.default_gw is True and attrs.other_communities == ()
     assert decode_line(eor_text) == [EndOfRib("10.0.1.2")]
     assert codec.stats()["malformed_nlri"] == 0
+
+
+def test_bytes_lines_as_read_from_the_pipe():
+    for name in ("received-json-samples.jsonl", "ack-ordering.txt"):
+        for line in lines(name):
+            assert decode_line(line.encode() + b"\n") == decode_line(line)
+    assert decode_line(b'{"type": "update", "x": "\xff\xfe"}') == []
+    assert decode_line(b"\xff") == []
+    assert codec.stats()["malformed_lines"] == 2
