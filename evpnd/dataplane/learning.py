@@ -29,7 +29,7 @@ class LocalLearner:
     def on_port_fdb(self, n: nl.Neigh, vni: int, dm: DeviceMap) -> list[LocalMac]:
         """A bridge entry on an access port of the VNI's bridge."""
         mac = n.mac
-        if mac is None or not n.flags & nl.NTF_MASTER:
+        if mac is None or not (n.master or n.flags & nl.NTF_MASTER):  # kernel: NDA_MASTER only
             return []
         if n.state & nl.NUD_PERMANENT or n.flags & nl.NTF_EXT_LEARNED or n.vlan:
             return []  # the port's or bridge's own address, another controller's, a VLAN's
