@@ -30,6 +30,7 @@ VNI_MAX = 16_777_215
 ASN_MAX = 4_294_967_295
 _MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 _IFNAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,15}$")
+_PASSWORD_UNSAFE = re.compile(r'["\\;{}\s]')
 
 # strict: YAML's `true` would otherwise be taken as VNI/AS 1
 Vni = Annotated[
@@ -86,6 +87,17 @@ class PeerConfig(_Strict):
     )
     passive: bool = False
     description: str = ""
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, v: str | None) -> str | None:
+        # It goes into ExaBGP's configuration inside quotes; Linux keys are at most 80 bytes
+        # (TCP_MD5SIG_MAXKEYLEN).
+        if v is not None and (_PASSWORD_UNSAFE.search(v) or not 1 <= len(v.encode()) <= 80):
+            raise ValueError(
+                "1 to 80 bytes without quotes, backslashes, ';', braces or white space"
+            )
+        return v
 
     @field_validator("hold_time")
     @classmethod

@@ -127,6 +127,16 @@ def test_minimal_fixture_has_defaults():
             "RFC 4271",
         ),
         (
+            {**BASE, "peers": [{"address": "10.0.0.1", "remote_as": 1, "password": 'a";}'}]},
+            "peers[0].password",
+            "without quotes",
+        ),
+        (
+            {**BASE, "peers": [{"address": "10.0.0.1", "remote_as": 1, "password": "x" * 81}]},
+            "peers[0].password",
+            "80 bytes",
+        ),
+        (
             {**BASE, "l3vnis": [{"vni": 9, "table": 9, "router_mac": "02:00"}]},
             "l3vnis[0].router_mac",
             "not a MAC",
