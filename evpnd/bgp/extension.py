@@ -38,25 +38,30 @@ from evpnd.bgp import commands
 
 EXABGP_RELEASE = "5.0.15"
 
-_installed = False
+_installed: set[str] = set()
 
 
-def install() -> None:
-    """Patch ExaBGP and register the commands (idempotent)."""
-    global _installed
-    if _installed:
-        return
+def install(raw_receive: bool | None = None) -> None:
+    """Patch ExaBGP and register the commands (idempotent, part by part).
+
+    `raw_receive` None means: from the environment (EVPND_RAW_RECEIVE, on unless "0"); tests
+    that need ExaBGP's own UPDATE decoder in their process pass False.
+    """
     from exabgp import version
 
     if version.release != EXABGP_RELEASE:
         raise RuntimeError(
             f"evpnd's extension needs exabgp {EXABGP_RELEASE}, not {version.release}"
         )
-    _install_send_path()
-    _install_commands()
-    if os.environ.get("EVPND_RAW_RECEIVE", "1") != "0":
-        _install_raw_receive()
-    _installed = True
+    if raw_receive is None:
+        raw_receive = os.environ.get("EVPND_RAW_RECEIVE", "1") != "0"
+    parts = [("send", _install_send_path), ("commands", _install_commands)]
+    if raw_receive:
+        parts.append(("raw", _install_raw_receive))
+    for name, fn in parts:
+        if name not in _installed:
+            fn()
+            _installed.add(name)
 
 
 # ----------------------------------------------------------------------------- NLRI + attributes
