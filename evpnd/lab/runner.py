@@ -245,6 +245,8 @@ class RunningLab:
         workdir = self.node_dir(node.name) / "frr"
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
+        for d in (STATE_ROOT, self.dir, self.node_dir(node.name)):
+            d.chmod(0o755)  # FRR drops to user frr: it must reach its directory whatever the umask
         frr = Frr(self.ns(node.name), bgpd_conf=bgpd_conf, zebra_conf=zebra_conf, workdir=workdir)
         try:
             frr.start()
