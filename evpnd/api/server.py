@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import grp
 import os
+import pwd
 import socket
 import struct
 import time
@@ -24,7 +25,7 @@ from evpnd.config import Config
 from evpnd.logs import get_logger
 
 SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)  # Linux 4.13+, missing from older Pythons
-_MAX_GROUPS = 1024
+_MAX_GROUPS = 256  # Python caps getsockopt's buffer at 1024 bytes
 
 log = get_logger("api")
 
@@ -90,13 +91,15 @@ def peer_credentials(sock: socket.socket) -> tuple[int, int, int, set[int]]:
     """(pid, uid, gid, supplementary groups) of the connected peer, from the kernel."""
     raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     pid, uid, gid = struct.unpack("3i", raw)
-    groups: set[int] = set()
     try:
         raw = sock.getsockopt(socket.SOL_SOCKET, SO_PEERGROUPS, 4 * _MAX_GROUPS)
-        groups = set(struct.unpack(f"{len(raw) // 4}I", raw))
+        return pid, uid, gid, set(struct.unpack(f"{len(raw) // 4}I", raw))
     except OSError:
-        pass  # old kernel: the primary group still counts
-    return pid, uid, gid, groups
+        pass  # more groups than fit, or an old kernel: ask the user database instead
+    try:
+        return pid, uid, gid, set(os.getgrouplist(pwd.getpwuid(uid).pw_name, gid))
+    except (KeyError, OSError):
+        return pid, uid, gid, set()
 
 
 def allowed(uid: int, gid: int, groups: set[int], allowed_gid: int) -> bool:

@@ -155,3 +155,13 @@ def test_access_rule():
     assert allowed(5000, 1234, set(), 1234)  # primary group
     assert allowed(5000, 10, {7, 1234}, 1234)  # supplementary group (SO_PEERGROUPS)
     assert not allowed(5000, 10, {7}, 1234) or me == 5000
+
+
+def test_peer_credentials_of_a_real_connection():
+    from evpnd.api.server import peer_credentials
+
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with a, b:
+        pid, uid, gid, groups = peer_credentials(a)
+    assert (pid, uid, gid) == (os.getpid(), os.geteuid(), os.getegid())
+    assert set(os.getgroups()) <= groups | {gid}

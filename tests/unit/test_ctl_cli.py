@@ -118,3 +118,30 @@ def test_default_socket_from_the_config(tmp_path):
     cfg.write_text("just text")
     assert ctl.default_socket(cfg) == ctl.DEFAULT_SOCKET
     assert ctl.default_socket(tmp_path / "missing.yaml") == ctl.DEFAULT_SOCKET
+
+
+def test_refused_by_the_daemon_is_one_line_exit_3(tmp_path, capsys):
+    # A stand-in for a daemon that refuses this user (the real refusal is tested as a
+    # throwaway user in tests/netns/test_ops_socket_access.py): one canned answer line.
+    import threading
+
+    path = tmp_path / "refusing.sock"
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(path))
+    srv.listen(1)
+
+    def answer():
+        conn, _ = srv.accept()
+        with conn:
+            conn.sendall(b'{"ok": false, "error": "permission denied: uid 1234 is not root '
+                         b'or in group evpnd"}\n')  # fmt: skip
+
+    t = threading.Thread(target=answer)
+    t.start()
+    code, _ = run(["-s", str(path), "show", "peers"])
+    t.join(5)
+    srv.close()
+    assert code == ctl.EXIT_UNREACHABLE
+    assert capsys.readouterr().err == (
+        "evpnctl: permission denied: uid 1234 is not root or in group evpnd\n"
+    )
