@@ -664,3 +664,25 @@ def test_bytes_lines_as_read_from_the_pipe():
     assert decode_line(b'{"type": "update", "x": "\xff\xfe"}') == []
     assert decode_line(b"\xff") == []
     assert codec.stats()["malformed_lines"] == 2
+
+
+def test_inlined_type2_hot_path_agrees_with_the_plain_decoder():
+    """codec._announce inlines type 2 for speed; codec._path is the readable reference."""
+    import orjson
+
+    nlris = [mac_nlri(), mac_nlri("AA:BB:CC:DD:EE:01", ip="10.0.0.1", esi=ESI)]
+    nlris += [mac_nlri(label=[[6, 100], [312, 5000]]), mac_nlri(label=[[0]])]
+    nlris += [bad for bad, _ in BAD_NLRIS]
+    for name in ("received-json-samples.jsonl", "frr-reflects-exabgp-announces.jsonl"):
+        for line in lines(name):
+            if '"announce"' in line:
+                for group in orjson.loads(line)["neighbor"]["message"]["update"]["announce"][
+                    "l2vpn evpn"
+                ].values():
+                    nlris += group
+    attrs = Attributes(route_targets=("65000:100",))
+    for nlri in nlris:
+        fast: list[Path] = []
+        codec._announce([nlri], "10.0.1.2", "192.0.2.9", attrs, fast)
+        plain = codec._path(nlri, "10.0.1.2", "192.0.2.9", attrs)
+        assert fast == ([] if plain is None else [plain]), nlri
