@@ -77,3 +77,15 @@ def test_hostile_files_exit_2_without_traceback(tmp_path, content):
 def test_directory_instead_of_file(tmp_path):
     result = check(tmp_path)
     assert result.returncode == 2 and "cannot read" in result.stderr
+
+
+def test_starting_with_an_invalid_config_exits_2_before_anything_runs():
+    result = subprocess.run(
+        [str(EVPND), "-c", str(CONFIGS / "vni-zero.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{CONFIGS / 'vni-zero.yaml'}: l2vnis[0].vni: " in result.stderr
