@@ -184,11 +184,13 @@ def main() -> None:
     if args.profile:
         core = Core(_config())
         core.start(0.0)
-        prof = cProfile.Profile()
-        prof.enable()
-        run_stage(core, announce, decode_line)
-        prof.disable()
-        pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+        for title, lines in (("announce", announce), ("withdraw", withdraw)):
+            prof = cProfile.Profile()
+            prof.enable()
+            run_stage(core, lines, decode_line)
+            prof.disable()
+            print(f"--- {title}")
+            pstats.Stats(prof).sort_stats("tottime").print_stats(18)
         return
     best_in = best_out = 0.0
     for _ in range(args.repeat):

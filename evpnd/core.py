@@ -292,11 +292,15 @@ class Core:
         stats = self._peer(peer)
         rib = self.rib
         changed = self._best_changed
+        stats.withdrawn += len(update.withdrawn)
+        type2_removed = self._type2_removed
         for key in update.withdrawn:
-            stats.withdrawn += 1
             old, new = rib.remove(peer, key)
             if old is not new:
-                changed(key, old, new)
+                if new is None and type(key) is MacIpKey:
+                    type2_removed(key, old)  # type: ignore[arg-type]
+                else:
+                    changed(key, old, new)
         if not update.announced:
             return
         # The hot path (100k routes at a session start): the attributes are shared by the
@@ -360,6 +364,59 @@ class Core:
         stats.received += len(update.announced)
         stats.accepted += accepted
         stats.rejected += rejected
+
+    def _type2_removed(self, key: MacIpKey, old: Path) -> None:
+        """A remote type-2 key lost its last path: _type2_changed(new=None), made short.
+
+        The FDB entry is dropped directly when the MAC has no other path, no local state and
+        is not frozen; it is left alone when the removed path was not from the winning VTEP.
+        """
+        if old.peer == LOCAL_PEER:
+            self._best_changed(key, old, None)
+            return
+        l2, l3 = path_targets(old, self._view.imports)
+        mac, ip, nh = key.mac, key.ip, old.next_hop
+        macs, ips = self._macs, self._ips
+        local = self.mobility.local
+        frozen_fdb = self.mobility.frozen_fdb
+        frozen_neigh = self.mobility.frozen_neigh
+        desired = self.desired
+        dirty = desired.dirty
+        for vni in l2:
+            gk = (vni, mac)
+            group = macs.get(gk)
+            if group is not None:
+                group.pop(key, None)
+                table = desired.fdb.get(vni)
+                if gk in local or gk in frozen_fdb or table is None:
+                    if not group:
+                        del macs[gk]
+                    self._settle_mac(vni, mac)
+                elif not group:
+                    del macs[gk]
+                    if mac in table:
+                        del table[mac]
+                        dirty.add((FDB, vni, mac))
+                elif table.get(mac) == nh:
+                    self._refresh_fdb(vni, mac)
+            if ip is not None:
+                gk = (vni, ip)
+                group = ips.get(gk)
+                if group is not None:
+                    group.pop(key, None)
+                    if not group:
+                        del ips[gk]
+                        table = desired.neigh.get(vni)
+                        if gk not in frozen_neigh and table is not None and ip in table:
+                            del table[ip]
+                            dirty.add((NEIGH, vni, ip))
+                            continue
+                    self._refresh_neigh(vni, ip)
+        if l3:
+            prefix = host_prefix(ip)  # type: ignore[arg-type]
+            for vni in l3:
+                self._group_del(self._prefixes, (vni, prefix), key)
+                self._refresh_route(vni, prefix)
 
     def _type2_added(
         self, key: MacIpKey, path: Path, l2: tuple[int, ...], l3: tuple[int, ...]

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
-from evpnd.mobility import rank
+from evpnd.mobility import order, rank
 from evpnd.routes.evpn import LOCAL_PEER, ImetKey, MacIpKey, Path
 
 if TYPE_CHECKING:
@@ -116,26 +116,32 @@ def fdb_value(group: Iterable[Path] | None) -> str | None:
 
 
 def neigh_value(group: Iterable[Path] | None) -> str | None:
-    """The MAC for an IP (ARP/ND suppression), from the MAC+IP paths carrying that IP."""
+    """The MAC for an IP (ARP/ND suppression), from the MAC+IP paths carrying that IP.
+
+    Same order as for MACs; equal paths from one VTEP with different MACs: the lowest MAC.
+    """
     if not group:
         return None
-    winner = max(group, key=rank)
+    winner = min(group, key=lambda p: (order(p), p.key.mac))  # type: ignore[union-attr]
     return None if winner.peer == LOCAL_PEER else winner.key.mac  # type: ignore[union-attr]
 
 
 def route_value(group: Iterable[Path] | None) -> RouteNextHop | None:
     """The next hop for a prefix in an L3VNI: type-5 routes and symmetric-IRB host routes.
 
-    Anything local wins (the prefix is ours); among remote ones the same order as MACs.
+    Anything local wins (the prefix is ours); among remote ones the same order as MACs, then
+    the lowest router MAC, so that the result never depends on arrival order.
     """
     if not group:
         return None
     winner = None
+    best = None
     for path in group:
         if path.peer == LOCAL_PEER:
             return None
-        if winner is None or rank(path) > rank(winner):
-            winner = path
+        here = (order(path), path.attrs.router_mac or "")
+        if best is None or here < best:
+            winner, best = path, here
     assert winner is not None
     return RouteNextHop(winner.next_hop, winner.attrs.router_mac)
 

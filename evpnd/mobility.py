@@ -48,6 +48,12 @@ def rank(path: Path) -> tuple[bool, bool, int, int]:
     )
 
 
+def order(path: Path) -> tuple[bool, bool, int, int]:
+    """rank() turned around for min(): smaller is better, so a text tie-break can follow."""
+    a, b, c, d = rank(path)
+    return (not a, not b, -c, -d)
+
+
 def why_wins(winner: Path, other: Path) -> str:
     """The rule that made `winner` beat `other`, in words (for explain)."""
     a, b = rank(winner), rank(other)

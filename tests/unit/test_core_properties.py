@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import os
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,7 +27,8 @@ IPS = [None, "10.1.0.1", "10.1.0.2"]
 RMACS = [None, "02:aa:00:00:00:01", "02:aa:00:00:00:02"]
 
 SETTINGS = settings(
-    max_examples=120,
+    # EVPND_EXAMPLES=5000 for a long hunt; the default keeps the suite fast.
+    max_examples=int(os.environ.get("EVPND_EXAMPLES", "120")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
