@@ -55,10 +55,16 @@ def request(path: Path, cmd: str, args: dict[str, Any], timeout: float = TIMEOUT
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
             sock.connect(str(path))
-            sock.sendall(json.dumps({"cmd": cmd, "args": args}).encode() + b"\n")
+            try:
+                sock.sendall(json.dumps({"cmd": cmd, "args": args}).encode() + b"\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the daemon answered at once (a refusal) and closed: read that answer
             chunks = []
             while True:
-                chunk = sock.recv(1 << 20)
+                try:
+                    chunk = sock.recv(1 << 20)
+                except ConnectionResetError:
+                    break
                 if not chunk:
                     break
                 chunks.append(chunk)

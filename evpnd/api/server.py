@@ -149,6 +149,10 @@ class ApiServer:
                 self.refused += 1
                 group = self.group_name or _group_name(self.gid)
                 log.warning("api_refused", pid=pid, uid=uid, gid=gid)
+                # Read the request first, so the client's write does not fail (EPIPE) and
+                # closing with unread data does not reset the answer away.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(reader.readline(), 1.0)
                 writer.write(
                     protocol.error(f"permission denied: uid {uid} is not root or in group {group}")
                 )
