@@ -203,7 +203,7 @@ class DuplicateDetectionConfig(_Strict):
 
 
 class ExabgpConfig(_Strict):
-    listen: bool = Field(default=False, description="accept incoming sessions on :179")
+    listen: bool = Field(default=True, description="accept incoming sessions on :179 (like FRR)")
     graceful_restart: Annotated[int, Field(ge=0, le=4095)] = 0
     respawn_max_backoff: Annotated[float, Field(gt=0)] = 30.0
 
