@@ -119,8 +119,8 @@ async def run(n: int, vteps: int = 64) -> None:
         st = dp.stats()
         self_n, master_n, _ = await asyncio.to_thread(kernel_count, dp, vx)
         print(
-            f"  withdraw {t_withdraw:.3f} s ({n / t_withdraw:,.0f} MAC/s, kernel {k_withdraw:.3f} s)"
-            f", left in kernel "
+            f"  withdraw {t_withdraw:.3f} s ({n / t_withdraw:,.0f} MAC/s, "
+            f"kernel {k_withdraw:.3f} s), left in kernel "
             f"{self_n + master_n}, delete events read {st['events'] - events_before}, "
             f"overruns {st['overruns']}, errors {st['errors']}"
         )

@@ -206,14 +206,16 @@ class Dataplane:
         self._loop.call_later(self.coalesce_delay, self._start_dirty_pass)
 
     def _start_dirty_pass(self) -> None:
-        assert self._loop is not None
+        if self._kernel is None or self._loop is None:  # stopped meanwhile
+            self._scheduled = False
+            return
         self._tasks = [t for t in self._tasks if not t.done()]
         self._tasks.append(self._loop.create_task(self._dirty_pass()))
 
     async def _dirty_pass(self) -> None:
         async with self._lock:
             self._scheduled = False
-            while self.desired.dirty or self._repair:
+            while self._kernel is not None and (self.desired.dirty or self._repair):
                 keys = self.desired.drain()
                 if self._repair:
                     self._stats["repairs"] += len(self._repair)

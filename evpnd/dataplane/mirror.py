@@ -108,8 +108,9 @@ class Mirror:
                 table.pop(ip, None)
             else:
                 table[ip] = n.mac
-            kind = RMAC if dm.vnis[vni].l3 else NEIGH
-            return (kind, vni, ip), True
+            if dm.vnis[vni].l3:
+                return (RMAC, vni, nl.unmap(ip)), True
+            return (NEIGH, vni, ip), True
         ips = self.foreign_ips.setdefault(vni, set())
         if not n.deleted and n.state & (nl.NUD_PERMANENT | nl.NUD_NOARP):
             ips.add(ip)

@@ -79,6 +79,18 @@ def _attr(kind: int, payload: bytes) -> bytes:
     return _RTA.pack(size, kind) + payload + b"\0" * (-size & 3)
 
 
+_V4_MAPPED = b"\0" * 10 + b"\xff\xff"
+
+
+def v4_mapped(ip: str) -> str | None:
+    """::ffff:a.b.c.d for an IPv4 address (the next hop of IPv6 routes over an IPv4 VTEP)."""
+    return None if ":" in ip else f"::ffff:{ip}"
+
+
+def unmap(ip: str) -> str:
+    return ip[7:] if ip.startswith("::ffff:") and "." in ip else ip
+
+
 def mac_bytes(mac: str) -> bytes:
     return bytes.fromhex(mac.replace(":", ""))
 
@@ -126,7 +138,11 @@ def route_body(table: int, prefix: str, gateway: str | None, oif: int | None) ->
         gfamily, graw = ip_bytes(gateway)
         if gfamily == family:
             body += _attr(RTA_GATEWAY, graw)
-        else:  # IPv6 prefix via an IPv4 VTEP (RFC 5549 style): RTA_VIA carries the family
+        elif family == socket.AF_INET6:
+            # IPv6 routes cannot have an IPv4 gateway: use the IPv4-mapped address, as FRR does
+            # for EVPN type-5 over an IPv4 underlay (the RMAC neighbour is installed for it too).
+            body += _attr(RTA_GATEWAY, b"\0" * 10 + b"\xff\xff" + graw)
+        else:  # IPv4 prefix via an IPv6 VTEP (RFC 8950): RTA_VIA carries the family
             body += _attr(RTA_VIA, struct.pack("=H", gfamily) + graw)
     if oif is not None:
         body += _attr(RTA_OIF, _U32.pack(oif))
@@ -177,26 +193,41 @@ class Neigh:
 
 
 def parse_neigh(mtype: int, buf, off: int, end: int) -> Neigh:
+    """Only the attributes the dataplane uses; a tight loop because 100k-entry dumps and
+    withdrawal storms go through here."""
     family, ifindex, state, flags, _t = _NDM.unpack_from(buf, off)
-    attrs = parse_attrs(buf, off + 12, end)
-    ll = attrs.get(NDA_LLADDR)
-    dst = attrs.get(NDA_DST)
-    master = attrs.get(NDA_MASTER)
-    proto = attrs.get(NDA_PROTOCOL)
-    vlan = attrs.get(NDA_VLAN)
+    mac = dst = None
+    master = protocol = 0
+    vlan = None
+    extra = False
+    unpack = _RTA.unpack_from
+    pos = off + 12
+    while pos + 4 <= end:
+        alen, atype = unpack(buf, pos)
+        if alen < 4:
+            break
+        atype &= 0x3FFF
+        if atype == NDA_LLADDR:
+            if alen == 10:
+                mac = bytes(buf[pos + 4 : pos + 10]).hex(":")
+        elif atype == NDA_DST:
+            if alen == 8:
+                dst = socket.inet_ntop(socket.AF_INET, bytes(buf[pos + 4 : pos + 8]))
+            elif alen == 20:
+                dst = socket.inet_ntop(socket.AF_INET6, bytes(buf[pos + 4 : pos + 20]))
+        elif atype == NDA_MASTER:
+            master = _U32.unpack_from(buf, pos + 4)[0]
+        elif atype == NDA_PROTOCOL:
+            protocol = buf[pos + 4]
+        elif atype == NDA_VLAN:
+            vlan = struct.unpack_from("=H", buf, pos + 4)[0]
+        elif atype in (NDA_VNI, NDA_PORT, NDA_IFINDEX):
+            extra = True
+        pos += (alen + 3) & ~3
     return Neigh(
-        deleted=mtype == RTM_DELNEIGH,
-        family=family,
-        ifindex=ifindex,
-        state=state,
-        flags=flags,
-        mac=ll.hex(":") if ll is not None and len(ll) == 6 else None,
-        dst=ip_text(dst) if dst is not None and len(dst) in (4, 16) else None,
-        master=_U32.unpack(master)[0] if master is not None else 0,
-        protocol=proto[0] if proto else 0,
-        vlan=struct.unpack("=H", vlan)[0] if vlan is not None else None,
-        extra=NDA_VNI in attrs or NDA_PORT in attrs or NDA_IFINDEX in attrs,
-    )
+        mtype == RTM_DELNEIGH, family, ifindex, state, flags, mac, dst, master, protocol, vlan,
+        extra,
+    )  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -220,6 +251,8 @@ def parse_route(mtype: int, buf, off: int, end: int) -> Route:
     addr = ip_text(dst) if dst else ("::" if family == socket.AF_INET6 else "0.0.0.0")
     gw = attrs.get(RTA_GATEWAY)
     gateway = ip_text(gw) if gw else None
+    if gw is not None and len(gw) == 16 and gw[:12] == _V4_MAPPED:
+        gateway = ip_text(gw[12:])
     via = attrs.get(RTA_VIA)
     if via is not None and len(via) > 2:
         gateway = ip_text(via[2:])

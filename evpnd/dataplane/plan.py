@@ -169,6 +169,9 @@ class Planner:
         want = rmacs.get(vtep)
         if vtep:
             self._neigh_to(ops, stats, vni, vtep, want, mirror, dev.bridge, allow_delete)
+            mapped = nl.v4_mapped(vtep)
+            if mapped:  # next hop of the IPv6 routes via this VTEP
+                self._neigh_to(ops, stats, vni, mapped, want, mirror, dev.bridge, allow_delete)
         fdb = mirror.fdb.get(vni, {})
         bridged = mirror.brfdb.get(vni, set())
         if want is not None and (fdb.get(want) != vtep or want not in bridged):
@@ -226,7 +229,9 @@ def all_keys(desired: DesiredState, mirror: Mirror, dm: DeviceMap) -> list[Dirty
         if dev.l3:
             prefixes = desired.routes.get(vni, {}).keys() | mirror.routes.get(vni, {}).keys()
             keys += [(ROUTE, vni, p) for p in prefixes]
-            vteps = desired.rmacs.get(vni, {}).keys() | mirror.neigh.get(vni, {}).keys()
+            vteps = desired.rmacs.get(vni, {}).keys() | set(
+                map(nl.unmap, mirror.neigh.get(vni, {}).keys())
+            )
             vteps |= set(mirror.fdb.get(vni, {}).values())
             keys += [(RMAC, vni, v) for v in vteps]
             keys.append((RMAC, vni, ""))  # orphans: bridge entries without a vxlan entry
@@ -268,7 +273,10 @@ def diff(desired: DesiredState, mirror: Mirror, dm: DeviceMap) -> dict:
             have_routes = mirror.routes.get(vni, {})
             compare(ROUTE, vni, want_routes, have_routes, mirror.foreign_routes.get(vni, set()))
             rmacs = desired.rmacs.get(vni, {})
-            compare(RMAC, vni, rmacs, mirror.neigh.get(vni, {}), mirror.foreign_ips.get(vni, set()))
+            want_neigh = dict(rmacs)
+            want_neigh |= {nl.v4_mapped(v): m for v, m in rmacs.items() if nl.v4_mapped(v)}
+            ips = mirror.foreign_ips.get(vni, set())
+            compare(RMAC, vni, want_neigh, mirror.neigh.get(vni, {}), ips)
             want_fdb = {m: v for v, m in rmacs.items()}
             compare("rmac_fdb", vni, want_fdb, mirror.fdb.get(vni, {}), macs)
             continue

@@ -133,15 +133,19 @@ def test_router_mac_change_removes_the_old_mac(dm):
     m.set_fdb(200, RM1, "10.0.0.2")
     ops, _ = plan(d, m, dm, [(RMAC, 200, "10.0.0.2")])
     assert {(o.tag[0], o.tag[2]) for o in ops} == {
-        ("fdb-", RM1), ("fdb+", RM2), ("neigh+", "10.0.0.2"),
+        ("fdb-", RM1), ("fdb+", RM2), ("neigh+", "10.0.0.2"), ("neigh+", "::ffff:10.0.0.2"),
     }  # fmt: skip
 
 
-def test_ipv6_prefix_via_ipv4_vtep_uses_rta_via(dm):
+def test_ipv6_prefix_via_ipv4_vtep_uses_the_mapped_address(dm):
     d = DesiredState(routes={200: {"2001:db8::/64": RouteNextHop("10.0.0.2", None)}})
     ops, _ = plan(d, Mirror(), dm, [(ROUTE, 200, "2001:db8::/64")])
     r = nl.parse_route(ops[0].mtype, ops[0].body, 0, len(ops[0].body))
-    assert (r.prefix, r.gateway) == ("2001:db8::/64", "10.0.0.2")
+    assert (r.prefix, r.gateway) == ("2001:db8::/64", "10.0.0.2")  # mirror compares as IPv4
+    assert b"\xff\xff\x0a\x00\x00\x02" in ops[0].body  # ::ffff:10.0.0.2 on the wire
+    d.rmacs[200] = {"10.0.0.2": RM2}
+    ops, _ = plan(d, Mirror(), dm, [(RMAC, 200, "10.0.0.2")])
+    assert {o.tag[2] for o in ops if o.tag[0] == "neigh+"} == {"10.0.0.2", "::ffff:10.0.0.2"}
 
 
 def test_bad_values_are_counted_not_raised(dm):
