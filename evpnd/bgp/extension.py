@@ -286,7 +286,11 @@ def apply_groups(ribs: list, body: str) -> tuple[int, list[str]]:
     ok = 0
     errors: list[str] = []
     split = batch.split_nlri
-    for group in batch.decode(body):
+    try:
+        groups = list(batch.decode(body))
+    except ValueError as exc:
+        return 0, [f"bad batch: {exc}"]
+    for group in groups:
         try:
             if group.announce:
                 attributes, nexthop, action = (
