@@ -20,9 +20,9 @@ pytestmark = pytest.mark.netns
 
 def local_seq(node, mac: str) -> int | None:
     """The sequence number of the node's own (local) route for a MAC, None if it has none."""
-    for entry in node.data("show macs", vni=100):
+    for entry in node.data("show macs", vni=100)["macs"]:
         if entry["mac"] == mac and entry["type"] == "local":
-            return entry["seq"]
+            return entry["local_seq"]
     return None
 
 

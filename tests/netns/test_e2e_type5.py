@@ -31,12 +31,16 @@ def test_prefix_appears_in_remote_tenant_table(lab):
     start_evpnd(lab, b, evpnd_config(b, [a], l2, l3vnis=l3b))
 
     def route() -> str:
-        return b.ns.run(["ip", "route", "show", "table", "5000", "10.201.0.0/24"]).strip()
+        cmd = ["ip", "route", "show", "table", "5000", "10.201.0.0/24"]
+        return b.ns.run(cmd, check=False).strip()  # the table exists once a route is in it
 
     line = wait_for(route, 45, what="type-5 route in table 5000")
     assert "via 10.0.0.1" in line and "onlink" in line, line
     wait_for(
-        lambda: "2001:db8:201::/64" in b.ns.run(["ip", "-6", "route", "show", "table", "5000"]),
+        lambda: (
+            "2001:db8:201::/64"
+            in b.ns.run(["ip", "-6", "route", "show", "table", "5000"], check=False)
+        ),
         10,
         what="v6 type-5 route",
     )
