@@ -13,6 +13,7 @@ import json
 import re
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 MAX_REQUEST = 64 * 1024  # a request is a command and a few arguments; more is abuse
@@ -116,7 +117,7 @@ def parse_request(line: bytes) -> tuple[str, _Args]:
 
 
 def ok(data: Any) -> bytes:
-    return json.dumps({"ok": True, "data": data}, separators=(",", ":")).encode() + b"\n"
+    return orjson.dumps({"ok": True, "data": data}) + b"\n"
 
 
 def error(message: str) -> bytes:

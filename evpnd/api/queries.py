@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -23,7 +24,6 @@ from evpnd.api.models import (
     KernelDiffEntry,
     KernelDiffReply,
     LocalMacInfo,
-    MacEntry,
     MacsReply,
     PeerEntry,
     PeersReply,
@@ -51,34 +51,46 @@ def _check_vni(ctx, vni: int | None) -> None:
         raise QueryError(f"unknown VNI {vni}")
 
 
-def route_entry(path: Path, flags: list[str]) -> RouteEntry:
+@dataclass(frozen=True, slots=True)
+class Raw:
+    """A reply already in its JSON form, for lists that may hold 100k entries: building a
+    pydantic model per entry would block the event loop for seconds. Tests check that `data`
+    equals `model.model_validate(data).model_dump(mode="json")`."""
+
+    model: type[BaseModel]
+    data: dict
+
+
+def route_dict(path: Path, flags: list[str]) -> dict[str, Any]:
+    """One path as RouteEntry's JSON (every field, in the model's order)."""
     key = path.key
-    entry: dict[str, Any] = {}
-    if type(key) is MacIpKey:
-        entry = {"type": 2, "mac": key.mac, "ip": key.ip}
-    elif type(key) is ImetKey:
-        entry = {"type": 3, "origin": key.origin}
-    elif type(key) is PrefixKey:
-        entry = {"type": 5, "ip": key.prefix}
     attrs = path.attrs
-    return RouteEntry(
-        **entry,
-        rd=key.rd,
-        etag=key.etag,
-        prefix=describe(key),
-        vni=path.vni,
-        l3vni=path.l3vni,
-        next_hop=path.next_hop,
-        seq=attrs.mobility_seq,
-        flags=flags,  # type: ignore[arg-type]
-        peer=path.peer,
-        esi=path.esi,
-        route_targets=list(attrs.route_targets),
-        router_mac=attrs.router_mac,
-        gateway=path.gateway,
-        as_path=list(attrs.as_path),
-        originator_id=attrs.originator_id,
-    )
+    kind = type(key)
+    return {
+        "type": key.route_type,
+        "rd": key.rd,
+        "prefix": describe(key),
+        "mac": key.mac if kind is MacIpKey else None,  # type: ignore[union-attr]
+        "ip": key.ip if kind is MacIpKey else (key.prefix if kind is PrefixKey else None),  # type: ignore[union-attr]
+        "origin": key.origin if kind is ImetKey else None,  # type: ignore[union-attr]
+        "etag": key.etag,
+        "vni": path.vni,
+        "l3vni": path.l3vni,
+        "next_hop": path.next_hop,
+        "seq": attrs.mobility_seq,
+        "flags": flags,
+        "peer": path.peer,
+        "esi": path.esi,
+        "route_targets": list(attrs.route_targets),
+        "router_mac": attrs.router_mac,
+        "gateway": path.gateway,
+        "as_path": list(attrs.as_path),
+        "originator_id": attrs.originator_id,
+    }
+
+
+def route_entry(path: Path, flags: list[str]) -> RouteEntry:
+    return RouteEntry.model_validate(route_dict(path, flags))
 
 
 def _flags(item: dict) -> list[str]:
@@ -107,7 +119,7 @@ def path_flags(ctx, path: Path) -> list[str]:
 # -- show routes ------------------------------------------------------------------------------
 
 
-def show_routes(ctx, args: p.RoutesArgs) -> RoutesReply:
+def show_routes(ctx, args: p.RoutesArgs) -> Raw:
     _check_vni(ctx, args.vni)
     rd = None
     if args.rd is not None:
@@ -130,8 +142,8 @@ def show_routes(ctx, args: p.RoutesArgs) -> RoutesReply:
             vnis = {*item.get("l2vnis", ()), *item.get("l3vnis", ()), path.vni}
             if args.vni not in vnis:
                 continue
-        out.append(route_entry(path, _flags(item)))
-    return RoutesReply(routes=out)
+        out.append(route_dict(path, _flags(item)))
+    return Raw(RoutesReply, {"routes": out})
 
 
 # -- show peers -------------------------------------------------------------------------------
@@ -253,31 +265,32 @@ def show_vni(ctx, args: p.VniArgs) -> VnisReply:
 # -- show macs --------------------------------------------------------------------------------
 
 
-def show_macs(ctx, args: p.MacsArgs) -> MacsReply:
+def show_macs(ctx, args: p.MacsArgs) -> Raw:
     """FRR's `show evpn mac vni all`: per (VNI, MAC) one entry, local or remote."""
     _check_vni(ctx, args.vni)
+    is_frozen = ctx.core.mobility.is_frozen
     out = []
     for row in ctx.core.mac_table(args.vni):
         if args.duplicate and not row.get("duplicate"):
             continue
-        frozen = ctx.core.mobility.is_frozen(row["vni"], row["mac"])
+        vni, mac = row["vni"], row["mac"]
         out.append(
-            MacEntry(
-                vni=row["vni"],
-                mac=row["mac"],
-                type=row["type"],
-                vtep=row.get("vtep"),
-                ips=list(row.get("ips", ())),
-                local_seq=row.get("local_seq", 0),
-                remote_seq=row.get("remote_seq", 0),
-                sticky=bool(row.get("sticky")),
-                duplicate=bool(row.get("duplicate")),
-                frozen=frozen,
-                moves=row.get("moves", 0),
-                paths=row.get("paths", 0),
-            )
+            {
+                "vni": vni,
+                "mac": mac,
+                "type": row["type"],
+                "vtep": row.get("vtep"),
+                "ips": list(row.get("ips", ())),
+                "local_seq": row.get("local_seq", 0),
+                "remote_seq": row.get("remote_seq", 0),
+                "sticky": bool(row.get("sticky")),
+                "duplicate": bool(row.get("duplicate")),
+                "frozen": is_frozen(vni, mac),
+                "moves": row.get("moves", 0),
+                "paths": row.get("paths", 0),
+            }
         )
-    return MacsReply(macs=out)
+    return Raw(MacsReply, {"macs": out})
 
 
 # -- show kernel diff -------------------------------------------------------------------------
@@ -453,7 +466,7 @@ _SYNC = {
 }
 
 
-async def run_query(ctx, cmd: str, args: p._Args) -> BaseModel:
+async def run_query(ctx, cmd: str, args: p._Args) -> BaseModel | Raw:
     if cmd == "clear dup-addr":
         return await clear_dup(ctx, args)  # type: ignore[arg-type]
     return _SYNC[cmd](ctx, args)

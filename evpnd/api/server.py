@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from evpnd.api import protocol
-from evpnd.api.queries import QueryError, run_query
+from evpnd.api.queries import QueryError, Raw, run_query
 from evpnd.config import Config
 from evpnd.logs import get_logger
 
@@ -191,7 +191,8 @@ class ApiServer:
         try:
             cmd, args = protocol.parse_request(line)
             reply = await run_query(self.ctx, cmd, args)
-            out = protocol.ok(reply.model_dump(mode="json"))
+            data = reply.data if isinstance(reply, Raw) else reply.model_dump(mode="json")
+            out = protocol.ok(data)
         except (protocol.ProtocolError, QueryError) as exc:
             out = protocol.error(str(exc))
         except Exception as exc:  # a bug in one query must not close the socket for everyone

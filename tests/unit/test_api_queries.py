@@ -8,7 +8,7 @@ import pytest
 
 from evpnd.api import protocol
 from evpnd.api.models import REPLIES
-from evpnd.api.queries import QueryError, run_query
+from evpnd.api.queries import QueryError, Raw, run_query
 from tests.unit.test_api_world import (
     MAC_DUP,
     MAC_FOREIGN,
@@ -26,6 +26,11 @@ from tests.unit.test_api_world import (
 async def ask(world, cmd: str, **args):
     name, parsed = protocol.parse_request(json.dumps({"cmd": cmd, "args": args}).encode())
     reply = await run_query(world, name, parsed)
+    if isinstance(reply, Raw):  # the fast path must produce exactly the model's JSON
+        assert reply.model is REPLIES[cmd]
+        model = reply.model.model_validate(reply.data)
+        assert model.model_dump(mode="json") == reply.data
+        reply = model
     assert isinstance(reply, REPLIES[cmd])
     return reply
 
