@@ -400,8 +400,9 @@ def decode_update(peer: str, body: bytes, asn4: bool = True) -> list[Event]:
     withdrawn: list[RouteKey] = []
     announced: list[Path] = []
     if unreach and _evpn_family(unreach):
-        if len(unreach) == 3 and not reach and len(attr_field) == 6:
-            return [EndOfRib(peer)]  # an empty MP_UNREACH alone is End-of-RIB (RFC 4724 2)
+        # an empty MP_UNREACH alone (3-byte or extended 4-byte header) is End-of-RIB
+        if len(unreach) == 3 and not reach and len(attr_field) in (6, 7):
+            return [EndOfRib(peer)]  # RFC 4724 section 2
         _keys(unreach[3:], peer, withdrawn)
     if reach and _evpn_family(reach):
         if bad_attrs is not None:
