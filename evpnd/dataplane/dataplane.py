@@ -80,8 +80,12 @@ class _Kernel:
             if dev.table is not None:
                 for family in (socket.AF_INET, socket.AF_INET6):
                     body = nl.route_dump_request(family, dev.table)
-                    for mtype, buf, off, end in req.dump(nl.RTM_GETROUTE, body):
-                        mirror.on_route(nl.parse_route(mtype, buf, off, end), dm)
+                    try:
+                        for mtype, buf, off, end in req.dump(nl.RTM_GETROUTE, body):
+                            mirror.on_route(nl.parse_route(mtype, buf, off, end), dm)
+                    except nl.NetlinkError as exc:
+                        if exc.errno != errno.ENOENT:  # ENOENT: the table has no routes yet
+                            raise
             if dev.l3:
                 continue
             for port in self.bridge_ports(dev.bridge):

@@ -61,7 +61,10 @@ class LocalLearner:
     def on_neigh(self, n: nl.Neigh, vni: int) -> list[LocalMac]:
         """A neighbour on the VNI's bridge that evpnd did not install."""
         ip = n.dst
-        if ip is None or ipaddress.ip_address(ip).is_link_local:
+        if ip is None:
+            return []
+        addr = ipaddress.ip_address(ip)
+        if addr.is_link_local or addr.is_multicast:
             return []
         ips = self.ips.setdefault(vni, {})
         present = not n.deleted and bool(n.state & _PRESENT) and n.mac is not None

@@ -398,7 +398,10 @@ class Requester:
             for rtype, _fl, rseq, off, end in iter_messages(view, size):
                 if rseq != seq:
                     continue
-                if rtype == NLMSG_DONE:
+                if rtype == NLMSG_DONE:  # a dump that failed says so in DONE's payload
+                    code = _ERR.unpack_from(buf, off)[0] if end - off >= 4 else 0
+                    if code < 0:
+                        raise NetlinkError(-code, os.strerror(-code))
                     return
                 if rtype == NLMSG_ERROR:
                     code = _ERR.unpack_from(buf, off)[0]
@@ -417,7 +420,9 @@ def fdb_dump_request(ifindex: int = 0, master: int = 0) -> bytes:
 
 
 def neigh_dump_request(family: int, ifindex: int) -> bytes:
-    return _NDM.pack(family, ifindex, 0, 0, 0)
+    """Neighbours of one device: strict checking wants the device in NDA_IFINDEX, not in
+    ndm_ifindex (unlike FDB dumps)."""
+    return _NDM.pack(family, 0, 0, 0, 0) + _attr(NDA_IFINDEX, _U32.pack(ifindex))
 
 
 def route_dump_request(family: int, table: int) -> bytes:

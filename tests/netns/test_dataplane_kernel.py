@@ -288,6 +288,13 @@ async def test_drift_repair_and_hand_made_entries_left_alone(lab):
 def fill(d: DesiredState, n: int, vteps: int = 16) -> list[str]:
     macs = [f"02:10:00:00:{i >> 8:02x}:{i & 255:02x}" for i in range(n)]
     d.fdb[100] = {m: f"10.0.0.{2 + i % vteps}" for i, m in enumerate(macs)}
+    d.neigh[100] = {f"10.1.{1 + i // 250}.{1 + i % 250}": macs[i] for i in range(500)}
+    d.neigh[100] |= {f"fd00:1::{i + 1:x}": macs[i] for i in range(500)}
+    d.routes[200] = {
+        f"192.168.{i}.0/24": RouteNextHop(f"10.0.0.{2 + i % vteps}", None) for i in range(200)
+    }
+    d.routes[200]["2001:db8:1::/64"] = RouteNextHop("10.0.0.2", None)
+    d.rmacs[200] = {f"10.0.0.{2 + i}": f"02:ee:00:00:00:{2 + i:02x}" for i in range(vteps)}
     return macs
 
 
@@ -340,6 +347,7 @@ async def test_restart_over_installed_entries_keeps_wanted_and_sweeps_after_hold
     await dp.start(first)
     await dp.stop()
     assert len(remote(ns, "vx100")) == 10_000
+    assert dp.stats()["errors"] == 0
 
     watch = NeighWatch(ns.name)
     try:
@@ -354,7 +362,9 @@ async def test_restart_over_installed_entries_keeps_wanted_and_sweeps_after_hold
         await dp2.start(second)
         try:
             await asyncio.sleep(max(0.0, hold - 0.5 - (time.monotonic() - t0)))
-            assert dp2.stats()["ops"] == 0  # nothing re-added, nothing deleted yet
+            st = dp2.stats()
+            assert st["ops"] == 0, st  # nothing re-added, nothing deleted yet
+            assert st["owned"]["neigh"] == 1000 + 2 * 16 and st["owned"]["route"] == 201
             assert watch.events == []
             assert len(remote(ns, "vx100")) == 10_000
             await wait_until(lambda: len(remote(ns, "vx100")) == 9_000, timeout=5.0,

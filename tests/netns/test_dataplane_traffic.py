@@ -1,0 +1,246 @@
+"""Traffic through two leaves whose Dataplanes were given desired states by hand: the FDB and
+flood entries carry frames over VXLAN, the bridge entries keep known unicast off other access
+ports, ARP is answered locally when the neighbour entry is there, and local hosts are learned."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from evpnd.config import parse_config
+from evpnd.dataplane import Dataplane
+from evpnd.desired import FDB, FLOOD, NEIGH, DesiredState
+from evpnd.events import LocalMac
+from evpnd.lab.netns import Lab, Netns
+
+pytestmark = pytest.mark.netns
+
+H1_MAC, H2_MAC, H3_MAC = "02:aa:00:00:01:01", "02:aa:00:00:02:01", "02:aa:00:00:01:03"
+H1_IP, H2_IP, H3_IP = "10.1.0.11", "10.1.0.12", "10.1.0.13"
+
+
+@dataclass
+class Side:
+    leaf: Netns
+    vtep: str
+    host: Netns
+    desired: DesiredState
+    events: list
+    dp: Dataplane | None = None
+
+
+def host(lab: Lab, leaf: Netns, name: str, port: str, mac: str, ip: str) -> Netns:
+    ns = lab.netns(name)
+    lab.link(ns, "eth0", leaf, port)
+    ns.ip("link", "set", "eth0", "address", mac)
+    ns.ip("addr", "add", f"{ip}/24", "dev", "eth0")
+    return ns
+
+
+def leaf_config(vtep: str, svi: str, ports: list[str]):
+    return parse_config(
+        {
+            "router_id": vtep,
+            "asn": 65001,
+            "vtep": vtep,
+            "sweep_hold_time": 0,
+            "l2vnis": [
+                {
+                    "vni": 100,
+                    "bridge": "br100",
+                    "access_ports": ports,
+                    "svi_address": f"{svi}/24",
+                    "sticky_macs": ["02:aa:00:00:01:99"],
+                }
+            ],
+        }
+    )
+
+
+async def fabric(lab: Lab, with_h3: bool = False) -> tuple[Side, Side, Netns | None]:
+    l1, l2 = lab.netns("leaf1"), lab.netns("leaf2")
+    lab.link(l1, "u0", l2, "u0", "10.0.0.1/24", "10.0.0.2/24")
+    h1 = host(lab, l1, "h1", "p1", H1_MAC, H1_IP)
+    h2 = host(lab, l2, "h2", "p1", H2_MAC, H2_IP)
+    h3 = host(lab, l1, "h3", "p2", H3_MAC, H3_IP) if with_h3 else None
+    s1 = Side(l1, "10.0.0.1", h1, DesiredState(), [])
+    s2 = Side(l2, "10.0.0.2", h2, DesiredState(), [])
+    ports1 = ["p1", "p2"] if with_h3 else ["p1"]
+    for side, svi, ports in ((s1, "10.1.0.251", ports1), (s2, "10.1.0.252", ["p1"])):
+        side.dp = Dataplane(
+            leaf_config(side.vtep, svi, ports), side.events.append, netns=side.leaf.name
+        )
+        await side.dp.start(side.desired)
+    return s1, s2, h3
+
+
+async def stop(*sides: Side) -> None:
+    for side in sides:
+        if side.dp is not None:
+            await side.dp.stop()
+
+
+async def program(side: Side, fdb=None, flood=None, neigh=None) -> None:
+    d = side.desired
+    for kind, table, values in ((FDB, d.fdb, fdb), (NEIGH, d.neigh, neigh)):
+        if values is not None:
+            old = table.get(100, {})
+            table[100] = dict(values)
+            d.dirty |= {(kind, 100, k) for k in old.keys() | values.keys()}
+    if flood is not None:
+        d.dirty |= {(FLOOD, 100, v) for v in d.flood.get(100, set()) | set(flood)}
+        d.flood[100] = set(flood)
+    assert side.dp is not None
+    side.dp.wanted_changed()
+    await side.dp.idle()
+
+
+class Capture:
+    """tcpdump in a namespace; `stop()` returns the packet lines."""
+
+    def __init__(self, ns: Netns, iface: str, expr: list[str]) -> None:
+        self.proc = subprocess.Popen(
+            ns.cmd("tcpdump", "-i", iface, "-n", "-l", "-e", *expr),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        # tcpdump says "listening on" once the capture is armed
+        assert self.proc.stderr is not None
+        for _ in range(5):
+            line = self.proc.stderr.readline()
+            if "listening" in line:
+                break
+        else:
+            raise AssertionError(f"tcpdump did not start: {line}")
+
+    def stop(self) -> list[str]:
+        time.sleep(0.2)
+        self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=5)
+        return [ln for ln in out.splitlines() if ln.strip()]
+
+
+async def ping(ns: Netns, addr: str, count: int = 2) -> bool:
+    return await asyncio.to_thread(ns.ping, addr, count, 1.0)
+
+
+async def test_hosts_behind_two_leaves_reach_each_other_over_vxlan(lab):
+    s1, s2, h3 = await fabric(lab, with_h3=True)
+    try:
+        assert not await ping(s1.host, H2_IP, count=1)  # nothing programmed: no path
+        await program(s1, fdb={H2_MAC: s2.vtep}, flood={s2.vtep})
+        await program(s2, fdb={H1_MAC: s1.vtep}, flood={s1.vtep})
+        assert await ping(s1.host, H2_IP)
+        # Known unicast to a remote MAC goes to the VXLAN port only, not to other access ports
+        # (this is what the bridge `master extern_learn` entry is for).
+        cap = Capture(h3, "eth0", ["icmp"])
+        assert await ping(s1.host, H2_IP, count=3)
+        assert cap.stop() == []
+        # Withdrawn: the path is gone.
+        await program(s1, fdb={}, flood=set())
+        s1.host.ip("neigh", "flush", "dev", "eth0")
+        assert not await ping(s1.host, H2_IP, count=1)
+    finally:
+        await stop(s1, s2)
+
+
+async def test_arp_suppression_answers_locally(lab):
+    s1, s2, _ = await fabric(lab)
+    try:
+        await program(s1, fdb={H2_MAC: s2.vtep}, flood={s2.vtep})
+        await program(s2, fdb={H1_MAC: s1.vtep}, flood={s1.vtep})
+        # Control: without neighbour entries the ARP request crosses the VXLAN (so the capture
+        # does see ARP when there is some).
+        cap = Capture(s1.leaf, "vx100", ["arp"])
+        assert await ping(s1.host, H2_IP, count=1)
+        crossed = cap.stop()
+        assert any("Request who-has 10.1.0.12" in ln for ln in crossed), crossed
+        # With the neighbour entries (type-2 MAC+IP) both leaves answer ARP themselves.
+        await program(s1, neigh={H2_IP: H2_MAC})
+        await program(s2, neigh={H1_IP: H1_MAC})
+        for side in (s1, s2):
+            side.host.ip("neigh", "flush", "dev", "eth0")
+        cap1 = Capture(s1.leaf, "vx100", ["arp"])
+        cap2 = Capture(s2.leaf, "vx100", ["arp"])
+        assert await ping(s1.host, H2_IP, count=2)
+        assert cap1.stop() == [] and cap2.stop() == []
+        assert H2_MAC in s1.host.ip("neigh", "show", H2_IP)  # the answer came from leaf1
+    finally:
+        await stop(s1, s2)
+
+
+async def wait_event(events: list, want: LocalMac, timeout: float = 5.0, after: int = 0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if want in events[after:]:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no {want} in {events}")
+
+
+async def test_local_learning_ageing_deletion_sticky_and_startup_dump(lab):
+    s1, s2, _ = await fabric(lab)
+    try:
+        # Traffic from h1 to the SVI: its MAC on the access port, its IP in the SVI's table.
+        assert await ping(s1.host, "10.1.0.251", count=1)
+        await wait_event(s1.events, LocalMac(100, H1_MAC, None, True, False))
+        await wait_event(s1.events, LocalMac(100, H1_MAC, H1_IP, True, False))
+        # Nothing about evpnd's own remote entries or the bridge's addresses.
+        await program(s1, fdb={H2_MAC: s2.vtep}, neigh={H2_IP: H2_MAC})
+        await asyncio.sleep(0.2)
+        assert {e.mac for e in s1.events} == {H1_MAC}
+
+        # A static entry made by a person, and a configured sticky MAC: reported sticky.
+        s1.leaf.run(["bridge", "fdb", "add", "02:aa:00:00:01:55", "dev", "p1", "master", "static"])
+        await wait_event(s1.events, LocalMac(100, "02:aa:00:00:01:55", None, True, True))
+        # A configured sticky MAC learned from traffic (a macvlan on h1 carries it).
+        h1 = s1.host
+        h1.ip("link", "add", "link", "eth0", "name", "mv0", "address", "02:aa:00:00:01:99",
+              "type", "macvlan", "mode", "bridge")  # fmt: skip
+        h1.ip("addr", "add", "10.1.0.99/24", "dev", "mv0")
+        h1.ip("link", "set", "mv0", "up")
+        assert await asyncio.to_thread(
+            lambda: (
+                subprocess.run(
+                    h1.cmd("ping", "-c1", "-W1", "-I", "mv0", "10.1.0.251"), capture_output=True
+                ).returncode
+                == 0
+            )  # fmt: skip
+        )
+        await wait_event(s1.events, LocalMac(100, "02:aa:00:00:01:99", None, True, True))
+        await wait_event(s1.events, LocalMac(100, "02:aa:00:00:01:99", "10.1.0.99", True, True))
+
+        # Deletion by hand withdraws the MAC and the IP that rode on it.
+        s1.leaf.run(["bridge", "fdb", "del", H1_MAC, "dev", "p1", "master"])
+        await wait_event(s1.events, LocalMac(100, H1_MAC, None, False, False))
+        await wait_event(s1.events, LocalMac(100, H1_MAC, H1_IP, False, False))
+
+        # Ageing: a 1 s ageing time and no more traffic.
+        s1.leaf.ip("link", "set", "br100", "type", "bridge", "ageing_time", "100")
+        mark = len(s1.events)
+        assert await ping(s1.host, "10.1.0.251", count=1)
+        await wait_event(s1.events, LocalMac(100, H1_MAC, H1_IP, True, False), after=mark)
+        mark = len(s1.events)
+        await wait_event(s1.events, LocalMac(100, H1_MAC, None, False, False), 8, mark)
+
+        # A restarted dataplane reports what is already there, once.
+        s1.leaf.ip("link", "set", "br100", "type", "bridge", "ageing_time", "30000")
+        mark = len(s1.events)
+        assert await ping(s1.host, "10.1.0.251", count=1)
+        await wait_event(s1.events, LocalMac(100, H1_MAC, H1_IP, True, False), after=mark)
+        assert s1.dp is not None
+        await s1.dp.stop()
+        fresh: list = []
+        s1.dp = Dataplane(s1.dp.cfg, fresh.append, netns=s1.leaf.name)
+        await s1.dp.start(s1.desired)
+        assert LocalMac(100, H1_MAC, None, True, False) in fresh
+        assert LocalMac(100, H1_MAC, H1_IP, True, False) in fresh
+        assert LocalMac(100, "02:aa:00:00:01:55", None, True, True) in fresh
+        assert H2_MAC not in {e.mac for e in fresh}
+    finally:
+        await stop(s1, s2)
