@@ -304,8 +304,9 @@ class Core:
         if not update.announced:
             return
         # The hot path (100k routes at a session start): the attributes are shared by the
-        # whole UPDATE, so their checks and the route-target import are done once; a type-2
-        # key nobody sent before takes the short way (_type2_added).
+        # whole UPDATE, so their checks and the route-target import are done once. A type-2
+        # key nobody sent before, imported into one L2VNI only, is handled inline (the same
+        # as _type2_added, which handles the general new-key case).
         view = self._view
         own_rds, vtep, imports = view.own_rds, view.vtep, view.imports
         known_vteps = _VTEP_RANK
@@ -314,10 +315,19 @@ class Core:
         if adj is None:
             adj = rib.adj_in[peer] = {}
         fresh_ok = not rib.stale.get(peer)
+        macs, ips = self._macs, self._ips
+        mobility = self.mobility
+        local, frozen_fdb, frozen_neigh = mobility.local, mobility.frozen_fdb, mobility.frozen_neigh
+        desired = self.desired
+        dirty_add = desired.dirty.add
+        settle, refresh_neigh = self._settle_mac, self._refresh_neigh
         last_attrs = None
         attrs_reason = None
         l2: tuple[int, ...] = ()
         l3: tuple[int, ...] = ()
+        single = 0  # the one L2VNI the UPDATE's route targets import into, else 0
+        fdb_t: dict[str, str] = {}
+        neigh_t: dict[str, str] = {}
         check_path = self._check_path
         type2_added = self._type2_added
         accepted = rejected = 0
@@ -329,21 +339,58 @@ class Core:
                 last_attrs = attrs
                 attrs_reason = self._check_attrs(attrs)
                 l2, l3 = imports.targets(attrs.route_targets)
+                single = l2[0] if len(l2) == 1 else 0
+                if single:
+                    fdb_t = desired.fdb.setdefault(single, {})
+                    neigh_t = desired.neigh.setdefault(single, {})
             key = path.key
+            nh = path.next_hop
             if (
                 attrs_reason is None
                 and type(key) is MacIpKey
                 and l2
                 and key.rd not in own_rds
-                and path.next_hop in known_vteps
-                and path.next_hop != vtep
+                and nh in known_vteps
+                and nh != vtep
                 and len(key.mac) == 17
             ):
                 accepted += 1
                 if fresh_ok and key not in best:
                     adj[key] = path
                     best[key] = path
-                    type2_added(key, path, l2, l3 if key.ip is not None and path.l3vni else ())
+                    ip = key.ip
+                    irb = ip is not None and path.l3vni and l3
+                    if irb or not single:
+                        type2_added(key, path, l2, l3 if irb else ())
+                        continue
+                    mac = key.mac
+                    gk = (single, mac)
+                    group = macs.get(gk)
+                    if group is None:
+                        macs[gk] = {key: path}
+                        if gk in local or gk in frozen_fdb:
+                            settle(single, mac)
+                        elif fdb_t.get(mac) != nh:
+                            fdb_t[mac] = nh
+                            dirty_add((FDB, single, mac))
+                    else:
+                        group[key] = path
+                        if gk in local or fdb_t.get(mac) != nh:
+                            settle(single, mac)
+                    if ip is not None:
+                        gk = (single, ip)
+                        group = ips.get(gk)
+                        if group is None and gk not in frozen_neigh:
+                            ips[gk] = {key: path}
+                            if neigh_t.get(ip) != mac:
+                                neigh_t[ip] = mac
+                                dirty_add((NEIGH, single, ip))
+                        else:
+                            if group is None:
+                                ips[gk] = {key: path}
+                            else:
+                                group[key] = path
+                            refresh_neigh(single, ip)
                     continue
             else:
                 reason = attrs_reason or check_path(path)
