@@ -40,7 +40,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     progress = runner.default_progress()
     try:
         lab = runner.up(args.topology, name=args.name, progress=progress)
-    except runner.LabError as exc:
+    except (runner.LabError, RuntimeError) as exc:  # RuntimeError: an ip command failed
         print(f"evpnd.lab: {exc}", file=sys.stderr)
         if "already up" not in str(exc):
             runner.down(args.name or runner.lab_name_of(args.topology), progress)

@@ -151,6 +151,18 @@ def _stop_pid(rec: ProcRecord, popen: subprocess.Popen | None, timeout: float = 
             pass
 
 
+def derive_evpnd_config(src: Path, runtime_dir: Path, socket: Path) -> str:
+    """The bound evpnd.yaml with runtime_dir and api.socket moved to the node's own directory
+    (the rest unchanged), so several evpnd instances on one machine never collide."""
+    data = yaml.safe_load(src.read_text()) or {}
+    if not isinstance(data, dict):
+        raise LabError(f"{src}: not a mapping of settings")
+    data["runtime_dir"] = str(runtime_dir)
+    data["api"] = {**(data.get("api") or {}), "socket": str(socket)}
+    header = f"# derived by evpnd.lab from {src}: runtime paths made per node\n"
+    return header + yaml.safe_dump(data, sort_keys=False)
+
+
 class RunningLab:
     """A lab that is up: names of its namespaces, its daemons, and ways to talk to them."""
 
@@ -259,15 +271,8 @@ class RunningLab:
         assert src is not None
         ndir = self.node_dir(node.name)
         ndir.mkdir(parents=True, exist_ok=True)
-        data = yaml.safe_load(src.read_text()) or {}
-        data["runtime_dir"] = str(ndir)
-        data.setdefault("api", {})
-        data["api"] = {**(data["api"] or {}), "socket": str(self.socket(node.name))}
         derived = ndir / "evpnd.yaml"
-        derived.write_text(
-            f"# derived by evpnd.lab from {src} (runtime paths made per node)\n"
-            + yaml.safe_dump(data, sort_keys=False)
-        )
+        derived.write_text(derive_evpnd_config(src, ndir, self.socket(node.name)))
         self.socket(node.name).unlink(missing_ok=True)
         log = ndir / "evpnd.log"
         with log.open("ab") as out:
@@ -347,6 +352,9 @@ def up(
     progress(f"lab {lab_name}: {len(topo.nodes)} nodes [{nodes}], {len(topo.links)} links")
     for node in topo.nodes:
         nsname = namespace_name(lab_name, node)
+        if Path("/run/netns", nsname).exists():
+            raise LabError(f"namespace {nsname} exists already (not ours: `ip netns del {nsname}`"
+                           " if an earlier run left it)")  # fmt: skip
         state.namespaces[node] = nsname
         state.save()  # recorded before it exists: `down` then always knows about it
         run(["ip", "netns", "add", nsname])
@@ -444,7 +452,11 @@ def summary(lab: RunningLab) -> str:
             access = f"evpnctl -s {lab.socket(node.name)}"
         else:
             access = ""
-        pids = [f"{r.daemon}:{r.pid}" for r in lab.state.procs if r.node == node.name]
+        pids = [
+            f"{r.daemon}:{r.pid}" + ("" if r.alive() else "(exited)")
+            for r in lab.state.procs
+            if r.node == node.name
+        ]
         rows.append((node.name, node.role, lab.state.namespaces[node.name],
                      " ".join(pids + ([access] if access else []))))  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(3)]

@@ -191,51 +191,96 @@ def test_restart_evpnd_leaf_keeps_unrelated_traffic(learned):
     assert ping(lab, "h1", "h2") and ping(lab, "h2", "h3"), "leaf2 is back in the fabric"
 
 
-def test_mac_move_from_frr_leaf_to_evpnd_leaf(learned):
-    """h1 (behind FRR leaf1) reappears behind evpnd leaf2: leaf2 advertises the MAC with
-    sequence number 1 (RFC 7432 section 15.1), FRR takes it as a move, everybody follows."""
-    lab = learned
+def _quiet(lab, host: str, quiet: bool) -> None:
+    """A host that sends nothing (no ARP, no IPv6 chatter) cannot claim its MAC back."""
+    lab.ns(host).ip("link", "set", "eth1", "arp", "off" if quiet else "on")
+    lab.ns(host).run(["sysctl", "-qw", f"net.ipv6.conf.eth1.disable_ipv6={int(quiet)}"])
+
+
+def _move_h1_to_leaf2(lab, extra: Lab) -> int:
+    """h1 (behind FRR leaf1) reappears behind evpnd leaf2 with the same MAC and address: a
+    macvlan on h2's uplink (leaf2's access port), while the old h1 stays up but quiet, as a
+    migrated VM's old copy would. Returns FRR's sequence number for the MAC after the move."""
     addr, mac, vni, _ = HOSTS["h1"]
-    ping(lab, "h1", "h3")  # h1's MAC is local to leaf1 (seq 0) right now
-    before = _frr_macs(lab, "leaf1")[(vni, mac)]
-    assert before["type"] == "local"
-    seq0 = before.get("localSequence", 0)
-    # the old copy goes quiet (no ARP, no IPv6 chatter) so that it never claims the MAC back
-    lab.ns("h1").ip("link", "set", "eth1", "arp", "off")
-    lab.ns("h1").run(["sysctl", "-qw", "net.ipv6.conf.eth1.disable_ipv6=1"])
+    _quiet(lab, "h1", False)
+    assert ping(lab, "h1", "h3")  # h1's MAC is local to leaf1 right now
+    wait_for(lambda: _frr_macs(lab, "leaf1").get((vni, mac), {}).get("type") == "local",
+             timeout=10, what="h1's MAC local on leaf1")  # fmt: skip
+    seq_before = _frr_macs(lab, "leaf1")[(vni, mac)]["localSequence"]
+    _quiet(lab, "h1", True)
+    moved = extra.netns("h1")
+    lab.ns("h2").ip("link", "add", "mv1", "link", "eth1", "type", "macvlan", "mode", "bridge")
+    lab.ns("h2").ip("link", "set", "mv1", "netns", moved.name)
+    moved.ip("link", "set", "mv1", "address", mac, "mtu", "1450")
+    moved.ip("addr", "add", f"{addr}/24", "dev", "mv1")
+    moved.ip("link", "set", "mv1", "up")
+    assert any(moved.ping(HOSTS["h3"][0], timeout=1.0) for _ in range(10))
+
+    def frr_sees_move():
+        entry = _frr_macs(lab, "leaf1").get((vni, mac), {})
+        return entry.get("type") == "remote" and entry.get("remoteVtep") == VTEPS["leaf2"]
+
+    wait_for(frr_sees_move, timeout=15, what="FRR leaf1 to see h1's MAC behind leaf2")
+    entry = _frr_macs(lab, "leaf1")[(vni, mac)]
+    assert entry["remoteSequence"] > seq_before, entry  # RFC 7432 section 15.1
+    return entry["remoteSequence"]
+
+
+def _spine_routes_for(lab, mac: str) -> dict[str, str]:
+    """{next hop: extended communities} of the spine's type-2 paths for a MAC."""
+    return {
+        p["nexthops"][0]["ip"]: p["extendedCommunity"]["string"]
+        for p in runner.frr_evpn_paths(lab, "spine")
+        if p.get("mac") == mac
+    }
+
+
+def _evpnd_sees(lab, leaf: str, mac: str, vtep: str) -> bool:
+    macs = runner.evpnd_json(lab, leaf, "show", "macs").get("macs", [])
+    return any(m["mac"].lower() == mac and m["vtep"] == vtep for m in macs)
+
+
+def test_mac_move_from_frr_leaf_to_evpnd_leaf(learned):
+    """leaf2 (evpnd) advertises h1's MAC with a higher sequence number, FRR takes it as a move
+    and so does the other evpnd leaf; the host answers from its new place."""
+    lab = learned
+    mac = HOSTS["h1"][1]
     extra = Lab(prefix="l2move")
     try:
-        # the moved h1: same MAC and address, a macvlan on h2's uplink (leaf2's access port);
-        # the old h1 stays up but silent, as a migrated VM's old copy would be
-        moved = extra.netns("h1")
-        lab.ns("h2").ip("link", "add", "mv1", "link", "eth1", "type", "macvlan", "mode", "bridge")
-        lab.ns("h2").ip("link", "set", "mv1", "netns", moved.name)
-        moved.ip("link", "set", "mv1", "address", mac, "mtu", "1450")
-        moved.ip("addr", "add", f"{addr}/24", "dev", "mv1")
-        moved.ip("link", "set", "mv1", "up")
-        assert any(moved.ping(HOSTS["h3"][0], timeout=1.0) for _ in range(10))
-
-        def frr_sees_move():
-            entry = _frr_macs(lab, "leaf1").get((vni, mac), {})
-            return entry.get("type") == "remote" and entry.get("remoteVtep") == VTEPS["leaf2"]
-
-        wait_for(frr_sees_move, timeout=15, what="FRR leaf1 to see h1's MAC behind leaf2")
-        entry = _frr_macs(lab, "leaf1")[(vni, mac)]
-        assert entry["remoteSequence"] > seq0, entry
-        route = [
-            p
-            for p in runner.frr_evpn_paths(lab, "spine")
-            if p.get("mac") == mac and p["nexthops"][0]["ip"] == VTEPS["leaf2"]
-        ]
-        assert route and f"MM:{entry['remoteSequence']}" in route[0]["extendedCommunity"]["string"]
-
-        def leaf3_follows():
-            macs = runner.evpnd_json(lab, "leaf3", "show", "macs")["macs"]
-            return any(m["mac"].lower() == mac and m["vtep"] == VTEPS["leaf2"] for m in macs)
-
-        wait_for(leaf3_follows, timeout=15, what="evpnd leaf3 to follow the move")
+        seq = _move_h1_to_leaf2(lab, extra)
+        routes = _spine_routes_for(lab, mac)
+        assert f"MM:{seq}" in routes.get(VTEPS["leaf2"], ""), routes
+        wait_for(lambda: _evpnd_sees(lab, "leaf3", mac, VTEPS["leaf2"]), timeout=15,
+                 what="evpnd leaf3 to follow the move")  # fmt: skip
         fdb = lab.ns("leaf1").run(["bridge", "fdb", "show", "dev", "vxlan100"])
         assert f"{mac} dst {VTEPS['leaf2']}" in fdb
         assert ping(lab, "h3", "h1"), "the moved host answers from its new place"
     finally:
         extra.cleanup()
+        _quiet(lab, "h1", False)
+
+
+def test_mac_moves_back_from_evpnd_leaf_to_frr_leaf(learned):
+    """The reverse: h1 speaks again behind FRR leaf1, which advertises a higher sequence
+    number; evpnd leaf2 must give the MAC up (withdraw its route, point its FDB at leaf1)."""
+    lab = learned
+    mac = HOSTS["h1"][1]
+    extra = Lab(prefix="l2back")
+    try:
+        seq = _move_h1_to_leaf2(lab, extra)
+    finally:
+        extra.cleanup()  # the moved copy is gone; leaf2's bridge may still remember the MAC
+    _quiet(lab, "h1", False)
+    assert ping(lab, "h1", "h3")
+
+    def frr_local_again():
+        entry = _frr_macs(lab, "leaf1").get((HOSTS["h1"][2], mac), {})
+        return entry.get("type") == "local" and entry.get("localSequence", 0) > seq
+
+    wait_for(frr_local_again, timeout=15, what="FRR leaf1 to take h1's MAC back")
+    wait_for(lambda: set(_spine_routes_for(lab, mac)) == {VTEPS["leaf1"]}, timeout=15,
+             what="leaf2 to withdraw its route for h1's MAC")  # fmt: skip
+    for leaf in ("leaf2", "leaf3"):
+        wait_for(lambda leaf=leaf: _evpnd_sees(lab, leaf, mac, VTEPS["leaf1"]), timeout=15,
+                 what=f"evpnd {leaf} to see h1's MAC behind leaf1 again")  # fmt: skip
+    assert ping(lab, "h2", "h1"), "leaf2 forwards to leaf1, not to its stale local port"

@@ -142,3 +142,36 @@ def test_split_frr_conf_shares_common_lines():
     assert "interface eth1" in zebra and "interface eth1" not in bgpd
     assert " neighbor a" in bgpd and " neighbor a" not in zebra
     assert "route-map RM" in zebra and "route-map RM" in bgpd
+
+
+# -- the runner's pure parts -----------------------------------------------------------------
+def test_derived_evpnd_config_moves_only_runtime_paths(tmp_path):
+    from evpnd.lab.runner import derive_evpnd_config
+
+    src = ROOT / "containerlab/evpn-l2/leaf3/evpnd.yaml"
+    out = tmp_path / "evpnd.yaml"
+    out.write_text(derive_evpnd_config(src, tmp_path / "leaf3", tmp_path / "leaf3/evpnd.sock"))
+    derived, original = load_config(out), load_config(src)
+    assert derived.runtime_dir == tmp_path / "leaf3"
+    assert derived.api.socket == tmp_path / "leaf3/evpnd.sock"
+    assert derived.model_copy(update={"runtime_dir": original.runtime_dir, "api": original.api}) \
+        == original  # fmt: skip
+
+
+def test_expected_vteps_from_node_configs():
+    from evpnd.lab.runner import expected_vteps
+
+    topo = load_topology(ROOT / "containerlab/evpn-l2/evpn-l2.clab.yml")
+    assert expected_vteps(topo) == {
+        100: {"10.0.0.11": "leaf1", "10.0.0.12": "leaf2", "10.0.0.13": "leaf3"},
+        200: {"10.0.0.11": "leaf1", "10.0.0.13": "leaf3"},
+    }
+
+
+def test_container_only_exec_lines_are_skipped():
+    from evpnd.lab.netns import Netns
+    from evpnd.lab.runner import exec_line
+
+    ns = Netns("never-created")  # skipped lines never reach the namespace
+    for line in ("apk add tcpdump", "/usr/lib/frr/frrinit.sh start", "evpnd -c /x.yaml"):
+        assert exec_line(ns, line).startswith("skipped")
