@@ -55,7 +55,11 @@ def install(raw_receive: bool | None = None) -> None:
         )
     if raw_receive is None:
         raw_receive = os.environ.get("EVPND_RAW_RECEIVE", "1") != "0"
-    parts = [("send", _install_send_path), ("commands", _install_commands)]
+    parts = [
+        ("send", _install_send_path),
+        ("commands", _install_commands),
+        ("helper", _install_helper_exit),
+    ]
     if raw_receive:
         parts.append(("raw", _install_raw_receive))
     for name, fn in parts:
@@ -506,6 +510,33 @@ def _install_commands() -> None:
             else:
                 reactor.processes.answer_done(service)
             return True
+
+
+# ----------------------------------------------------------------------------- helper exit
+
+
+def _install_helper_exit() -> None:
+    """ExaBGP exits when its API process (the relay to evpnd) ends.
+
+    exabgp.api.terminate only acts when a write to the helper fails while a peer runs; a
+    relay that dies quietly (evpnd gone, or killed) would leave ExaBGP running, uncontrolled,
+    with every route it had announced. Here any end of the helper shuts ExaBGP down through
+    its own SIGTERM handler (sessions closed with a Cease); evpnd's supervisor starts afresh.
+    """
+    import signal
+
+    from exabgp.reactor.api.processes import Processes
+
+    original = Processes._handle_problem
+
+    def handle_problem(self, process):
+        known = process in self._process
+        original(self, process)
+        if known and not self.respawn_number:
+            sys.stderr.write(f"evpnd extension: API process {process} ended: shutting down\n")
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    Processes._handle_problem = handle_problem
 
 
 # ----------------------------------------------------------------------------- raw receive
