@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from evpnd import ctl
 from evpnd.api.models import REPLIES
@@ -145,3 +146,18 @@ def test_refused_by_the_daemon_is_one_line_exit_3(tmp_path, capsys):
     assert capsys.readouterr().err == (
         "evpnctl: permission denied: uid 1234 is not root or in group evpnd\n"
     )
+
+
+def test_large_replies_render_the_same_as_validated_ones():
+    from evpnd.api import tables
+    from evpnd.api.models import RoutesReply
+
+    row = {"type": 2, "rd": "10.0.0.2:1", "prefix": "[2]:[0]:[48]:[02:00:00:00:00:01]",
+           "mac": "02:00:00:00:00:01", "vni": 100, "next_hop": "10.0.0.2", "peer": "10.0.0.2",
+           "flags": ["best"]}  # fmt: skip
+    full = RoutesReply.model_validate({"routes": [row]}).model_dump(mode="json")["routes"][0]
+    data = {"routes": [dict(full, seq=i) for i in range(ctl.LARGE_REPLY + 1)]}
+    fast = ctl.decode("show routes", data)
+    assert tables.render_routes(fast) == tables.render_routes(RoutesReply.model_validate(data))
+    with pytest.raises(ValidationError):  # a reply of another version is still caught
+        ctl.decode("show routes", {"routes": [dict(full, type="x")] * (ctl.LARGE_REPLY + 1)})
