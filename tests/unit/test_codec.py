@@ -686,3 +686,25 @@ def test_inlined_type2_hot_path_agrees_with_the_plain_decoder():
         codec._announce([nlri], "10.0.1.2", "192.0.2.9", attrs, fast)
         plain = codec._path(nlri, "10.0.1.2", "192.0.2.9", attrs)
         assert fast == ([] if plain is None else [plain]), nlri
+
+
+def test_commands_parse_in_the_extension_and_withdraws_match_their_announce():
+    """The extension inside ExaBGP parses exactly this grammar (evpnd.bgp.commands)."""
+    from evpnd.bgp import commands
+
+    optional = Path(
+        MacIpKey("65000:7", 5, "02:00:00:00:00:01", "10.0.0.7"),
+        LOCAL,
+        "192.0.2.1",
+        7,
+        9,
+        esi=ESI,
+        attrs=Attributes(default_gw=True, sticky=True, other_communities=(0x0601000000000001,)),
+    )
+    for path in [*ANNOUNCED, optional]:
+        announce = commands.parse(encode_announce(path))
+        withdraw = commands.parse(encode_withdraw(path))
+        assert announce.announce and not withdraw.announce
+        assert announce.code == withdraw.code == path.key.route_type
+        assert (withdraw.data, withdraw.next_hop) == (announce.data, path.next_hop)
+        assert announce.attrs is not None and withdraw.attrs is None
