@@ -292,15 +292,8 @@ class Core:
         stats = self._peer(peer)
         rib = self.rib
         changed = self._best_changed
-        stats.withdrawn += len(update.withdrawn)
-        type2_removed = self._type2_removed
-        for key in update.withdrawn:
-            old, new = rib.remove(peer, key)
-            if old is not new:
-                if new is None and type(key) is MacIpKey:
-                    type2_removed(key, old)  # type: ignore[arg-type]
-                else:
-                    changed(key, old, new)
+        if update.withdrawn:
+            self._withdraw_keys(peer, update.withdrawn, stats)
         if not update.announced:
             return
         # The hot path (100k routes at a session start): the attributes are shared by the
@@ -411,6 +404,80 @@ class Core:
         stats.received += len(update.announced)
         stats.accepted += accepted
         stats.rejected += rejected
+
+    def _withdraw_keys(self, peer: str, keys: list[RouteKey], stats: PeerStats) -> None:
+        """Withdrawn NLRIs (matched on the key only). A type-2 key held by this peer alone,
+        imported into one L2VNI only, is handled inline; the rest goes the general way."""
+        stats.withdrawn += len(keys)
+        rib = self.rib
+        adj = rib.adj_in.get(peer)
+        if adj is None:
+            return
+        best, multi = rib.best, rib.multi
+        fresh_ok = not rib.stale.get(peer)
+        imports = self._view.imports
+        macs, ips = self._macs, self._ips
+        mobility = self.mobility
+        local, frozen_fdb, frozen_neigh = mobility.local, mobility.frozen_fdb, mobility.frozen_neigh
+        desired = self.desired
+        dirty_add = desired.dirty.add
+        last_attrs = None
+        single = 0
+        fdb_t: dict[str, str] = {}
+        neigh_t: dict[str, str] = {}
+        for key in keys:
+            if fresh_ok and type(key) is MacIpKey and key not in multi:
+                old = adj.pop(key, None)
+                if old is None:
+                    continue
+                del best[key]
+                attrs = old.attrs
+                if attrs is not last_attrs:
+                    last_attrs = attrs
+                    l2, l3 = imports.targets(attrs.route_targets)
+                    single = l2[0] if len(l2) == 1 else 0
+                    if single:
+                        fdb_t = desired.fdb.setdefault(single, {})
+                        neigh_t = desired.neigh.setdefault(single, {})
+                ip = key.ip
+                if not single or (ip is not None and old.l3vni and l3) or old.peer == LOCAL_PEER:
+                    self._type2_removed(key, old)
+                    continue
+                mac = key.mac
+                gk = (single, mac)
+                group = macs.get(gk)
+                if group is not None:
+                    group.pop(key, None)
+                    if gk in local or gk in frozen_fdb:
+                        if not group:
+                            del macs[gk]
+                        self._settle_mac(single, mac)
+                    elif not group:
+                        del macs[gk]
+                        if mac in fdb_t:
+                            del fdb_t[mac]
+                            dirty_add((FDB, single, mac))
+                    elif fdb_t.get(mac) == old.next_hop:
+                        self._refresh_fdb(single, mac)
+                if ip is not None:
+                    gk = (single, ip)
+                    group = ips.get(gk)
+                    if group is not None:
+                        group.pop(key, None)
+                        if not group:
+                            del ips[gk]
+                            if gk not in frozen_neigh and ip in neigh_t:
+                                del neigh_t[ip]
+                                dirty_add((NEIGH, single, ip))
+                                continue
+                        self._refresh_neigh(single, ip)
+                continue
+            old, new = rib.remove(peer, key)
+            if old is not new:
+                if new is None and type(key) is MacIpKey:
+                    self._type2_removed(key, old)  # type: ignore[arg-type]
+                else:
+                    self._best_changed(key, old, new)
 
     def _type2_removed(self, key: MacIpKey, old: Path) -> None:
         """A remote type-2 key lost its last path: _type2_changed(new=None), made short.
