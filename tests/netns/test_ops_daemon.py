@@ -195,3 +195,24 @@ def test_sighup_adds_vni_and_peer_without_flapping(ops):
     assert after["connectionsDropped"] == before["connectionsDropped"]
     assert after["bgpTimerUpEstablishedEpoch"] == before["bgpTimerUpEstablishedEpoch"]
     assert peer_state(node, b.vtep) == "up"
+
+
+def test_sighup_with_a_broken_config_changes_nothing(ops):
+    node, a, b = ops["node"], ops["a"], ops["b"]
+    established(ops)
+    reloads = ctl_json(node, "show", "status")["reloads"]
+    before = frr_session(b.frr, a.vtep)
+    good = dict(node.config)
+    node.config["l2vnis"] = [*node.config["l2vnis"], {"vni": 100, "bridge": "brdup"}]
+    node.write_config()
+    try:
+        os.kill(node.proc.pid, signal.SIGHUP)
+        wait_for(lambda: "reload_rejected" in node.log(), 20, what="reload rejected in the log")
+        assert node.proc.poll() is None
+        assert ctl_json(node, "show", "status")["reloads"] == reloads
+        assert peer_state(node, b.vtep) == "up"
+        after = frr_session(b.frr, a.vtep)
+        assert after["connectionsEstablished"] == before["connectionsEstablished"]
+    finally:
+        node.config = good
+        node.write_config()
