@@ -187,6 +187,7 @@ class Speaker:
         """Add/remove/change peers with a reload (SIGUSR1): other sessions are not bounced."""
         old = {str(p.address): p for p in self.cfg.peers}
         new = {str(p.address): p for p in cfg.peers}
+        restart = exabgp_conf.environment(self.cfg) != exabgp_conf.environment(cfg)
         added = [a for a in new if a not in old]
         removed = [a for a in old if a not in new]
         self.cfg = cfg
@@ -200,13 +201,25 @@ class Speaker:
         proc = self._proc
         if proc is None or proc.returncode is not None:
             return  # the next start reads the new file
+        if restart:
+            # listening address/port or logging changed: ExaBGP reads those only at start
+            log.warning("exabgp settings changed: restarting it (all sessions reset)")
+            await self._terminate()  # the supervisor starts it again with the new settings
+            return
         proc.send_signal(signal.SIGUSR1)
         log.info("exabgp reload", added=added, removed=removed, pid=proc.pid)
         if added and self._writer is not None:
             await self._wait_for_neighbors(set(new), timeout=10.0)
             peers = "+".join(added)
             await self._command(f"evpnd clear {{ticket}} {peers}")
-            self._write_paths(self._resync(), peers)
+            self._write_paths(self._resync_paths(), peers)
+
+    def _resync_paths(self) -> list[Path]:
+        try:
+            return list(self._resync())
+        except Exception as exc:  # noqa: BLE001 - a bad callback must not kill the channel
+            log.error("resync callback failed", error=repr(exc))
+            return []
 
     def status(self) -> dict:
         proc = self._proc
@@ -300,7 +313,11 @@ class Speaker:
             if not line:
                 return
             text = line.decode(errors="replace").rstrip()
-            if text:
+            if not text:
+                continue
+            if "CRITICAL" in text or "ERROR" in text or "evpnd extension" in text:
+                log.warning("exabgp", pid=proc.pid, line=text[:500])
+            else:
                 log.debug("exabgp", pid=proc.pid, line=text[:500])
 
     def _spawn(self, coro) -> asyncio.Task:
@@ -315,10 +332,10 @@ class Speaker:
                 self._set_state(addr, "down", reason)
                 self._emit(PeerState(addr, "down", reason))
 
-    def _set_state(self, addr: str, state: str, reason: str = "") -> PeerStatus:
+    def _set_state(self, addr: str, state: str, reason: str = "") -> None:
         status = self._peers.get(addr)
         if status is None:
-            status = self._peers[addr] = PeerStatus()
+            return  # a peer just removed from the configuration: ExaBGP's last word on it
         if state != status.state:
             if state == "down" and status.state == "up":
                 status.flaps += 1
@@ -327,7 +344,6 @@ class Speaker:
         if state == "up":
             status.eor = False
         status.reason = reason or status.reason
-        return status
 
     # ------------------------------------------------------------------ channel
 
@@ -349,7 +365,7 @@ class Speaker:
         log.info("exabgp relay connected", pid=self._proc.pid if self._proc else None)
         # A fresh ExaBGP knows no routes: replay every local path, then End-of-RIB.
         self._pending.clear()
-        self._write_paths(self._resync(), "*")
+        self._write_paths(self._resync_paths(), "*")
         if self.cfg.exabgp.graceful_restart:
             self._write(f"evpnd eor {self._next_ticket()} *\n")
         self._ready.set()
