@@ -1264,6 +1264,7 @@ class Core:
         return {
             "peer": path.peer,
             "rd": path.key.rd,
+            "key": path.key,  # the RouteKey (rib.get(peer, key) finds the Path)
             "route": describe(path.key),
             "next_hop": path.next_hop,
             "seq": path.attrs.mobility_seq,
