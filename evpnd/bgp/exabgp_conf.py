@@ -100,9 +100,12 @@ def _neighbor(peer: PeerConfig) -> list[str]:
 def environment(cfg: Config) -> dict[str, str]:
     """Environment variables for ExaBGP (its settings; dotted names written with underscores)."""
     listen = cfg.exabgp.listen or any(p.passive for p in cfg.peers)
-    binds = sorted({str(p.local_address) for p in cfg.peers if p.local_address is not None})
-    if listen and (not binds or any(p.local_address is None for p in cfg.peers)):
-        binds = ["0.0.0.0"]
+    # Wildcard addresses, not the peers' local addresses: then adding or removing a peer does
+    # not change ExaBGP's settings and a reload (SIGUSR1) is enough; the reload installs the
+    # MD5 key of a new peer on the listening socket.
+    binds = ["0.0.0.0"]
+    if any(p.address.version == 6 for p in cfg.peers):
+        binds.append("::")
     debug = cfg.log_level == "debug"
     return {
         "exabgp_api_ack": "false",  # evpnd's commands answer with tickets (evpnd-ack)

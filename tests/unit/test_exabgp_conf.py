@@ -113,7 +113,9 @@ def test_environment():
 def test_listening():
     peers = [{"address": "10.0.1.2", "remote_as": 65002, "local_address": "10.0.1.1"}]
     env = exabgp_conf.environment(_cfg(peers=peers, exabgp={"listen": True}))
-    assert env["exabgp_tcp_bind"] == "10.0.1.1" and env["exabgp_tcp_port"] == "179"
-    peers.append({"address": "10.0.2.2", "remote_as": 65003, "passive": True})
-    env = exabgp_conf.environment(_cfg(peers=peers))
-    assert env["exabgp_tcp_bind"] == "0.0.0.0"  # a passive peer without a local address
+    assert env["exabgp_tcp_bind"] == "0.0.0.0" and env["exabgp_tcp_port"] == "179"
+    more = [*peers, {"address": "10.0.2.2", "remote_as": 65003, "passive": True}]
+    # adding a peer does not change ExaBGP's settings: a reload is enough
+    assert exabgp_conf.environment(_cfg(peers=more, exabgp={"listen": True})) == env
+    v6 = [*peers, {"address": "2001:db8::2", "remote_as": 65003}]
+    assert exabgp_conf.environment(_cfg(peers=v6))["exabgp_tcp_bind"] == "0.0.0.0 ::"
