@@ -881,7 +881,7 @@ class Core:
         self._adopt(new)
 
     def _adopt(self, new: DesiredState) -> None:
-        """Replace the desired state, marking every object whose value differs as dirty."""
+        """Take over a recomputed desired state, marking every object whose value differs."""
         old = self.desired
         dirty = old.dirty
         for kind, old_tables, new_tables in (
@@ -898,8 +898,11 @@ class Core:
         for vni in set(old.flood) | set(new.flood):
             for vtep in old.flood.get(vni, set()) ^ new.flood.get(vni, set()):
                 dirty.add((FLOOD, vni, vtep))
-        new.dirty = dirty
-        self.desired = new
+        # In place: the dataplane holds a reference to this DesiredState.
+        for name in ("fdb", "flood", "neigh", "routes", "rmacs"):
+            table = getattr(old, name)
+            table.clear()
+            table.update(getattr(new, name))
         self._make_tables()
 
     # ----------------------------------------------------------------- local routes

@@ -131,7 +131,9 @@ def test_no_vni_path_is_kept_and_imported_after_reconfigure():
             {"vni": 300, "bridge": "br300"},
         ]
     )
+    desired = core.desired
     effects = core.reconfigure(cfg, 1.0)
+    assert core.desired is desired  # the dataplane keeps a reference to it
     assert core.desired.fdb[300] == {MAC: "192.0.2.2"}
     assert ("fdb", 300, MAC) in core.desired.drain()
     # The new VNI gets its own type-3.
