@@ -6,12 +6,17 @@ pass is over; then verifies the count with a dump (not timed) and withdraws ever
 Prints figures, not pass/fail. Reference on this machine (from the issue): FRR 8.4 installs 100k
 in ~2.2 s and withdraws in ~1.9 s; the kernel alone needs ~1.0 s for two entries per MAC.
 
+Wall time depends on what else the 2 cores run; CPU seconds per thread are printed too (the
+event loop thread plans and reads events, the worker thread sends; its CPU includes the kernel's
+work done inside sendto), so a loaded run can still be read.
+
     .venv/bin/python benchmarks/fdb_install.py [N ...]   (default: 10000 100000)
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
 import subprocess
 import sys
@@ -22,6 +27,7 @@ from evpnd.config import parse_config
 from evpnd.dataplane import Dataplane
 from evpnd.dataplane import netlink as nl
 from evpnd.desired import FDB, DesiredState
+from evpnd.logs import setup_logging
 
 
 def rss_mb() -> float:
@@ -56,6 +62,36 @@ def kernel_count(dp: Dataplane, vx: int) -> tuple[int, int, float]:
     return dp.worker.call_sync(count)
 
 
+class Phase:
+    """Wall time, loop-thread CPU, worker CPU and kernel (sendto) time of one phase."""
+
+    def __init__(self, dp: Dataplane) -> None:
+        self.dp = dp
+
+    def __enter__(self) -> Phase:
+        st = self.dp.stats()
+        self.k0, self.w0, self.e0 = st["kernel_seconds"], st["worker_cpu_seconds"], st["events"]
+        self.c0, self.t0 = time.thread_time(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.t0
+        self.loop_cpu = time.thread_time() - self.c0
+        st = self.dp.stats()
+        self.kernel = st["kernel_seconds"] - self.k0
+        self.worker = st["worker_cpu_seconds"] - self.w0
+        self.events = st["events"] - self.e0
+        self.planning = st["last_pass_planning_seconds"]
+
+    def line(self, what: str, n: int) -> str:
+        return (
+            f"{what} {self.wall:.3f} s ({n / self.wall:,.0f} MAC/s) | loop thread CPU "
+            f"{self.loop_cpu:.3f} s (planning {self.planning:.3f} s wall) | worker CPU "
+            f"{self.worker:.3f} s of which in sendto {self.kernel:.3f} s | events read "
+            f"{self.events}"
+        )
+
+
 async def run(n: int, vteps: int = 64) -> None:
     ns = f"evb-fdb-{uuid.uuid4().hex[:6]}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
@@ -80,52 +116,37 @@ async def run(n: int, vteps: int = 64) -> None:
             table[mac] = f"10.0.{(i % vteps) // 250}.{2 + (i % vteps) % 250}"
             desired.dirty.add((FDB, 100, mac))
         t_fill = time.perf_counter() - t0
-        k0, e0 = dp.stats()["kernel_seconds"], dp.stats()["events"]
-        t0 = time.perf_counter()
-        dp.wanted_changed()
-        await dp.idle()
-        t_install = time.perf_counter() - t0
+        with Phase(dp) as install:
+            dp.wanted_changed()
+            await dp.idle()
         st = dp.stats()
-        print(
-            f"  kernel (inside sendto) {st['kernel_seconds'] - k0:.3f} s, events read during "
-            f"install {st['events'] - e0}"
-        )
-        plan_s = st["last_pass_planning_seconds"]
         vx = dp.dm.vnis[100].vxlan
         self_n, master_n, t_dump = await asyncio.to_thread(kernel_count, dp, vx)
         rss1 = rss_mb()
+        print(f"N={n} (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+        print("  " + install.line("install ", n))
         print(
-            f"N={n}: install {t_install:.3f} s ({n / t_install:,.0f} MAC/s; planning in the "
-            f"loop {plan_s:.3f} s, overlapped with the kernel's work), ops {st['last_pass_ops']}, "
-            f"errors {st['errors']}; kernel has {self_n} vxlan + {master_n} bridge entries"
+            f"    ops {st['last_pass_ops']}, errors {st['errors']}; kernel holds {self_n} vxlan"
+            f" + {master_n} bridge extern_learn entries (verification dump {t_dump:.2f} s);"
+            f" filling the desired state (the core's job) took {t_fill:.3f} s"
         )
-        print(
-            f"  (filling the desired state itself, the core's job: {t_fill:.3f} s; "
-            f"verification dump of {self_n + master_n} entries: {t_dump:.3f} s)"
-        )
-        events_before = dp.stats()["events"]
-        k0 = dp.stats()["kernel_seconds"]
-        t0 = time.perf_counter()
-        for i in range(n):
-            mac = mac_of(i)
-            del table[mac]
-            desired.dirty.add((FDB, 100, mac))
-        dp.wanted_changed()
-        await dp.idle()
-        t_withdraw = time.perf_counter() - t0
-        k_withdraw = dp.stats()["kernel_seconds"] - k0
-        # The delete notifications keep arriving for a moment; let the reader catch up.
-        await asyncio.sleep(0.5)
+        with Phase(dp) as withdraw:
+            for i in range(n):
+                mac = mac_of(i)
+                del table[mac]
+                desired.dirty.add((FDB, 100, mac))
+            dp.wanted_changed()
+            await dp.idle()
+        await asyncio.sleep(0.3)  # the last delete notifications
         st = dp.stats()
         self_n, master_n, _ = await asyncio.to_thread(kernel_count, dp, vx)
+        print("  " + withdraw.line("withdraw", n))
         print(
-            f"  withdraw {t_withdraw:.3f} s ({n / t_withdraw:,.0f} MAC/s, "
-            f"kernel {k_withdraw:.3f} s), left in kernel "
-            f"{self_n + master_n}, delete events read {st['events'] - events_before}, "
-            f"overruns {st['overruns']}, errors {st['errors']}"
+            f"    left in kernel {self_n + master_n}, overruns {st['overruns']}, "
+            f"errors {st['errors']}"
         )
         print(
-            f"  RSS {rss0:.0f} MB before fill, {rss1:.0f} MB with {n} installed "
+            f"  RSS {rss0:.0f} MB before, {rss1:.0f} MB with {n} installed "
             f"(max {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)"
         )
         await dp.stop()
@@ -134,6 +155,7 @@ async def run(n: int, vteps: int = 64) -> None:
 
 
 def main() -> None:
+    setup_logging("warning")
     sizes = [int(a) for a in sys.argv[1:]] or [10_000, 100_000]
     for n in sizes:
         asyncio.run(run(n))

@@ -30,7 +30,7 @@ from evpnd.dataplane import netlink as nl
 from evpnd.dataplane.devices import DeviceManager, DeviceMap
 from evpnd.dataplane.learning import LocalLearner
 from evpnd.dataplane.mirror import Change, Mirror
-from evpnd.dataplane.plan import Planner, all_keys, apply_result, diff
+from evpnd.dataplane.plan import Planner, all_keys, apply_results, diff
 from evpnd.dataplane.worker import Worker
 from evpnd.desired import FDB, RMAC, DesiredState, DirtyKey
 from evpnd.events import Event
@@ -41,6 +41,7 @@ log = get_logger("evpnd.dataplane")
 CHUNK_KEYS = 8192
 _IFINFO = struct.Struct("=BxHiII")
 _NDM = struct.Struct("=BxxxiHBB")
+_LEN_TYPE = struct.Struct("=IH")
 _RTA = struct.Struct("=HH")
 IFLA_IFNAME = 3
 
@@ -342,62 +343,81 @@ class Dataplane:
             return
         if not complete:
             self._need_dump = True
-        for op in ops:
-            if not apply_result(self.mirror, op):
-                self._stats["errors"] += 1
-                err = {"op": op.tag[0], "vni": op.tag[1], "key": op.tag[2]}
-                err["error"] = os.strerror(-op.error) if op.error < 0 else str(op.error)
-                self._last_errors = (self._last_errors + [err])[-20:]
-                if self._stats["errors"] <= 100 or self._stats["errors"] % 1000 == 0:
-                    log.warning("netlink operation failed", **err)
+        for op in apply_results(self.mirror, ops):
+            self._stats["errors"] += 1
+            err = {"op": op.tag[0], "vni": op.tag[1], "key": op.tag[2]}
+            err["error"] = os.strerror(-op.error) if op.error < 0 else str(op.error)
+            self._last_errors = (self._last_errors + [err])[-20:]
+            if self._stats["errors"] <= 100 or self._stats["errors"] % 1000 == 0:
+                log.warning("netlink operation failed", **err)
 
     # ---- netlink events ---------------------------------------------------------------------
 
     def _on_readable(self) -> None:
-        assert self._kernel is not None
-        sock = self._kernel.monitor
+        """Read pending notifications (each recv returns one), at most 4096 per call so the
+        loop stays responsive; the reader fires again while more are queued."""
+        if self._kernel is None:
+            return
+        recv_into = self._kernel.monitor.recv_into
         buf = self._recv
-        for _ in range(4096):  # then yield to the loop; the reader fires again
-            try:
-                size = sock.recv_into(buf)
-            except BlockingIOError:
-                return
-            except OSError as exc:
-                if exc.errno == errno.ENOBUFS:  # events lost: the mirror is unknown now
-                    self._stats["overruns"] += 1
-                    log.warning("netlink monitor overrun; full reconcile with a fresh dump")
-                    self._need_dump = True
-                    assert self._loop is not None
-                    self._loop.create_task(self._safe_full(redump=True))
-                    continue
-                raise
-            for mtype, _fl, _seq, off, end in nl.iter_messages(buf, size):
-                self._stats["events"] += 1
-                if mtype == nl.RTM_DELNEIGH and self._fast_fdb_delete(buf, off, end):
-                    continue
+        count = 0
+        try:
+            for _ in range(4096):
                 try:
-                    self._on_message(mtype, buf, off, end)
-                except (struct.error, ValueError, KeyError, IndexError) as exc:
-                    log.warning("unparsable netlink event", type=mtype, error=str(exc))
+                    size = recv_into(buf)
+                except BlockingIOError:
+                    break
+                except OSError as exc:
+                    if exc.errno != errno.ENOBUFS:
+                        raise
+                    self._overrun()
+                    continue
+                count += 1
+                # One message per notification: the withdrawal-storm case first, unparsed.
+                if size >= 38:
+                    length, mtype = _LEN_TYPE.unpack_from(buf, 0)
+                    fast = mtype == nl.RTM_DELNEIGH and length == size
+                    if fast and self._fast_fdb_delete(buf, size):
+                        continue
+                for mtype, _fl, _seq, off, end in nl.iter_messages(buf, size):
+                    try:
+                        self._on_message(mtype, buf, off, end)
+                    except (struct.error, ValueError, KeyError, IndexError) as exc:
+                        log.warning("unparsable netlink event", type=mtype, error=str(exc))
+        finally:
+            self._stats["events"] += count
 
-    def _fast_fdb_delete(self, buf, off: int, end: int) -> bool:
+    def _overrun(self) -> None:
+        """Events were lost: the mirror is unknown now. Re-dump and diff everything."""
+        self._stats["overruns"] += 1
+        log.warning("netlink monitor overrun; full reconcile with a fresh dump")
+        self._need_dump = True
+        assert self._loop is not None
+        self._loop.create_task(self._safe_full(redump=True))
+
+    def _fast_fdb_delete(self, buf, end: int) -> bool:
         """The common case of a withdrawal storm (two notifications per MAC, ~200k for 100k
         MACs): an extern_learn unicast entry on an evpnd VXLAN port went away. Handled without
         the general parser; False means 'not that case, parse it properly'."""
-        family, ifindex, _state, flags, _t = _NDM.unpack_from(buf, off)
+        family, ifindex, _state, flags, _t = _NDM.unpack_from(buf, 16)
         if family != nl.AF_BRIDGE or not flags & nl.NTF_EXT_LEARNED:
             return False
         vni = self.dm.by_vxlan.get(ifindex)
-        if vni is None or end - off < 22 or _RTA.unpack_from(buf, off + 12) != (10, nl.NDA_LLADDR):
+        if vni is None or _RTA.unpack_from(buf, 28) != (10, nl.NDA_LLADDR):
             return False
-        mac = bytes(buf[off + 16 : off + 22]).hex(":")
+        mac = buf[32:38].hex(":")
         if mac == nl.ZERO_MAC or self.dm.vnis[vni].l3:
             return False
         if flags & nl.NTF_SELF:
-            self.mirror.fdb.get(vni, {}).pop(mac, None)
+            table = self.mirror.fdb.get(vni)
+            if table:
+                table.pop(mac, None)
         else:
-            self.mirror.brfdb.get(vni, set()).discard(mac)
-        if mac in self.desired.fdb.get(vni, ()):
+            macs = self.mirror.brfdb.get(vni)
+            if macs:
+                macs.discard(mac)
+        wanted = self.desired.fdb.get(vni)
+        if wanted and mac in wanted:
             self._repair.add((FDB, vni, mac))
             self.wanted_changed()
         return True
@@ -480,9 +500,15 @@ class Dataplane:
             "device_problems": list(self.dm.problems),
             "last_errors": list(self._last_errors),
             "vnis": sorted(self.dm.vnis),
-            "kernel_seconds": round(self._kernel.requester.kernel_seconds, 4)
-            if self._kernel
-            else 0,
+            **self._requester_stats(),
+        }
+
+    def _requester_stats(self) -> dict[str, float]:
+        req = self._kernel.requester if self._kernel else None
+        return {
+            "kernel_seconds": round(req.kernel_seconds, 4) if req else 0.0,  # inside sendto
+            "worker_cpu_seconds": round(req.thread_cpu_seconds, 4) if req else 0.0,
+            "messages_sent": req.messages_sent if req else 0,
         }
 
 

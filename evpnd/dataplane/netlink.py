@@ -92,7 +92,10 @@ def unmap(ip: str) -> str:
 
 
 def mac_bytes(mac: str) -> bytes:
-    return bytes.fromhex(mac.replace(":", ""))
+    raw = bytes.fromhex(mac.replace(":", ""))
+    if len(raw) != 6:
+        raise ValueError(f"not a MAC address: {mac!r}")
+    return raw
 
 
 def ip_bytes(ip: str) -> tuple[int, bytes]:
@@ -318,6 +321,7 @@ class Requester:
         self.messages_sent = 0
         self.sends = 0
         self.kernel_seconds = 0.0  # inside sendto: the kernel applying the batch
+        self.thread_cpu_seconds = 0.0  # CPU of this thread in run(), kernel time included
 
     def close(self) -> None:
         self.sock.close()
@@ -328,6 +332,13 @@ class Requester:
 
     def run(self, ops: list[Op]) -> bool:
         """Send ops in chunks; set each op's error. False if some error reports were lost."""
+        cpu0 = time.thread_time()
+        try:
+            return self._run(ops)
+        finally:
+            self.thread_cpu_seconds += time.thread_time() - cpu0
+
+    def _run(self, ops: list[Op]) -> bool:
         complete = True
         pack_hdr = _HDR.pack
         i, n = 0, len(ops)
@@ -438,14 +449,23 @@ class FdbEncoder:
 
     def __init__(self) -> None:
         self._dst: dict[str, bytes] = {}
+        self._pad_dst: dict[str, bytes] = {}
         self._hdr: dict[tuple[int, int, int, int], bytes] = {}
 
-    def _header(self, family: int, ifindex: int, state: int, flags: int) -> bytes:
+    def prefix(self, family: int, ifindex: int, state: int, flags: int) -> bytes:
+        """ndmsg + the NDA_LLADDR attribute header: the MAC's 6 bytes follow."""
         key = (family, ifindex, state, flags)
         hdr = self._hdr.get(key)
         if hdr is None:
-            hdr = self._hdr[key] = _NDM.pack(family, ifindex, state, flags, 0)
+            hdr = self._hdr[key] = _NDM.pack(family, ifindex, state, flags, 0) + self._LL
         return hdr
+
+    def pad_dst(self, ip: str) -> bytes:
+        """The NDA_LLADDR padding + the NDA_DST attribute for a VTEP."""
+        attr = self._pad_dst.get(ip)
+        if attr is None:
+            attr = self._pad_dst[ip] = self._PAD2 + _attr(NDA_DST, ip_bytes(ip)[1])
+        return attr
 
     def dst(self, ip: str) -> bytes:
         attr = self._dst.get(ip)
@@ -454,9 +474,8 @@ class FdbEncoder:
         return attr
 
     def fdb(self, ifindex: int, mac: str, vtep: str | None, flags: int, state: int) -> bytes:
-        body = self._header(AF_BRIDGE, ifindex, state, flags) + self._LL + mac_bytes(mac)
-        body += self._PAD2
-        return body + self.dst(vtep) if vtep is not None else body
+        body = self.prefix(AF_BRIDGE, ifindex, state, flags) + mac_bytes(mac)
+        return body + (self.pad_dst(vtep) if vtep is not None else self._PAD2)
 
     def neigh(self, ifindex: int, ip: str, mac: str | None) -> bytes:
         return neigh_body(ifindex, ip, mac)

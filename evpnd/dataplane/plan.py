@@ -21,6 +21,7 @@ hand-made static entry (`foreign_*`) is skipped and counted as a conflict.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -59,16 +60,61 @@ class Planner:
     ) -> tuple[list[nl.Op], PlanStats]:
         ops: list[nl.Op] = []
         stats = PlanStats()
+        phases: set[str] = set()
+        fdb_ctx: dict[int, tuple] = {}
+        op_type = nl.Op
         for key in keys:
             kind, vni, item = key
+            if kind == FDB:
+                # The bulk case (100k MACs after a session comes up), kept tight.
+                ctx = fdb_ctx.get(vni)
+                if ctx is None:
+                    ctx = fdb_ctx[vni] = self._fdb_context(vni, desired, mirror, dm)
+                if not ctx:
+                    stats.unknown_vni += 1
+                    continue
+                want_t, have_t, bridged, foreign, prefix, vx = ctx
+                want = want_t.get(item)
+                have = have_t.get(item)
+                in_bridge = item in bridged
+                if want is not None:
+                    if have == want and in_bridge:
+                        continue
+                    if have is None and item in foreign:
+                        stats.conflicts.append(key)
+                        continue
+                elif have is None and not in_bridge:
+                    continue
+                elif not allow_delete:
+                    stats.held += 1
+                    continue
+                try:
+                    mac = bytes.fromhex(item.replace(":", ""))
+                    if len(mac) != 6:
+                        raise ValueError(f"not a MAC address: {item!r}")
+                    if want is not None:
+                        body = prefix + mac + self.enc.pad_dst(want)
+                        op = op_type(nl.RTM_NEWNEIGH, _CREATE, body, ("fdb+", vni, item, want))
+                    else:
+                        # One message can delete both halves; the kernel stops at the first
+                        # part that is missing, so name only the parts the mirror has.
+                        flags = (nl.NTF_SELF if have is not None else 0) | nl.NTF_EXT_LEARNED
+                        flags |= nl.NTF_MASTER if in_bridge else 0
+                        body = self.enc.prefix(nl.AF_BRIDGE, vx, 0, flags) + mac + b"\0\0"
+                        op = op_type(nl.RTM_DELNEIGH, 0, body, ("fdb-", vni, item, None))
+                except (ValueError, OSError, TypeError, AttributeError) as exc:
+                    stats.invalid.append((key, str(exc)))
+                    continue
+                ops.append(op)
+                phases.add(op.tag[0])
+                continue
             dev = dm.vnis.get(vni)
             if dev is None:
                 stats.unknown_vni += 1
                 continue
+            before = len(ops)
             try:
-                if kind == FDB:
-                    self._fdb(ops, stats, vni, item, desired, mirror, dev.vxlan, allow_delete)
-                elif kind == FLOOD:
+                if kind == FLOOD:
                     self._flood(ops, stats, vni, item, desired, mirror, dev.vxlan, allow_delete)
                 elif kind == NEIGH:
                     self._neigh(ops, stats, vni, item, desired, mirror, dev.bridge, allow_delete)
@@ -78,29 +124,25 @@ class Planner:
                     self._rmac(ops, stats, vni, item, desired, mirror, dev, allow_delete)
             except (ValueError, OSError, TypeError, AttributeError) as exc:
                 stats.invalid.append((key, str(exc)))  # bad value from upstream: skip, count
-        if len(ops) > 1:
+            phases.update(op.tag[0] for op in ops[before:])
+        if len({_PHASE[p] for p in phases}) > 1:
             ops.sort(key=lambda op: _PHASE[op.tag[0]])
         return ops, stats
 
-    # ---- per kind ---------------------------------------------------------------------------
+    def _fdb_context(self, vni: int, desired: DesiredState, mirror: Mirror, dm: DeviceMap):
+        dev = dm.vnis.get(vni)
+        if dev is None or dev.l3:
+            return ()
+        return (
+            desired.fdb.get(vni) or {},
+            mirror.fdb.get(vni) or {},
+            mirror.brfdb.get(vni) or set(),
+            mirror.foreign_macs.get(vni) or set(),
+            self.enc.prefix(nl.AF_BRIDGE, dev.vxlan, nl.NUD_REACHABLE, _FDB_FLAGS),
+            dev.vxlan,
+        )
 
-    def _fdb(self, ops, stats, vni, mac, desired, mirror, vx, allow_delete) -> None:
-        want = desired.fdb.get(vni, {}).get(mac)
-        have = mirror.fdb.get(vni, {}).get(mac)
-        bridged = mac in mirror.brfdb.get(vni, ())
-        if want is not None:
-            if have == want and bridged:
-                return
-            if have is None and mac in mirror.foreign_macs.get(vni, ()):
-                stats.conflicts.append((FDB, vni, mac))
-                return
-            body = self.enc.fdb(vx, mac, want, _FDB_FLAGS, nl.NUD_REACHABLE)
-            ops.append(nl.Op(nl.RTM_NEWNEIGH, _CREATE, body, ("fdb+", vni, mac, want)))
-        elif have is not None or bridged:
-            if not allow_delete:
-                stats.held += 1
-                return
-            self._fdb_delete(ops, vni, mac, vx, have is not None, bridged)
+    # ---- per kind ---------------------------------------------------------------------------
 
     def _fdb_delete(self, ops, vni, mac, vx, vxlan: bool, bridge: bool) -> None:
         # One message can delete both; the kernel stops at the first part that is missing, so
@@ -188,6 +230,37 @@ class Planner:
         if not vtep:
             for mac in bridged - wanted_macs - set(fdb):
                 self._fdb_delete(ops, vni, mac, dev.vxlan, False, True)
+
+
+_BULK = frozenset({"fdb+", "fdb-"})
+
+
+def apply_results(mirror: Mirror, ops: list[nl.Op]) -> list[nl.Op]:
+    """Record finished ops in the mirror; return the ones the kernel refused."""
+    failed: list[nl.Op] = []
+    tables: dict[int, tuple[dict[str, str], set[str]]] = {}
+    for op in ops:
+        tag = op.tag
+        action = tag[0]
+        if action in _BULK and op.error in (0, -errno.ENOENT):  # the bulk case, inlined
+            vni = tag[1]
+            pair = tables.get(vni)
+            if pair is None:
+                pair = tables[vni] = (
+                    mirror.fdb.setdefault(vni, {}),
+                    mirror.brfdb.setdefault(vni, set()),
+                )
+            if action == "fdb-":
+                pair[0].pop(tag[2], None)
+                pair[1].discard(tag[2])
+            elif op.error == 0:
+                pair[0][tag[2]] = tag[3]
+                pair[1].add(tag[2])
+            else:
+                failed.append(op)
+        elif not apply_result(mirror, op):
+            failed.append(op)
+    return failed
 
 
 def apply_result(mirror: Mirror, op: nl.Op) -> bool:
