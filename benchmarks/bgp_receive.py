@@ -48,7 +48,7 @@ class Counter:
             self.up_at = time.perf_counter()
 
 
-async def run_one(n: int, raw: bool = True) -> dict:
+async def run_one(n: int, raw: bool = True, extended: bool = True) -> dict:
     import os
 
     from evpnd.bgp.speaker import Speaker
@@ -67,7 +67,7 @@ async def run_one(n: int, raw: bool = True) -> dict:
             exabgp={"listen": True},
         )
         recv_cfg = speaker_config(tmp / "a", peers=[peer("10.0.1.2", 65002, "10.0.1.1")])
-        sender = Speaker(send_cfg, lambda e: None, wrapper=p.b.cmd())
+        sender = Speaker(send_cfg, lambda e: None, wrapper=p.b.cmd(), extended_message=extended)
         paths = mac_paths(n, rd="192.0.2.2:1", nh="192.0.2.2")
         sender.set_resync(lambda: paths)
         await sender.start()
@@ -144,13 +144,15 @@ def main() -> None:
     sizes = [int(a) for a in args] or [100_000]
     for n in sizes:
         for raw in modes:
-            r = asyncio.run(run_one(n, raw))
-            mode = "raw channel" if raw else "ExaBGP JSON"
-            print(
-                f"receive {r['n']:>7} type-2 via {mode}: delivered as events in "
-                f"{r['seconds']:.2f} s ({r['n'] / r['seconds']:,.0f} routes/s, "
-                f"{r['updates']} UPDATEs)"
-            )
+            for extended in (False, True):
+                r = asyncio.run(run_one(n, raw, extended))
+                mode = "raw channel" if raw else "ExaBGP JSON"
+                size = "65535" if extended else "4096"
+                print(
+                    f"receive {r['n']:>7} type-2 via {mode}, {size}-byte UPDATEs: delivered as "
+                    f"events in {r['seconds']:.2f} s ({r['n'] / r['seconds']:,.0f} routes/s, "
+                    f"{r['updates']} UPDATEs)"
+                )
         if "--no-breakdown" not in sys.argv:
             offline_breakdown(n)
 

@@ -29,10 +29,18 @@ def relay_command(socket_path: Path, python: str = sys.executable) -> str:
     return f"{python} -m evpnd.bgp.relay {socket_path}"
 
 
-def render(cfg: Config, socket_path: Path, python: str = sys.executable) -> str:
-    """The text of exabgp.conf for this Config."""
+def render(
+    cfg: Config, socket_path: Path, python: str = sys.executable, extended_message: bool = True
+) -> str:
+    """The text of exabgp.conf for this Config.
+
+    extended_message: offer RFC 8654 extended messages (65535-byte UPDATEs, ~1800 type-2
+    routes each); ExaBGP's default, and FRR accepts it. Off gives 4096-byte UPDATEs.
+    """
     gr = cfg.exabgp.graceful_restart
     capability = " route-refresh;"
+    if not extended_message:
+        capability += " extended-message disable;"
     if gr:
         capability += f" graceful-restart {gr};"
     lines = [

@@ -89,8 +89,10 @@ class Speaker:
         python: str = sys.executable,
         batch_size: int = 1000,
         initial_backoff: float = 0.5,
+        extended_message: bool = True,
     ) -> None:
         """`wrapper` prefixes ExaBGP's command line (tests: `ip netns exec NS`)."""
+        self._extended_message = extended_message
         self.cfg = cfg
         self._emit = emit
         self._wrapper = list(wrapper)
@@ -238,7 +240,7 @@ class Speaker:
     # ------------------------------------------------------------------ process
 
     def _write_config(self, cfg: Config) -> None:
-        text = exabgp_conf.render(cfg, self.socket_path, self._python)
+        text = exabgp_conf.render(cfg, self.socket_path, self._python, self._extended_message)
         tmp = self.config_path.with_suffix(".tmp")
         tmp.write_text(text)
         tmp.chmod(0o600)  # MD5 passwords

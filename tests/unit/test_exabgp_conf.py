@@ -119,3 +119,10 @@ def test_listening():
     assert exabgp_conf.environment(_cfg(peers=more, exabgp={"listen": True})) == env
     v6 = [*peers, {"address": "2001:db8::2", "remote_as": 65003}]
     assert exabgp_conf.environment(_cfg(peers=v6))["exabgp_tcp_bind"] == "0.0.0.0 ::"
+
+
+def test_extended_message_can_be_turned_off(tmp_path):
+    cfg = _cfg(peers=[{"address": "10.0.1.2", "remote_as": 65002}])
+    neighbor = _parse(exabgp_conf.render(cfg, SOCKET, extended_message=False), tmp_path)
+    assert neighbor["10.0.1.2"]["capability"]["extended-message"] is False
+    assert "extended-message" not in exabgp_conf.render(cfg, SOCKET)  # ExaBGP's default: on
