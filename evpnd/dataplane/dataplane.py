@@ -43,7 +43,7 @@ _IFINFO = struct.Struct("=BxHiII")
 _NDM = struct.Struct("=BxxxiHBB")
 _LEN_TYPE = struct.Struct("=IH")
 _RTA = struct.Struct("=HH")
-IFLA_IFNAME = 3
+IFLA_IFNAME, IFLA_MASTER = 3, 10
 
 
 class _Kernel:
@@ -131,6 +131,7 @@ class Dataplane:
         self._started_at = 0.0
         self._last_dump = 0.0
         self._need_dump = False
+        self._resetup_pending = False
         self._recv = bytearray(1 << 16)
         self._stats: dict[str, float | int] = {
             "ops": 0, "errors": 0, "passes": 0, "full_passes": 0, "dumps": 0,
@@ -439,18 +440,40 @@ class Dataplane:
                     self._emit_all(self.learner.on_neigh(n, vni))
         elif mtype in (nl.RTM_NEWROUTE, nl.RTM_DELROUTE):
             self._changed(self.mirror.on_route(nl.parse_route(mtype, buf, off, end), self.dm))
-        elif mtype == nl.RTM_DELLINK:
-            _f, _t, index, _fl, _ch = _IFINFO.unpack_from(buf, off)
+        elif mtype in (nl.RTM_NEWLINK, nl.RTM_DELLINK):
+            self._on_link(mtype, buf, off, end)
+
+    def _on_link(self, mtype: int, buf, off: int, end: int) -> None:
+        """An evpnd device deleted, or a configured access port that appeared (a VM's tap)
+        or left its bridge: set the devices up again soon rather than at the next full pass."""
+        _f, _t, index, _fl, _ch = _IFINFO.unpack_from(buf, off)
+        if mtype == nl.RTM_DELLINK:
             if index in self.dm.by_vxlan or index in self.dm.by_bridge:
                 log.warning("an evpnd device was deleted; recreating", ifindex=index)
-                self._need_dump = True
-                assert self._loop is not None
-                self._loop.create_task(self._resetup_and_reconcile())
+                self._schedule_resetup()
+            return
+        attrs = nl.parse_attrs(buf, off + 16, end)
+        name = attrs.get(IFLA_IFNAME, b"").rstrip(b"\0").decode(errors="replace")
+        master = attrs.get(IFLA_MASTER)
+        master_index = struct.unpack("=I", master)[0] if master and len(master) == 4 else 0
+        for item in self.cfg.l2vnis:
+            dev = self.dm.vnis.get(item.vni)
+            if dev is not None and name in item.access_ports and master_index != dev.bridge:
+                self._schedule_resetup()
+
+    def _schedule_resetup(self) -> None:
+        if self._resetup_pending or self._loop is None:
+            return
+        self._resetup_pending = True
+        self._loop.call_later(0.05, lambda: self._loop.create_task(self._resetup_and_reconcile()))
 
     async def _resetup_and_reconcile(self) -> None:
+        self._resetup_pending = False
+        if self._kernel is None:
+            return
         try:
             await self._kernel_resetup()
-            await self.reconcile_all(redump=True)
+            await self.reconcile_all(redump=self._need_dump)
         except (OSError, RuntimeError) as exc:
             log.error("device re-setup failed", error=str(exc))
 

@@ -60,7 +60,7 @@ def details(ns: Netns, dev: str) -> dict:
 
 
 def fdb_lines(ns: Netns, dev: str) -> list[str]:
-    return ns.run(["bridge", "fdb", "show", "dev", dev]).splitlines()
+    return ns.run(["bridge", "fdb", "show", "dev", dev], check=False).splitlines()
 
 
 def remote(ns: Netns, dev: str) -> dict[str, str]:
@@ -382,3 +382,26 @@ async def test_restart_over_installed_entries_keeps_wanted_and_sweeps_after_hold
     # each unwanted MAC's vxlan and bridge halves, and the one unwanted flood entry
     assert deleted == {(m, s) for m in gone for s in (True, False)} | {(nl.ZERO_MAC, True)}
     assert len(remote(ns, "vx100")) == 9_000 and flood(ns, "vx100") == {"10.0.0.2"}
+
+
+async def test_deleted_device_comes_back_with_its_entries_and_late_ports_are_enslaved(lab):
+    ns = lab.netns("dp")
+    ns.ip("link", "add", "u0", "type", "veth", "peer", "name", "u1")
+    d = DesiredState()
+    d.fdb[100] = {M1: "10.0.0.2"}
+    d.flood[100] = {"10.0.0.2"}
+    dp = Dataplane(config(), lambda e: None, netns=ns.name)
+    await dp.start(d)  # access port p1 does not exist yet
+    try:
+        assert "p1" not in ns.ip("link", "show")
+        ns.ip("link", "add", "p1", "type", "veth", "peer", "name", "h1")  # e.g. a VM's tap
+        await wait_until(lambda: "master br100" in ns.ip("link", "show", "p1"), 2.0, "enslaved")
+        ns.ip("link", "del", "vx100")
+        await wait_until(
+            lambda: remote(ns, "vx100") == {M1: "10.0.0.2"} and flood(ns, "vx100") == {"10.0.0.2"},
+            3.0,
+            "vx100 recreated and reprogrammed",
+        )
+        assert details(ns, "vx100")["master"] == "br100"
+    finally:
+        await dp.stop()
