@@ -45,6 +45,7 @@ log = get_logger("evpnd.bgp")
 
 _PR_SET_PDEATHSIG = 1
 SOCKET_NAME = "exabgp-api.sock"
+_MAX_LINE = 64 << 20  # an UPDATE is at most 65535 bytes (RFC 8654): its hex line is far less
 CONFIG_NAME = "exabgp.conf"
 
 
@@ -388,12 +389,18 @@ class Speaker:
                 return
             buffer += data
             if b"\n" not in data:
+                if len(buffer) > _MAX_LINE:
+                    log.error("exabgp line too long: dropped", size=len(buffer))
+                    buffer = b""
                 continue
             lines = buffer.split(b"\n")
             buffer = lines.pop()
             for raw in lines:
                 if raw:
-                    self._on_line(raw.decode("ascii", errors="replace"))
+                    try:
+                        self._on_line(raw.decode("ascii", errors="replace"))
+                    except Exception as exc:  # noqa: BLE001 - one bad line never stops the channel
+                        log.error("exabgp line not handled", error=repr(exc), line=raw[:200])
 
     def _on_line(self, line: str) -> None:
         if line.startswith(compact.PREFIX):

@@ -85,3 +85,43 @@ async def test_stop_leaves_no_process(tmp_path):
     assert not _alive(pid)
     assert not any(_alive(r) for r in relay)
     assert not (tmp_path / "exabgp-api.sock").exists()
+
+
+SCRIPT = """
+import asyncio, sys
+sys.path.insert(0, {root!r})
+from evpnd.bgp.speaker import Speaker
+from tests.netns.speaker_lab import Recorder, speaker_config
+
+async def main():
+    speaker = Speaker(speaker_config({tmp!r}), Recorder())
+    await speaker.start()
+    await speaker.sync(20)
+    print(speaker.status()["exabgp_pid"], flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def test_exabgp_dies_with_evpnd_even_on_sigkill(tmp_path):
+    """PR_SET_PDEATHSIG: no ExaBGP is left behind when evpnd is killed without cleanup."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parent.parent.parent)
+    script = SCRIPT.format(root=root, tmp=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    try:
+        line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 30)
+        exabgp = int(line)
+        assert _alive(exabgp)
+        proc.kill()
+        proc.wait(5)
+        await until(lambda: not _alive(exabgp), 10, what="ExaBGP to die with its parent")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
