@@ -369,8 +369,8 @@ class Speaker:
         # A fresh ExaBGP knows no routes: replay every local path, then End-of-RIB.
         self._pending.clear()
         self._write_paths(self._resync_paths(), "*")
-        if self.cfg.exabgp.graceful_restart:
-            self._write(f"evpnd eor {self._next_ticket()} *\n")
+        # End-of-RIB (graceful restart) goes per peer when its session comes up (_on_state):
+        # that line is read after this replay, so ExaBGP queues the EoR behind the routes.
         self._ready.set()
         try:
             await self._read_loop(reader)
