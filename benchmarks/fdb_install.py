@@ -138,8 +138,9 @@ async def run(n: int, vteps: int = 64) -> None:
         t_restart = time.perf_counter() - t0
         st = dp.stats()
         print(
-            f"  restart over {n} installed: start() {t_restart:.3f} s (dump {st['last_dump_seconds']}"
-            f" s), writes {st['ops']}, owned {st['owned']['fdb']} + {st['owned']['bridge_fdb']}"
+            f"  restart over {n} installed: start() {t_restart:.3f} s (dump "
+            f"{st['last_dump_seconds']} s), writes {st['ops']}, owned {st['owned']['fdb']} + "
+            f"{st['owned']['bridge_fdb']}"
         )
         with Phase(dp) as withdraw:
             for i in range(n):

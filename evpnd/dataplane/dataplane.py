@@ -237,8 +237,10 @@ class Dataplane:
             if redump or self._need_dump:
                 await self._dump()
             hold_over = started - self._started_at >= self.cfg.sweep_hold_time
-            self.desired.drain()  # a full pass covers them
-            self._repair.clear()
+            dirty = self.desired.drain() | self._repair
+            self._repair = set()
+            if dirty and not hold_over:  # the core's word: deletions too, hold time or not
+                await self._apply(dirty, allow_delete=True)
             keys = all_keys(self.desired, self.mirror, self.dm)
             await self._apply(keys, allow_delete=hold_over)
             self._stats["full_passes"] += 1

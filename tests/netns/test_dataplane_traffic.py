@@ -13,7 +13,7 @@ import pytest
 
 from evpnd.config import parse_config
 from evpnd.dataplane import Dataplane
-from evpnd.desired import FDB, FLOOD, NEIGH, DesiredState
+from evpnd.desired import FDB, FLOOD, NEIGH, RMAC, ROUTE, DesiredState, RouteNextHop
 from evpnd.events import LocalMac
 from evpnd.lab.netns import Lab, Netns
 
@@ -244,3 +244,68 @@ async def test_local_learning_ageing_deletion_sticky_and_startup_dump(lab):
         assert H2_MAC not in {e.mac for e in fresh}
     finally:
         await stop(s1, s2)
+
+
+def irb_config(vtep: str, vni: int, svi: str, rmac: str):
+    return parse_config(
+        {
+            "router_id": vtep,
+            "asn": 65001,
+            "vtep": vtep,
+            "sweep_hold_time": 0,
+            "l2vnis": [
+                {"vni": vni, "bridge": f"br{vni}", "access_ports": ["p1"], "svi_address": svi}
+            ],
+            "l3vnis": [{"vni": 200, "table": 200, "router_mac": rmac, "l2vnis": [vni]}],
+        }
+    )
+
+
+async def test_type5_routes_carry_routed_traffic_symmetric_irb(lab):
+    """h1 (10.1.0.0/24 behind leaf1) reaches h2 (10.2.0.0/24 behind leaf2) through the L3VNI:
+    the route in table 200 via the remote VTEP onlink dev br200, the VTEP's neighbour entry
+    with the remote router MAC and its FDB entry on vx200 are all the path there is."""
+    l1, l2 = lab.netns("leaf1"), lab.netns("leaf2")
+    lab.link(l1, "u0", l2, "u0", "10.0.0.1/24", "10.0.0.2/24")
+    h1 = host(lab, l1, "h1", "p1", H1_MAC, "10.1.0.11")
+    h2 = host(lab, l2, "h2", "p1", H2_MAC, "10.2.0.12")
+    h1.ip("route", "add", "default", "via", "10.1.0.1")
+    h2.ip("route", "add", "default", "via", "10.2.0.1")
+    rmac1, rmac2 = "02:ee:00:00:00:01", "02:ee:00:00:00:02"
+    sides = []
+    for leaf, vtep, vni, svi, rmac in (
+        (l1, "10.0.0.1", 100, "10.1.0.1/24", rmac1),
+        (l2, "10.0.0.2", 101, "10.2.0.1/24", rmac2),
+    ):
+        for key in ("ip_forward", "conf.all.rp_filter", "conf.default.rp_filter"):
+            leaf.run(["sysctl", "-qw", f"net.ipv4.{key}={1 if key == 'ip_forward' else 0}"])
+        d = DesiredState()
+        dp = Dataplane(irb_config(vtep, vni, svi, rmac), lambda e: None, netns=leaf.name)
+        await dp.start(d)
+        sides.append((leaf, d, dp))
+        # No VRF on this kernel: the tenant's traffic is steered into table 200 by a rule.
+        leaf.ip("rule", "add", "iif", f"br{vni}", "lookup", "200")
+    try:
+        assert not await ping(h1, "10.2.0.12", count=1)
+        for (_leaf, d, dp), prefix, vtep, rmac in (
+            (sides[0], "10.2.0.0/24", "10.0.0.2", rmac2),
+            (sides[1], "10.1.0.0/24", "10.0.0.1", rmac1),
+        ):
+            d.routes[200] = {prefix: RouteNextHop(vtep, rmac)}
+            d.rmacs[200] = {vtep: rmac}
+            d.dirty |= {(ROUTE, 200, prefix), (RMAC, 200, vtep)}
+            dp.wanted_changed()
+            await dp.idle()
+        assert "10.2.0.0/24 via 10.0.0.2 dev br200 proto 235 onlink" in l1.ip(
+            "route", "show", "table", "200"
+        )
+        cap = Capture(l2, "u0", ["udp", "port", "4789"])
+        assert await ping(h1, "10.2.0.12", count=2)
+        frames = cap.stop()
+        # Routed: the inner frames carry the router MACs and VNI 200, not the hosts' MACs.
+        text = "\n".join(frames)
+        assert "vni 200" in text and f"{rmac1} > {rmac2}" in text, text
+        assert H1_MAC not in text and H2_MAC not in text
+    finally:
+        for _leaf, _d, dp in sides:
+            await dp.stop()
