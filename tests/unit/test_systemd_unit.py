@@ -69,8 +69,9 @@ def test_unit_asks_for_what_the_brief_says():
     assert o["Type"] == ["notify"] and o["NotifyAccess"] == ["main"]
     assert o["WatchdogSec"] and o["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
     assert o["User"] == ["evpnd"] and o["RuntimeDirectory"] == ["evpnd"]
-    assert o["CapabilityBoundingSet"] == ["CAP_NET_ADMIN"]
-    assert o["AmbientCapabilities"] == ["CAP_NET_ADMIN"]
+    # CAP_NET_BIND_SERVICE because evpnd listens on :179 by default (config exabgp.listen)
+    caps = ["CAP_NET_ADMIN CAP_NET_BIND_SERVICE"]
+    assert o["CapabilityBoundingSet"] == caps and o["AmbientCapabilities"] == caps
     assert o["RestrictAddressFamilies"] == ["AF_UNIX AF_INET AF_INET6 AF_NETLINK"]
     for key in ("ProtectSystem", "ProtectHome", "PrivateTmp", "NoNewPrivileges",
                 "SystemCallFilter", "ProtectKernelModules", "RestrictNamespaces"):  # fmt: skip
