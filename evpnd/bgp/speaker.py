@@ -4,8 +4,9 @@ Channel: evpnd listens on a unix socket (runtime_dir/exabgp-api.sock). ExaBGP ru
 (`python -m evpnd.bgp.relay SOCKET`) as its API process; the relay connects to the socket and
 copies bytes both ways. ExaBGP itself is started through evpnd.bgp.extension, which adds the
 EVPN commands and the raw receive path. Each new relay connection is a fresh ExaBGP: the
-Speaker then replays every local path (the resync callback), and sends End-of-RIB if graceful
-restart is configured.
+Speaker then replays every local path (the resync callback); with graceful restart, it queues
+End-of-RIB for each peer when that session comes up (ExaBGP runs with manual-eor), so the EoR
+follows the replayed routes (RFC 4724 section 4.1).
 
 Out (evpnd -> ExaBGP): `evpnd routes TICKET PEERS ; A NH ATTRS NLRI... ; W NLRI...` (packed
 hex, evpnd.bgp.batch), up to `batch_size` routes per line, many lines per write.
@@ -18,9 +19,10 @@ evpnd.bgp.codec).
 Supervision: ExaBGP is restarted with exponential backoff (capped by
 cfg.exabgp.respawn_max_backoff) whenever it exits; every peer then gets a PeerState 'down'
 (ExaBGP synthesises no withdraws: the core flushes on it). ExaBGP never outlives evpnd: it gets
-PR_SET_PDEATHSIG=SIGKILL, exits when the relay loses evpnd (exabgp.api.terminate), and stop()
-terminates it. reconfigure() rewrites the file and sends SIGUSR1 (reload: unchanged sessions
-stay up). SIGHUP is never sent: it shuts ExaBGP down.
+PR_SET_PDEATHSIG=SIGKILL, shuts itself down when its relay ends (the extension does that: a
+relay ends when evpnd's socket closes), and stop() terminates it (SIGTERM, then SIGKILL).
+reconfigure() rewrites the file and sends SIGUSR1 (reload: unchanged sessions stay up).
+SIGHUP is never sent: it shuts ExaBGP down.
 """
 
 from __future__ import annotations
@@ -193,8 +195,8 @@ class Speaker:
         restart = exabgp_conf.environment(self.cfg) != exabgp_conf.environment(cfg)
         added = [a for a in new if a not in old]
         removed = [a for a in old if a not in new]
+        self._write_config(cfg)  # ExabgpConfigError leaves the running configuration alone
         self.cfg = cfg
-        self._write_config(cfg)
         for addr in added:
             self._peers[addr] = PeerStatus()
         for addr in removed:

@@ -135,7 +135,7 @@ def test_withdraws_match_the_json_path(session, group):
 def test_end_of_rib():
     body = bytes.fromhex("00000006800f03001946")
     assert compact.decode_update("10.0.1.2", body) == [EndOfRib("10.0.1.2")]
-    extended = bytes.fromhex("0000" "0007" "900f0003" "001946")  # FRR sets extended length
+    extended = bytes.fromhex("00000007900f0003001946")  # FRR sets extended length
     assert compact.decode_update("10.0.1.2", extended) == [EndOfRib("10.0.1.2")]
 
 
