@@ -1,0 +1,65 @@
+"""The relay copies both directions at once without deadlock, and ends with either side."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+
+from evpnd.bgp.relay import relay
+
+SIZE = 8 << 20  # far more than a pipe (64 KiB) or socket buffer holds
+
+
+def _drain(read, out: bytearray, size: int) -> None:
+    while len(out) < size:
+        data = read()
+        if not data:
+            return
+        out += data
+
+
+def test_both_directions_at_once():
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    in_r, in_w = os.pipe()  # ExaBGP -> relay (the relay's stdin)
+    out_r, out_w = os.pipe()  # relay -> ExaBGP (the relay's stdout)
+    worker = threading.Thread(target=relay, args=(theirs, in_r, out_w), daemon=True)
+    worker.start()
+    events = bytes(range(256)) * (SIZE // 256)
+    commands = bytes(reversed(range(256))) * (SIZE // 256)
+    got_events, got_commands = bytearray(), bytearray()
+    readers = [
+        threading.Thread(target=_drain, args=(lambda: ours.recv(1 << 16), got_events, SIZE)),
+        threading.Thread(target=_drain, args=(lambda: os.read(out_r, 1 << 16), got_commands, SIZE)),
+    ]
+    writers = [
+        threading.Thread(target=os.write, args=(in_w, events)),  # blocking pipe: writes all
+        threading.Thread(target=ours.sendall, args=(commands,)),
+    ]
+    for t in readers + writers:
+        t.start()
+    for t in writers + readers:
+        t.join(30)
+    assert bytes(got_events) == events
+    assert bytes(got_commands) == commands
+    os.close(in_w)  # ExaBGP closed its side: the relay ends
+    worker.join(10)
+    assert not worker.is_alive()
+    for fd in (in_r, out_r, out_w):
+        os.close(fd)
+    ours.close()
+
+
+def test_ends_when_evpnd_goes_away():
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    worker = threading.Thread(target=relay, args=(theirs, in_r, out_w), daemon=True)
+    worker.start()
+    ours.sendall(b"evpnd ping t1\n")
+    assert os.read(out_r, 100) == b"evpnd ping t1\n"
+    ours.close()
+    worker.join(10)
+    assert not worker.is_alive()
+    for fd in (in_r, in_w, out_r, out_w):
+        os.close(fd)
