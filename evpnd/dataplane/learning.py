@@ -58,6 +58,20 @@ class LocalLearner:
                 out.append(LocalMac(vni, mac, ip, present=True, sticky=sticky))
         return out
 
+    def on_tunnel_fdb(self, vni: int, mac: str) -> list[LocalMac]:
+        """evpnd installed a remote entry for a local MAC: a path with a higher sequence number
+        won (RFC 7432 section 15.1) and the bridge entry points at the tunnel now (evpnd's own
+        writes raise no events). The MAC is not local any more, so that the next frame from an
+        access port (the host moved back) is news again."""
+        if self.macs.get(vni, {}).pop(mac, None) is None:
+            return []
+        out = [LocalMac(vni, mac, None, present=False)]
+        for ip, ip_mac in self.ips.get(vni, {}).items():
+            if ip_mac == mac and (vni, ip) in self.reported:
+                self.reported.discard((vni, ip))
+                out.append(LocalMac(vni, mac, ip, present=False))
+        return out
+
     def on_neigh(self, n: nl.Neigh, vni: int) -> list[LocalMac]:
         """A neighbour on the VNI's bridge that evpnd did not install."""
         ip = n.dst
