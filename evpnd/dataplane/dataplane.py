@@ -221,13 +221,20 @@ class Dataplane:
     async def _dirty_pass(self) -> None:
         async with self._lock:
             self._scheduled = False
-            while self._kernel is not None and (self.desired.dirty or self._repair):
-                keys = self.desired.drain()
-                if self._repair:
-                    self._stats["repairs"] += len(self._repair)
-                    keys |= self._repair
-                    self._repair = set()
-                await self._apply(keys, allow_delete=True)
+            try:
+                while self._kernel is not None and (self.desired.dirty or self._repair):
+                    keys = self.desired.drain()
+                    if self._repair:
+                        self._stats["repairs"] += len(self._repair)
+                        keys |= self._repair
+                        self._repair = set()
+                    await self._apply(keys, allow_delete=True)
+            except Exception as exc:  # noqa: BLE001 - never lose the reconciler to one bad pass
+                log.exception("reconcile pass failed", error=str(exc))
+                self._need_dump = True  # the next full pass starts from a fresh dump
+                return
+        if self._need_dump and self._loop is not None:  # a batch's outcome is unknown
+            self._loop.create_task(self._safe_full(redump=True))
 
     async def reconcile_all(self, redump: bool = False) -> None:
         if self._kernel is None:
@@ -263,8 +270,8 @@ class Dataplane:
     async def _safe_full(self, redump: bool = False) -> None:
         try:
             await self.reconcile_all(redump=redump)
-        except (OSError, RuntimeError) as exc:
-            log.error("full reconcile failed", error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - the periodic pass must survive anything
+            log.exception("full reconcile failed", error=str(exc))
 
     async def _kernel_resetup(self) -> None:
         """Devices can be deleted or ports added behind evpnd's back: re-assert (idempotent)."""
@@ -346,6 +353,14 @@ class Dataplane:
             return
         if not complete:
             self._need_dump = True
+        # A remote path with a higher sequence number replaced a local MAC (RFC 7432 15.1):
+        # the learner must forget it, or the host moving back is no news (test_lab_l2.py).
+        learned = self.learner.macs
+        if any(learned.values()):
+            for op in ops:
+                tag = op.tag
+                if tag[0] == "fdb+" and op.error == 0 and tag[2] in learned.get(tag[1], ()):
+                    self._emit_all(self.learner.on_tunnel_fdb(tag[1], tag[2]))
         for op in apply_results(self.mirror, ops):
             self._stats["errors"] += 1
             err = {"op": op.tag[0], "vni": op.tag[1], "key": op.tag[2]}

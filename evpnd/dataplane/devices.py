@@ -148,6 +148,16 @@ class DeviceManager:
                 )
             if data.get_attr("IFLA_VXLAN_LEARNING"):
                 log.warning("adopted vxlan device learns in the data plane", name=name)
+            have_local = data.get_attr("IFLA_VXLAN_LOCAL") or data.get_attr("IFLA_VXLAN_LOCAL6")
+            if have_local and str(have_local) != local:
+                # The VTEP address changed (reconfigure): vxlan changelink accepts a new local.
+                key = "vxlan_local6" if ":" in local else "vxlan_local"
+                try:
+                    self.ipr.link("set", index=index, kind="vxlan", **{key: local})
+                    log.info("vxlan local address changed", name=name, local=local)
+                except NetlinkError as exc:
+                    msg = f"{name} has local {have_local}, cannot set {local}: {exc}"
+                    raise DeviceError(msg) from exc
             if link.get_attr("IFLA_MTU") != mtu:
                 self._set(index, mtu=mtu)
         if mac and self._link(index).get_attr("IFLA_ADDRESS") != mac:

@@ -240,6 +240,7 @@ async def test_drift_repair_and_hand_made_entries_left_alone(lab):
     d.neigh[100] = {"10.1.0.50": M1}
     d.routes[200] = {"192.168.5.0/24": RouteNextHop("10.0.0.2", RMAC2)}
     d.rmacs[200] = {"10.0.0.2": RMAC2}
+    d.flood[100] = {"10.0.0.2", "10.0.0.3"}
     dp = Dataplane(config(hold=0), lambda e: None, netns=ns.name)
     await dp.start(d)
     try:
@@ -261,6 +262,7 @@ async def test_drift_repair_and_hand_made_entries_left_alone(lab):
         ns.ip("neigh", "del", "10.1.0.50", "dev", "br100")
         ns.ip("route", "del", "192.168.5.0/24", "table", "200")
         ns.ip("neigh", "del", "10.0.0.2", "dev", "br200")
+        ns.run(["bridge", "fdb", "del", "00:00:00:00:00:00", "dev", "vx100", "dst", "10.0.0.3"])
 
         def repaired() -> bool:
             return (
@@ -269,6 +271,7 @@ async def test_drift_repair_and_hand_made_entries_left_alone(lab):
                 and "10.1.0.50" in ns.ip("neigh", "show", "dev", "br100")
                 and "192.168.5.0/24" in ns.ip("route", "show", "table", "200")
                 and "10.0.0.2" in ns.ip("neigh", "show", "dev", "br200")
+                and flood(ns, "vx100") == {"10.0.0.2", "10.0.0.3"}
             )
 
         await wait_until(repaired, timeout=1.0, what="deleted entries back within 1 s")
@@ -409,5 +412,19 @@ async def test_deleted_device_comes_back_with_its_entries_and_late_ports_are_ens
             "vx100 recreated and reprogrammed",
         )
         assert details(ns, "vx100")["master"] == "br100"
+    finally:
+        await dp.stop()
+
+
+async def test_reconfigured_vtep_address_is_applied_to_existing_devices(lab):
+    ns = leaf(lab)
+    dp = Dataplane(config(), lambda e: None, netns=ns.name)
+    await dp.start(DesiredState())
+    try:
+        await dp.reconfigure(config(vtep="10.0.0.5", underlay_mtu=9000))
+        vx = details(ns, "vx100")
+        assert vx["linkinfo"]["info_data"]["local"] == "10.0.0.5" and vx["mtu"] == 8950
+        assert details(ns, "vx200")["linkinfo"]["info_data"]["local"] == "10.0.0.5"
+        assert dp.stats()["device_problems"] == []
     finally:
         await dp.stop()
