@@ -9,12 +9,13 @@ Indexes kept incrementally from best paths (nothing scans all routes on an updat
   _macs[(l2vni, mac)]      best type-2 paths carrying the MAC (any RD, any IP, local too)
   _ips[(l2vni, ip)]        best type-2 MAC+IP paths carrying the IP
   _prefixes[(l3vni, pfx)]  best type-5 paths and symmetric-IRB host routes
+  (each a Group: one Path, or {key: Path} when there are several)
   _flood[(l2vni, vtep)]    keys of imported remote type-3 routes towards that VTEP
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from evpnd.config import Config
@@ -81,6 +82,51 @@ class Effects:
         return bool(self.announce or self.withdraw)
 
 
+# Index groups: the best paths feeding one kernel object. Most objects have one path, so a
+# group is that Path itself, and a dict {key: Path} only from two paths on (memory, GC time).
+Group = Path | dict[RouteKey, Path]
+_ABSENT = object()  # _group_del: there was no such group
+
+
+def _group_put(index: dict, gk: tuple, key: RouteKey, path: Path) -> None:
+    group = index.get(gk)
+    if group is None:
+        index[gk] = path
+    elif type(group) is dict:
+        group[key] = path
+    elif group.key == key:
+        index[gk] = path
+    else:
+        index[gk] = {group.key: group, key: path}
+
+
+def _group_del(index: dict, gk: tuple, key: RouteKey) -> object:
+    """Remove a key from a group: what is left (a group, or None), or _ABSENT if no group."""
+    group = index.get(gk)
+    if group is None:
+        return _ABSENT
+    if type(group) is dict:
+        group.pop(key, None)
+        if len(group) > 1:
+            return group
+        if group:
+            (left,) = group.values()
+            index[gk] = left
+            return left
+    elif group.key != key:
+        return group
+    del index[gk]
+    return None
+
+
+def _paths(group: Group | None) -> tuple[Path, ...] | Iterable[Path]:
+    if group is None:
+        return ()
+    if type(group) is dict:
+        return group.values()
+    return (group,)  # type: ignore[return-value]
+
+
 def _nlri_changed(old: Path, new: Path) -> bool:
     """True when ExaBGP would see a different NLRI (it keys its RIB on the packed NLRI)."""
     return (
@@ -122,9 +168,9 @@ class Core:
         self.counters: dict[str, int] = dict.fromkeys(REJECT_REASONS, 0)
         self.rejections: dict[RouteKey, tuple[str, str, float]] = {}  # last few: peer, reason
         self._view = _View(cfg)
-        self._macs: dict[tuple[int, str], dict[RouteKey, Path]] = {}
-        self._ips: dict[tuple[int, str], dict[RouteKey, Path]] = {}
-        self._prefixes: dict[tuple[int, str], dict[RouteKey, Path]] = {}
+        self._macs: dict[tuple[int, str], Group] = {}
+        self._ips: dict[tuple[int, str], Group] = {}
+        self._prefixes: dict[tuple[int, str], Group] = {}
         self._flood: dict[tuple[int, str], set[RouteKey]] = {}
         self._rmac_refs: dict[tuple[int, str], dict[str, int]] = {}
         self._local_keys: dict[tuple[int, str], set[RouteKey]] = {}
@@ -314,6 +360,7 @@ class Core:
         desired = self.desired
         dirty_add = desired.dirty.add
         settle, refresh_neigh = self._settle_mac, self._refresh_neigh
+        group_put = _group_put
         last_attrs = None
         attrs_reason = None
         l2: tuple[int, ...] = ()
@@ -360,29 +407,28 @@ class Core:
                     gk = (single, mac)
                     group = macs.get(gk)
                     if group is None:
-                        macs[gk] = {key: path}
+                        macs[gk] = path
                         if gk in local or gk in frozen_fdb:
                             settle(single, mac)
                         elif fdb_t.get(mac) != nh:
                             fdb_t[mac] = nh
                             dirty_add((FDB, single, mac))
                     else:
-                        group[key] = path
+                        if type(group) is dict:
+                            group[key] = path
+                        else:
+                            macs[gk] = {group.key: group, key: path}
                         if gk in local or fdb_t.get(mac) != nh:
                             settle(single, mac)
                     if ip is not None:
                         gk = (single, ip)
-                        group = ips.get(gk)
-                        if group is None and gk not in frozen_neigh:
-                            ips[gk] = {key: path}
+                        if gk not in ips and gk not in frozen_neigh:
+                            ips[gk] = path
                             if neigh_t.get(ip) != mac:
                                 neigh_t[ip] = mac
                                 dirty_add((NEIGH, single, ip))
                         else:
-                            if group is None:
-                                ips[gk] = {key: path}
-                            else:
-                                group[key] = path
+                            group_put(ips, gk, key, path)
                             refresh_neigh(single, ip)
                     continue
             else:
@@ -445,15 +491,11 @@ class Core:
                     continue
                 mac = key.mac
                 gk = (single, mac)
-                group = macs.get(gk)
-                if group is not None:
-                    group.pop(key, None)
+                left = _group_del(macs, gk, key)
+                if left is not _ABSENT:
                     if gk in local or gk in frozen_fdb:
-                        if not group:
-                            del macs[gk]
                         self._settle_mac(single, mac)
-                    elif not group:
-                        del macs[gk]
+                    elif left is None:
                         if mac in fdb_t:
                             del fdb_t[mac]
                             dirty_add((FDB, single, mac))
@@ -461,15 +503,12 @@ class Core:
                         self._refresh_fdb(single, mac)
                 if ip is not None:
                     gk = (single, ip)
-                    group = ips.get(gk)
-                    if group is not None:
-                        group.pop(key, None)
-                        if not group:
-                            del ips[gk]
-                            if gk not in frozen_neigh and ip in neigh_t:
-                                del neigh_t[ip]
-                                dirty_add((NEIGH, single, ip))
-                                continue
+                    left = _group_del(ips, gk, key)
+                    if left is None and gk not in frozen_neigh:
+                        if ip in neigh_t:
+                            del neigh_t[ip]
+                            dirty_add((NEIGH, single, ip))
+                    elif left is not _ABSENT:
                         self._refresh_neigh(single, ip)
                 continue
             old, new = rib.remove(peer, key)
@@ -493,21 +532,16 @@ class Core:
         macs, ips = self._macs, self._ips
         local = self.mobility.local
         frozen_fdb = self.mobility.frozen_fdb
-        frozen_neigh = self.mobility.frozen_neigh
         desired = self.desired
         dirty = desired.dirty
         for vni in l2:
             gk = (vni, mac)
-            group = macs.get(gk)
-            if group is not None:
-                group.pop(key, None)
+            left = _group_del(macs, gk, key)
+            if left is not _ABSENT:
                 table = desired.fdb.get(vni)
                 if gk in local or gk in frozen_fdb or table is None:
-                    if not group:
-                        del macs[gk]
                     self._settle_mac(vni, mac)
-                elif not group:
-                    del macs[gk]
+                elif left is None:
                     if mac in table:
                         del table[mac]
                         dirty.add((FDB, vni, mac))
@@ -515,21 +549,13 @@ class Core:
                     self._refresh_fdb(vni, mac)
             if ip is not None:
                 gk = (vni, ip)
-                group = ips.get(gk)
-                if group is not None:
-                    group.pop(key, None)
-                    if not group:
-                        del ips[gk]
-                        table = desired.neigh.get(vni)
-                        if gk not in frozen_neigh and table is not None and ip in table:
-                            del table[ip]
-                            dirty.add((NEIGH, vni, ip))
-                            continue
+                left = _group_del(ips, gk, key)
+                if left is not _ABSENT:
                     self._refresh_neigh(vni, ip)
         if l3:
             prefix = host_prefix(ip)  # type: ignore[arg-type]
             for vni in l3:
-                self._group_del(self._prefixes, (vni, prefix), key)
+                _group_del(self._prefixes, (vni, prefix), key)
                 self._refresh_route(vni, prefix)
 
     def _type2_added(
@@ -550,26 +576,21 @@ class Core:
         dirty = desired.dirty
         for vni in l2:
             gk = (vni, mac)
-            group = macs.get(gk)
+            fresh = gk not in macs
+            _group_put(macs, gk, key, path)
             table = desired.fdb.get(vni)
             if table is None:
                 table = desired.fdb[vni] = {}
-            if group is None:
-                macs[gk] = {key: path}
-                if gk in local or gk in frozen_fdb:
-                    self._settle_mac(vni, mac)
-                elif table.get(mac) != nh:
-                    table[mac] = nh
-                    dirty.add((FDB, vni, mac))
-            else:
-                group[key] = path
-                if gk in local or table.get(mac) != nh:
-                    self._settle_mac(vni, mac)
+            if gk in local or gk in frozen_fdb or (not fresh and table.get(mac) != nh):
+                self._settle_mac(vni, mac)
+            elif fresh and table.get(mac) != nh:
+                table[mac] = nh
+                dirty.add((FDB, vni, mac))
             if ip is not None:
                 gk = (vni, ip)
-                group = ips.get(gk)
-                if group is None and gk not in frozen_neigh:
-                    ips[gk] = {key: path}
+                fresh = gk not in ips
+                _group_put(ips, gk, key, path)
+                if fresh and gk not in frozen_neigh:
                     table = desired.neigh.get(vni)
                     if table is None:
                         table = desired.neigh[vni] = {}
@@ -577,15 +598,11 @@ class Core:
                         table[ip] = mac
                         dirty.add((NEIGH, vni, ip))
                 else:
-                    if group is None:
-                        ips[gk] = {key: path}
-                    else:
-                        group[key] = path
                     self._refresh_neigh(vni, ip)
         if l3:
             prefix = host_prefix(ip)  # type: ignore[arg-type]
             for vni in l3:
-                self._group_put(self._prefixes, (vni, prefix), key, path)
+                _group_put(self._prefixes, (vni, prefix), key, path)
                 self._refresh_route(vni, prefix)
 
     def _peer_state(self, event: PeerState) -> None:
@@ -640,30 +657,14 @@ class Core:
             vnis = set()
             if old_t:
                 for vni in old_t[1]:
-                    self._group_del(self._prefixes, (vni, prefix), key)
+                    _group_del(self._prefixes, (vni, prefix), key)
                     vnis.add(vni)
             if new_t:
                 for vni in new_t[1]:
-                    self._group_put(self._prefixes, (vni, prefix), key, new)  # type: ignore
+                    _group_put(self._prefixes, (vni, prefix), key, new)  # type: ignore
                     vnis.add(vni)
             for vni in vnis:
                 self._refresh_route(vni, prefix)
-
-    @staticmethod
-    def _group_put(index: dict, gkey: tuple, key: RouteKey, path: Path) -> None:
-        group = index.get(gkey)
-        if group is None:
-            index[gkey] = {key: path}
-        else:
-            group[key] = path
-
-    @staticmethod
-    def _group_del(index: dict, gkey: tuple, key: RouteKey) -> None:
-        group = index.get(gkey)
-        if group is not None:
-            group.pop(key, None)
-            if not group:
-                del index[gkey]
 
     def _type2_changed(
         self,
@@ -677,32 +678,22 @@ class Core:
         macs, ips, prefixes = self._macs, self._ips, self._prefixes
         if old_t is not None:
             for vni in old_t[0]:
-                self._group_del(macs, (vni, mac), key)
+                _group_del(macs, (vni, mac), key)
                 if ip is not None:
-                    self._group_del(ips, (vni, ip), key)
+                    _group_del(ips, (vni, ip), key)
             if old_t[1]:
                 pfx = host_prefix(ip)  # type: ignore[arg-type]
                 for vni in old_t[1]:
-                    self._group_del(prefixes, (vni, pfx), key)
+                    _group_del(prefixes, (vni, pfx), key)
         if new_t is not None:
             for vni in new_t[0]:
-                gkey = (vni, mac)
-                group = macs.get(gkey)
-                if group is None:
-                    macs[gkey] = {key: new}  # type: ignore[dict-item]
-                else:
-                    group[key] = new  # type: ignore[assignment]
+                _group_put(macs, (vni, mac), key, new)  # type: ignore[arg-type]
                 if ip is not None:
-                    gkey = (vni, ip)
-                    group = ips.get(gkey)
-                    if group is None:
-                        ips[gkey] = {key: new}  # type: ignore[dict-item]
-                    else:
-                        group[key] = new  # type: ignore[assignment]
+                    _group_put(ips, (vni, ip), key, new)  # type: ignore[arg-type]
             if new_t[1]:
                 pfx = host_prefix(ip)  # type: ignore[arg-type]
                 for vni in new_t[1]:
-                    self._group_put(prefixes, (vni, pfx), key, new)  # type: ignore[arg-type]
+                    _group_put(prefixes, (vni, pfx), key, new)  # type: ignore[arg-type]
         l2 = new_t[0] if old_t is None else (old_t[0] if new_t is None else {*old_t[0], *new_t[0]})
         for vni in l2:
             self._settle_mac(vni, mac)
@@ -762,9 +753,8 @@ class Core:
             group = self._macs.get((vni, mac))
             if group is None:
                 value = None
-            elif len(group) == 1:
-                for path in group.values():
-                    value = None if path.peer == LOCAL_PEER else path.next_hop
+            elif type(group) is not dict:
+                value = None if group.peer == LOCAL_PEER else group.next_hop
             else:
                 value = fdb_value(group.values())
         desired = self.desired
@@ -786,9 +776,8 @@ class Core:
             group = self._ips.get((vni, ip))
             if group is None:
                 value = None
-            elif len(group) == 1:
-                for path in group.values():
-                    value = None if path.peer == LOCAL_PEER else path.key.mac  # type: ignore
+            elif type(group) is not dict:
+                value = None if group.peer == LOCAL_PEER else group.key.mac  # type: ignore
             else:
                 value = neigh_value(group.values())
         desired = self.desired
@@ -803,8 +792,7 @@ class Core:
             desired.dirty.add((NEIGH, vni, ip))
 
     def _refresh_route(self, vni: int, prefix: str) -> None:
-        group = self._prefixes.get((vni, prefix))
-        value = route_value(group.values()) if group else None
+        value = route_value(_paths(self._prefixes.get((vni, prefix))))
         desired = self.desired
         table = desired.routes.get(vni)
         if table is None:
@@ -859,19 +847,19 @@ class Core:
             l2, l3 = path_targets(best, imports)
             if type(key) is MacIpKey:
                 for vni in l2:
-                    self._group_put(self._macs, (vni, key.mac), key, best)
+                    _group_put(self._macs, (vni, key.mac), key, best)
                     if key.ip is not None:
-                        self._group_put(self._ips, (vni, key.ip), key, best)
+                        _group_put(self._ips, (vni, key.ip), key, best)
                 if key.ip is not None:
                     for vni in l3:
-                        self._group_put(self._prefixes, (vni, host_prefix(key.ip)), key, best)
+                        _group_put(self._prefixes, (vni, host_prefix(key.ip)), key, best)
             elif type(key) is ImetKey:
                 if best.peer != LOCAL_PEER:
                     for vni in l2:
                         self._flood.setdefault((vni, flood_vtep(best)), set()).add(key)
             else:
                 for vni in l3:
-                    self._group_put(self._prefixes, (vni, key.prefix), key, best)
+                    _group_put(self._prefixes, (vni, key.prefix), key, best)
         new = compute_desired(self, self.cfg)
         for vni, route_table in new.routes.items():
             for nh in route_table.values():
@@ -1022,16 +1010,14 @@ class Core:
 
     def _remote_best(self, vni: int, mac: str) -> tuple[Path | None, int]:
         """The best remote path for a MAC in a VNI, and the highest remote sequence."""
-        group = self._macs.get((vni, mac))
         best = None
         top = -1
-        if group:
-            for path in group.values():
-                if path.peer == LOCAL_PEER:
-                    continue
-                top = max(top, path.attrs.mobility_seq)
-                if best is None or rank(path) > rank(best):
-                    best = path
+        for path in _paths(self._macs.get((vni, mac))):
+            if path.peer == LOCAL_PEER:
+                continue
+            top = max(top, path.attrs.mobility_seq)
+            if best is None or rank(path) > rank(best):
+                best = path
         return best, top
 
     def _local_rank(self, st: LocalMacState) -> tuple[bool, bool, int, int]:
@@ -1081,7 +1067,7 @@ class Core:
     def _freeze(self, vni: int, mac: str) -> None:
         """Duplicate detected: keep the kernel as it is now, stop advertising the MAC."""
         self.counters["duplicates_detected"] = self.counters.get("duplicates_detected", 0) + 1
-        ips = {k.ip for k in self._macs.get((vni, mac), {}) if k.ip is not None}  # type: ignore
+        ips = {p.key.ip for p in _paths(self._macs.get((vni, mac))) if p.key.ip is not None}  # type: ignore
         st = self.mobility.local.get((vni, mac))
         if st is not None:
             ips.update(st.ips)
@@ -1198,15 +1184,15 @@ class Core:
         for v, mac in sorted(keys):
             if vni is not None and v != vni:
                 continue
-            group = self._macs.get((v, mac), {})
+            group = list(_paths(self._macs.get((v, mac))))
             st = self.mobility.local.get((v, mac))
             remote, top = self._remote_best(v, mac)
-            winner = max(group.values(), key=rank) if group else None
+            winner = max(group, key=rank) if group else None
             is_local = (winner is not None and winner.peer == LOCAL_PEER) or (
                 winner is None and st is not None
             )
             dad = self.mobility.dad.get((v, mac))
-            ips = {k.ip for k in group if k.ip is not None}  # type: ignore[union-attr]
+            ips = {p.key.ip for p in group if p.key.ip is not None}  # type: ignore[union-attr]
             if st is not None:
                 ips |= st.ips
             rows.append(
@@ -1277,8 +1263,8 @@ class Core:
         }
 
     def _explain_one(self, query: str, vni: int, is_mac: bool) -> dict:
-        group = (self._macs if is_mac else self._ips).get((vni, query), {})
-        paths = sorted(group.values(), key=rank, reverse=True)
+        group = (self._macs if is_mac else self._ips).get((vni, query))
+        paths = sorted(_paths(group), key=rank, reverse=True)
         kernel = (self.desired.fdb if is_mac else self.desired.neigh).get(vni, {}).get(query)
         item: dict = {
             "vni": vni,

@@ -203,7 +203,7 @@ def test_announce_then_withdraw_leaves_nothing(paths, locals_):
     assert {p.key for p in core.advertised()} == static
     assert all(not t for t in core.rib.adj_in.values() if t is not core.rib.adj_in["local"])
     assert not core._macs and not core._ips and not core._flood
-    assert all(p.peer == "local" for g in core._prefixes.values() for p in g.values())
+    assert all(p.peer == "local" for p in core._prefixes.values())
 
 
 @SETTINGS
