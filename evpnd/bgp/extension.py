@@ -584,14 +584,18 @@ def _install_raw_receive() -> None:
 # ----------------------------------------------------------------------------- launcher
 
 
-def main(argv: list[str] | None = None) -> int:
-    install()
-    # ExaBGP allocates a few objects per route; with the default thresholds the cyclic GC runs
-    # every 700 allocations and rescans the whole (growing) table: part of why stock ExaBGP
-    # slows down as its RIB grows. Routes are freed by reference counting anyway.
+def tune_gc() -> None:
+    """ExaBGP allocates a few objects per route; with the default thresholds the cyclic GC runs
+    every 700 allocations and rescans the whole (growing) table: part of why stock ExaBGP slows
+    down as its RIB grows. Routes are freed by reference counting anyway."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(100_000, 50, 1000)
+
+
+def main(argv: list[str] | None = None) -> int:
+    install()
+    tune_gc()
     from exabgp.application.main import main as exabgp_main
 
     sys.argv = ["exabgp", *(sys.argv[1:] if argv is None else argv)]
