@@ -409,6 +409,8 @@ def explain(ctx, args: p.ExplainArgs) -> ExplainReply:
         HostRoute(vni=r["vni"], prefix=r["prefix"], kernel=_route_text(r.get("kernel")))
         for r in raw.get("routes", [])
     ]
+    if raw.get("kind") == "ip":
+        routes += _covering_routes(ctx, query, {(r.vni, r.prefix) for r in routes})
     return ExplainReply(
         query=raw.get("query", query),
         kind=raw.get("kind", "mac"),
@@ -416,6 +418,25 @@ def explain(ctx, args: p.ExplainArgs) -> ExplainReply:
         routes=routes,
         why_not=raw.get("why_not"),
     )
+
+
+def _covering_routes(ctx, ip: str, seen: set[tuple[int, str]]) -> list[HostRoute]:
+    """Type-5 routes in the L3VNI tables that cover the IP, longest prefix first (the one the
+    kernel uses for it comes first)."""
+    addr = ipaddress.ip_address(ip)
+    found = []
+    for vni, table in ctx.core.desired.routes.items():
+        for prefix, nexthop in table.items():
+            if (vni, prefix) in seen:
+                continue
+            try:
+                net = ipaddress.ip_network(prefix, strict=False)
+            except ValueError:
+                continue
+            if net.version == addr.version and addr in net:
+                found.append((net.prefixlen, vni, prefix, nexthop))
+    found.sort(key=lambda f: (-f[0], f[1], f[2]))
+    return [HostRoute(vni=v, prefix=pfx, kernel=_route_text(nh)) for _, v, pfx, nh in found]
 
 
 def _route_text(value: Any) -> str | None:

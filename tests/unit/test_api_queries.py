@@ -179,6 +179,10 @@ async def test_explain_remote_mac_local_winner_and_unknown():
     assert dup.duplicate
     ip = await ask(w, "explain", target="10.1.0.21", vni=100)
     assert ip.kind == "ip" and ip.vnis[0].kernel == MAC_REMOTE
+    routed = await ask(w, "explain", target="10.8.0.77")  # inside B's type-5 10.8.0.0/24
+    assert routed.vnis == []
+    assert [(r.vni, r.prefix) for r in routed.routes] == [(5000, "10.8.0.0/24")]
+    assert routed.routes[0].kernel.startswith(f"via {B}")
     foreign = await ask(w, "explain", target=MAC_FOREIGN)
     assert foreign.vnis == [] and B in foreign.why_not  # received from B, not imported
     with pytest.raises(QueryError, match="not a MAC or IP"):

@@ -132,3 +132,11 @@ async def test_clear_and_status_and_explain_rendering():
 )
 def test_duration(seconds, text):
     assert tables.duration(seconds) == text
+
+
+async def test_explain_an_ip_routed_by_a_type5_prefix():
+    text = tables.render_explain(await ask(make_world(), "explain", target="10.8.0.77"))
+    assert text.splitlines() == [
+        "10.8.0.77 (IP)",
+        f"L3VNI 5000: route 10.8.0.0/24 -> via {B} rmac 02:00:00:00:00:02",
+    ]
