@@ -150,3 +150,21 @@ async def test_adding_and_removing_a_peer_does_not_bounce_the_others(lab, tmp_pa
         assert OUR in frr_evpn_routes(frr_b)
     finally:
         await speaker.stop()
+
+
+async def test_ttl_security(lab, tmp_path):
+    """GTSM (RFC 5082) against FRR's ttl-security: up only when we send with TTL 255."""
+    p = pair(lab)
+    frr_peer(lab, p.b, [("10.0.1.1", 65001)], extra=" neighbor 10.0.1.1 ttl-security hops 1\n")
+    rec = Recorder()
+    plain = speaker_config(tmp_path, peers=[peer("10.0.1.2", 65002, "10.0.1.1")])
+    speaker = make_speaker(plain, p.a, rec)
+    await speaker.start()
+    try:
+        with pytest.raises(TimeoutError):  # our packets arrive with TTL 63 (Linux default - 1)
+            await until(lambda: rec.state("10.0.1.2") == "up", 6, what="session up")
+        gtsm = speaker_config(tmp_path, peers=[peer("10.0.1.2", 65002, "10.0.1.1", ttl_security=1)])
+        await speaker.reconfigure(gtsm)
+        await until(lambda: rec.state("10.0.1.2") == "up", 30, what="GTSM session up")
+    finally:
+        await speaker.stop()
