@@ -375,7 +375,7 @@ class Speaker:
         # that line is read after this replay, so ExaBGP queues the EoR behind the routes.
         self._ready.set()
         try:
-            await self._read_loop(reader)
+            await self._read_loop(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError) as exc:
             log.warning("exabgp relay connection lost", error=str(exc))
         finally:
@@ -383,11 +383,13 @@ class Speaker:
                 self._disconnect()
             writer.close()
 
-    async def _read_loop(self, reader: asyncio.StreamReader) -> None:
+    async def _read_loop(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         buffer = b""
         while True:
             data = await reader.read(1 << 20)
-            if not data:
+            if not data or self._writer is not writer:
+                # closed, or this ExaBGP was declared dead (its peers reported down): whatever
+                # it still had in flight must not reach the core after those down events
                 return
             buffer += data
             if b"\n" not in data:
@@ -398,6 +400,8 @@ class Speaker:
             lines = buffer.split(b"\n")
             buffer = lines.pop()
             for raw in lines:
+                if self._writer is not writer:
+                    return
                 if raw:
                     try:
                         self._on_line(raw.decode("ascii", errors="replace"))
