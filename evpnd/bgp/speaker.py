@@ -77,6 +77,7 @@ class PeerStatus:
             "messages_received": self.updates,
             "routes_received": self.routes,
             "last_reason": self.reason,
+            "last_error": self.reason if self.state != "up" else "",
             "flaps": self.flaps,
             "end_of_rib": self.eor,
         }
