@@ -9,6 +9,7 @@ demo                       up evpn-l2, wait for convergence, show routes, ping, 
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import time
@@ -123,8 +124,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     progress(f"hosts pinging {time.monotonic() - t0:.1f}s after the start of the demo")
 
     sock = lab.socket("leaf2")
+    ctl = "evpnctl" if shutil.which("evpnctl") else " ".join(runner.bin_path("evpnctl"))
     routes = lab.evpnctl("leaf2", "show", "routes")
-    evpnctl_cmd = ["evpnctl", "-s", str(sock), "show", "routes"]
+    evpnctl_cmd = [ctl, "-s", str(sock), "show", "routes"]
     _show("evpnd's view (leaf2)", evpnctl_cmd, routes.stdout + routes.stderr)
     vty = f"{lab.node_dir('leaf1')}/frr"
     vtysh_cmd = ["ip netns exec", lab.ns("leaf1").name, "vtysh --vty_socket", vty, "-c"]
@@ -141,7 +143,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"\n=== the lab stays up\n{runner.summary(lab)}\n")
     print("try:")
     print(f"  ip netns exec {lab.ns('h1').name} ping 10.10.0.3")
-    print(f"  evpnctl -s {sock} show peers        (also: show vni, show macs, explain MAC)")
+    print(f"  {ctl} -s {sock} show peers    (also: show vni, show macs, explain MAC)")
     print(f"  ip netns exec {lab.ns('leaf1').name} vtysh --vty_socket {vty}")
     print(f"  ip netns exec {lab.ns('leaf2').name} bridge fdb show dev vx100")
     print(f"  logs: {lab.dir}/<node>/")
