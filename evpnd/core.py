@@ -219,6 +219,7 @@ class Core:
         old_view = self._view
         self.cfg = cfg
         self._view = view = _View(cfg)
+        self._attrs_cache.clear()  # local attributes carry the configured RTs and router MAC
         dad = cfg.duplicate_detection
         self.mobility.configure(dad.enabled, dad.max_moves, float(dad.time))
         for vni in set(old_view.l2) - set(view.l2):
@@ -233,6 +234,7 @@ class Core:
         # Our own routes as the new configuration wants them.
         wanted = self._static_local_paths() if self.started else {}
         for st in self.mobility.local.values():
+            st.sticky = st.sticky or st.mac in view.sticky[st.vni]
             if st.advertised:
                 wanted.update(self._local_mac_paths(st))
         for key in list(self.rib.adj_in.get(LOCAL_PEER, ())):

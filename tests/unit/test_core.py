@@ -409,3 +409,23 @@ def test_reconfigure_without_changes_is_quiet():
     cfg = parse_config(core.cfg.model_dump(mode="json"))
     assert not core.reconfigure(cfg, 2.0)
     assert core.desired.drain() == set()
+
+
+def test_reconfigure_changes_local_mac_routes():
+    core = make_core()
+    (before,) = core.apply(LocalMac(100, MAC, ip="10.1.0.5"), 1.0).announce
+    assert set(before.attrs.route_targets) == {"65001:100", "65001:5000"}
+    cfg = make_cfg(
+        l2vnis=[
+            {"vni": 100, "bridge": "br100", "export_rts": ["65001:7"], "sticky_macs": [MAC]},
+            {"vni": 200, "bridge": "br200"},
+        ],
+        l3vnis=[{"vni": 5000, "table": 5000, "l2vnis": [100], "router_mac": "02:00:00:00:99:99"}],
+    )
+    effects = core.reconfigure(cfg, 2.0)
+    (after,) = [p for p in effects.announce if isinstance(p.key, MacIpKey)]
+    assert set(after.attrs.route_targets) == {"65001:7", "65001:5000"}
+    assert after.attrs.router_mac == "02:00:00:00:99:99" and after.attrs.sticky
+    assert after.key == before.key
+    assert before not in effects.withdraw  # same NLRI: a new announce replaces it
+    assert_consistent(core)
