@@ -4,6 +4,7 @@ created through the state file and leaves nothing behind (namespaces, processes,
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -48,6 +49,8 @@ def test_up_then_down_from_another_process_leaves_nothing():
         assert again.returncode == 1 and "already up" in again.stderr
         status = lab_cli("status")
         assert name in status.stdout
+        # a crashed daemon (its ExaBGP orphaned inside the namespace) is still cleaned up
+        os.kill(next(r.pid for r in state.procs if r.daemon == "evpnd"), signal.SIGKILL)
     finally:
         down = lab_cli("down", name)
     assert down.returncode == 0, down.stderr
@@ -70,3 +73,19 @@ def test_bad_topology_is_refused_without_creating_anything(tmp_path):
     out = lab_cli("up", str(bad))
     assert out.returncode == 1 and "kind" in out.stderr
     assert not (runner.STATE_ROOT / "bad").exists()
+
+
+def test_failing_exec_line_aborts_up_and_cleans(tmp_path):
+    topo = tmp_path / "broken.clab.yml"
+    name = f"brk{uuid.uuid4().hex[:5]}"
+    topo.write_text(
+        f"name: {name}\ntopology:\n  nodes:\n"
+        "    a: {kind: linux, exec: ['ip link set eth1 up']}\n"
+        "    b: {kind: linux, exec: ['ip link set eth9 up']}\n"
+        "  links:\n    - endpoints: [a:eth1, b:eth1]\n"
+    )
+    out = lab_cli("up", str(topo))
+    assert out.returncode == 1
+    assert "ip link set eth9 up" in out.stderr and f"clab-{name}-b" in out.stderr
+    assert not [ns for ns in os.listdir("/run/netns") if ns.startswith(f"clab-{name}-")]
+    assert not (runner.STATE_ROOT / name).exists()
