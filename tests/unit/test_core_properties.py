@@ -13,7 +13,7 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evpnd.core import Core
+from evpnd.core import Core, Effects
 from evpnd.desired import FDB, FLOOD, NEIGH, RMAC, ROUTE
 from evpnd.events import EndOfRib, LocalMac, PeerState, RouteUpdate
 from evpnd.routes.evpn import MacIpKey
@@ -92,7 +92,34 @@ event = st.one_of(
     peers.map(lambda p: ("event", EndOfRib(p))),
     st.just(("tick", None)),
     st.just(("clear", None)),
+    st.integers(0, 2).map(lambda i: ("reconfigure", i)),
 )
+
+
+def _configs(gr: int) -> list:
+    """The configurations a run switches between: VNI 200 dropped, explicit import RTs."""
+    common = {
+        "duplicate_detection": {"max_moves": 3, "time": 4},
+        "exabgp": {"graceful_restart": gr},
+    }
+    return [
+        make_cfg(
+            **common,
+            l2vnis=[
+                {"vni": 100, "bridge": "br100", "sticky_macs": [MACS[2]]},
+                {"vni": 200, "bridge": "br200"},
+            ],
+        ),
+        make_cfg(**common, l2vnis=[{"vni": 100, "bridge": "br100"}]),
+        make_cfg(
+            **common,
+            l2vnis=[
+                {"vni": 100, "bridge": "br100", "import_rts": ["65002:200"]},
+                {"vni": 200, "bridge": "br200", "export_rts": ["65001:9"]},
+            ],
+            l3vnis=[{"vni": 5000, "table": 7, "l2vnis": [200], "advertise_prefixes": []}],
+        ),
+    ]
 
 
 def _mirror_apply(core: Core, mirror: dict) -> None:
@@ -117,18 +144,20 @@ def _flat(core: Core) -> dict:
     return out
 
 
-def _run(core: Core, step, now: float) -> None:
+def _run(core: Core, step, now: float, configs: list | None = None) -> Effects:
     kind, item = step
     if kind == "announce":
-        core.apply(RouteUpdate(item.peer, announced=[item]), now)
-    elif kind == "withdraw":
-        core.apply(RouteUpdate(item.peer, withdrawn=[item.key]), now)
-    elif kind == "event":
-        core.apply(item, now)
-    elif kind == "tick":
-        core.tick(now)
-    else:
-        core.clear_duplicates(now)
+        return core.apply(RouteUpdate(item.peer, announced=[item]), now)
+    if kind == "withdraw":
+        return core.apply(RouteUpdate(item.peer, withdrawn=[item.key]), now)
+    if kind == "event":
+        return core.apply(item, now)
+    if kind == "tick":
+        return core.tick(now)
+    if kind == "reconfigure":
+        assert configs is not None
+        return core.reconfigure(configs[item], now)
+    return core.clear_duplicates(now)
 
 
 @SETTINGS
@@ -138,37 +167,25 @@ def _run(core: Core, step, now: float) -> None:
     gap=st.sampled_from([0.5, 3.0]),
 )
 def test_incremental_equals_compute_desired(steps, gr, gap):
-    core = Core(
-        make_cfg(
-            duplicate_detection={"max_moves": 3, "time": 4},
-            exabgp={"graceful_restart": gr},
-            l2vnis=[
-                {"vni": 100, "bridge": "br100", "sticky_macs": [MACS[2]]},
-                {"vni": 200, "bridge": "br200"},
-            ],
-        )
-    )
+    configs = _configs(gr)
+    core = Core(configs[0])
     advertised = {p.key: p for p in core.start(0.0).announce}
     mirror: dict = {}
     now = 0.0
     for step in steps:
         now += gap
         before = dict(advertised)
-        if step[0] == "tick":
-            effects = core.tick(now)
-        elif step[0] == "clear":
-            effects = core.clear_duplicates(now)
-        else:
-            effects = None
-            _run(core, step, now)
-        if effects is not None:
-            for p in effects.withdraw:
-                assert before.get(p.key) == p  # withdraw exactly what was announced
+        effects = _run(core, step, now, configs)
+        for p in effects.withdraw:
+            assert before.get(p.key) == p  # withdraw exactly what was announced
+        # The speaker's view (the previous one + these Effects) is what advertised() says.
+        after = {k: v for k, v in before.items() if v not in effects.withdraw}
+        after.update({p.key: p for p in effects.announce})
+        assert after == {p.key: p for p in core.advertised()}
         assert core.desired.snapshot() == core.compute_desired().snapshot()
         _mirror_apply(core, mirror)
         assert mirror == _flat(core)
-        # The speaker's view (start + every Effects) matches advertised().
-        advertised = {p.key: p for p in core.advertised()}
+        advertised = after
     # Every advertised local path belongs to a configured VNI and says so.
     for path in core.advertised():
         assert path.next_hop == "192.0.2.1" and path.peer == "local"
