@@ -265,6 +265,8 @@ class Dataplane:
         hold_left = self.cfg.sweep_hold_time - (time.monotonic() - self._started_at)
         if hold_left > 0:
             await asyncio.sleep(hold_left)
+        await self._sweep_stale_devices()
+        if hold_left > 0:
             await self._safe_full()
         while True:
             await asyncio.sleep(self.reconcile_interval)
@@ -272,6 +274,17 @@ class Dataplane:
                 await self._kernel_resetup()
             redump = time.monotonic() - self._last_dump >= self.redump_interval
             await self._safe_full(redump)
+
+    async def _sweep_stale_devices(self) -> None:
+        """After the hold time, like stale entries: devices evpnd made for VNIs it no longer
+        has (the configuration changed while it was down)."""
+        if self._kernel is None:
+            return
+        try:
+            async with self._lock:
+                await self.worker.call(self._kernel.devices.remove_stale, self.cfg)
+        except Exception as exc:  # noqa: BLE001 - a failed sweep is retried at next start
+            log.warning("stale device sweep failed", error=str(exc))
 
     async def _safe_full(self, redump: bool = False) -> None:
         try:

@@ -280,6 +280,25 @@ class DeviceManager:
                 log.info("device adopted, not created: left in place", name=name)
         return removed
 
+    def remove_stale(self, cfg: Config) -> list[str]:
+        """Devices evpnd created for VNIs no longer configured (removed while it was down)."""
+        keep = {v.vni for v in cfg.all_vnis()}
+        names = []
+        for link in self.ipr.get_links():
+            alias = link.get_attr("IFLA_IFALIAS") or ""
+            if not alias.startswith(f"{ALIAS_PREFIX}vni="):
+                continue
+            try:
+                vni = int(alias.removeprefix(f"{ALIAS_PREFIX}vni="))
+            except ValueError:
+                continue
+            if vni not in keep:
+                names.append(link.get_attr("IFLA_IFNAME"))
+        removed = self.remove_owned(names)
+        if removed:
+            log.info("stale evpnd devices removed", names=removed)
+        return removed
+
 
 class DeviceError(Exception):
     pass

@@ -316,6 +316,7 @@ class Requester:
 
     def __init__(self) -> None:
         self.sock = open_socket(rcvbuf=32 << 20, sndbuf=8 << 20)
+        self.sock.settimeout(30.0)  # a lost ACK must not wedge the worker thread forever
         self.seq = 1
         self.buf = bytearray(1 << 20)
         self.messages_sent = 0
@@ -395,7 +396,7 @@ class Requester:
         except OSError:
             pass
         finally:
-            self.sock.setblocking(True)
+            self.sock.settimeout(30.0)
 
     def dump(self, mtype: int, body: bytes) -> Iterator[tuple[int, memoryview, int, int]]:
         """Yield (type, buffer, body offset, end) of every message of a dump."""

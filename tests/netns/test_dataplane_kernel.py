@@ -428,3 +428,23 @@ async def test_reconfigured_vtep_address_is_applied_to_existing_devices(lab):
         assert dp.stats()["device_problems"] == []
     finally:
         await dp.stop()
+
+
+async def test_devices_of_vnis_dropped_while_down_go_after_the_hold_time(lab):
+    ns = leaf(lab)
+    dp = Dataplane(config(), lambda e: None, netns=ns.name)
+    await dp.start(DesiredState())
+    await dp.stop()
+    ns.ip("link", "add", "brx", "type", "bridge")  # someone else's device: never touched
+    dp = Dataplane(config(hold=0.5, l3vnis=[]), lambda e: None, netns=ns.name)
+    await dp.start(DesiredState())
+    try:
+
+        def names() -> set[str]:
+            return {link["ifname"] for link in json.loads(ns.ip("-j", "link", "show"))}
+
+        assert {"vx200", "br200"} <= names()  # kept while the hold time runs
+        await wait_until(lambda: not {"vx200", "br200"} & names(), 3.0, "stale devices removed")
+        assert {"vx100", "br100", "brx"} <= names()
+    finally:
+        await dp.stop()
