@@ -140,3 +140,40 @@ def test_iter_messages_stops_on_garbage():
         (nl.RTM_NEWNEIGH, 0, 7)
     ]
     assert list(nl.iter_messages(nl._HDR.pack(4, 1, 0, 0, 0), 16)) == []
+
+
+def run_bpf(program, packet: bytes) -> int:
+    """A classic-BPF interpreter for the few instructions the monitor filter uses."""
+    acc, pc = 0, 0
+    while True:
+        code, jt, jf, k = program[pc]
+        pc += 1
+        if code == 0x30:  # ldb [k]
+            acc = packet[k]
+        elif code == 0x15:  # jeq #k
+            pc += jt if acc == k else jf
+        elif code == 0x45:  # jset #k
+            pc += jt if acc & k else jf
+        elif code == 0x06:  # ret #k
+            return k
+        else:
+            raise AssertionError(f"unexpected BPF instruction {code:#x}")
+
+
+def message(mtype: int, body: bytes) -> bytes:
+    return nl._HDR.pack(16 + len(body), mtype, 0, 0, 0) + body
+
+
+def test_monitor_filter_drops_only_the_echo_of_own_adds():
+    prog = nl._BPF_DROP_OWN_ADDS
+    ext = nl.fdb_body(VX, M1, "10.0.0.2", nl.NTF_SELF | nl.NTF_EXT_LEARNED, nl.NUD_REACHABLE)
+    learned = nl.fdb_body(PORT, M1, None, 0, nl.NUD_REACHABLE)
+    assert run_bpf(prog, message(nl.RTM_NEWNEIGH, ext)) == 0  # evpnd's own add
+    assert run_bpf(prog, message(nl.RTM_DELNEIGH, ext)) != 0  # drift: must be seen
+    assert run_bpf(prog, message(nl.RTM_NEWNEIGH, learned)) != 0  # local learning
+    ours = nl.route_body(200, "10.5.0.0/24", "10.0.0.2", 3)
+    theirs = ours[:5] + bytes([186]) + ours[6:]  # same route, protocol bgp (FRR)
+    assert run_bpf(prog, message(nl.RTM_NEWROUTE, ours)) == 0
+    assert run_bpf(prog, message(nl.RTM_DELROUTE, ours)) != 0
+    assert run_bpf(prog, message(nl.RTM_NEWROUTE, theirs)) != 0
+    assert run_bpf(prog, message(nl.RTM_NEWLINK, b"\0" * 16)) != 0
