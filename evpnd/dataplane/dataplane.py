@@ -314,6 +314,11 @@ class Dataplane:
             self._learn_port(vni, n)
         for vni, n in neighs:
             self._emit_all(self.learner.on_neigh(n, vni))
+        for vni, dev in self.dm.vnis.items():  # gone while events were not being seen
+            if not dev.l3:
+                macs = {n.mac for v, n in ports if v == vni and n.mac}
+                ips = {n.dst for v, n in neighs if v == vni and n.dst}
+                self._emit_all(self.learner.vanished(vni, macs, ips, self.dm))
         self._stats["dumps"] += 1
         self._stats["last_dump_seconds"] = round(time.monotonic() - started, 4)
 

@@ -97,6 +97,17 @@ class LocalLearner:
                 out.append(LocalMac(vni, n.mac, ip, present=True, sticky=sticky))
         return out
 
+    def vanished(self, vni: int, macs: set[str], ips: set[str], dm: DeviceMap) -> list[LocalMac]:
+        """After a re-dump (e.g. events were lost): withdraw what the dump no longer shows."""
+        out: list[LocalMac] = []
+        for ip in [ip for ip in self.ips.get(vni, {}) if ip not in ips]:
+            gone = nl.Neigh(True, 0, 0, 0, 0, None, ip, 0, 0, None)
+            out += self.on_neigh(gone, vni)
+        for mac in [m for m in self.macs.get(vni, {}) if m not in macs]:
+            gone = nl.Neigh(True, nl.AF_BRIDGE, 0, 0, nl.NTF_MASTER, mac, None, 0, 0, None)
+            out += self.on_port_fdb(gone, vni, dm)
+        return out
+
     def forget_vni(self, vni: int) -> None:
         self.macs.pop(vni, None)
         self.ips.pop(vni, None)

@@ -177,3 +177,16 @@ def test_monitor_filter_drops_only_the_echo_of_own_adds():
     assert run_bpf(prog, message(nl.RTM_DELROUTE, ours)) != 0
     assert run_bpf(prog, message(nl.RTM_NEWROUTE, theirs)) != 0
     assert run_bpf(prog, message(nl.RTM_NEWLINK, b"\0" * 16)) != 0
+
+
+def test_redump_withdraws_what_vanished_unseen(dm):
+    ll = LocalLearner()
+    ll.on_port_fdb(fdb(PORT, M1, nl.NTF_MASTER), 100, dm)
+    ll.on_port_fdb(fdb(PORT, M2, nl.NTF_MASTER), 100, dm)
+    ll.on_neigh(neigh("10.1.0.5", M1), 100)
+    ll.on_neigh(neigh("10.1.0.6", M2), 100)
+    events = ll.vanished(100, {M2}, {"10.1.0.6"}, dm)
+    assert events == [
+        LocalMac(100, M1, "10.1.0.5", present=False), LocalMac(100, M1, None, present=False),
+    ]  # fmt: skip
+    assert ll.vanished(100, {M2}, {"10.1.0.6"}, dm) == []
