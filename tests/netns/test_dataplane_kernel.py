@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
+import subprocess
 import threading
 import time
 
@@ -446,5 +448,32 @@ async def test_devices_of_vnis_dropped_while_down_go_after_the_hold_time(lab):
         assert {"vx200", "br200"} <= names()  # kept while the hold time runs
         await wait_until(lambda: not {"vx200", "br200"} & names(), 3.0, "stale devices removed")
         assert {"vx100", "br100", "brx"} <= names()
+    finally:
+        await dp.stop()
+
+
+async def test_monitor_overrun_leads_to_a_fresh_dump_and_nothing_is_missed(lab):
+    ns = leaf(lab)
+    events: list = []
+    d = DesiredState()
+    d.fdb[100] = {M1: "10.0.0.2"}
+    dp = Dataplane(config(), events.append, netns=ns.name)
+    await dp.start(d)
+    try:
+        assert dp._kernel is not None
+        dp._kernel.monitor.setsockopt(socket.SOL_SOCKET, nl.SO_RCVBUFFORCE, 4096)
+        batch = "\n".join(
+            f"fdb add 02:55:00:00:{i >> 8:02x}:{i & 255:02x} dev p1 master static"
+            for i in range(500)
+        )
+        ns.run(["bridge", "fdb", "del", M1, "dev", "vx100", "self"])  # lost in the overrun
+        subprocess.run(ns.cmd("bridge", "-batch", "-"), input=batch, text=True, check=True)
+        time.sleep(0.2)  # the loop is busy elsewhere: notifications pile up and overflow
+        await wait_until(lambda: dp.stats()["overruns"] >= 1, 3.0, "an overrun")
+        await wait_until(
+            lambda: len({e.mac for e in events if e.sticky}) == 500, 5.0, "all MACs learned"
+        )
+        await wait_until(lambda: remote(ns, "vx100") == {M1: "10.0.0.2"}, 3.0, "repaired")
+        assert dp.stats()["dumps"] >= 2
     finally:
         await dp.stop()
