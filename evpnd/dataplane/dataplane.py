@@ -38,7 +38,7 @@ from evpnd.dataplane.learning import LocalLearner
 from evpnd.dataplane.mirror import Change, Mirror
 from evpnd.dataplane.plan import Planner, all_keys, apply_results, diff
 from evpnd.dataplane.worker import Worker
-from evpnd.desired import FDB, RMAC, DesiredState, DirtyKey
+from evpnd.desired import FDB, DesiredState, DirtyKey
 from evpnd.events import Event
 from evpnd.logs import get_logger
 
@@ -531,11 +531,7 @@ class Dataplane:
         if change is None:
             return
         kind, vni, key = change
-        wanted = (
-            bool(self.desired.rmacs.get(vni))
-            if kind == RMAC
-            else self.desired.lookup(kind, vni, key) is not None
-        )
+        wanted = self.desired.lookup(kind, vni, key) is not None
         if wanted:
             self._repair.add(change)
             self.wanted_changed()

@@ -63,7 +63,9 @@ class Mirror:
                     table[mac] = vtep = n.dst
                 else:
                     return None
-                return (RMAC, vni, vtep or "") if dev.l3 else (FDB, vni, mac)
+                if dev.l3:
+                    return (RMAC, vni, vtep) if vtep else None
+                return (FDB, vni, mac)
             return self._foreign_mac(vni, mac, n.deleted)
         if n.state & nl.NUD_PERMANENT:  # the port's own address
             return None
@@ -74,7 +76,8 @@ class Mirror:
             else:
                 macs.add(mac)
             if dev.l3:
-                return (RMAC, vni, self.fdb.get(vni, {}).get(mac, ""))
+                vtep = self.fdb.get(vni, {}).get(mac)
+                return (RMAC, vni, vtep) if vtep else None
             return (FDB, vni, mac)
         return self._foreign_mac(vni, mac, n.deleted)
 
