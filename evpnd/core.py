@@ -15,6 +15,7 @@ Indexes kept incrementally from best paths (nothing scans all routes on an updat
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -59,6 +60,7 @@ REJECT_REASONS = (
     "rejected_malformed",
 )
 _MAX_REJECTION_RECORDS = 10_000
+_MAX_NOTICES = 1_000
 Targets = tuple[tuple[int, ...], tuple[int, ...]]
 
 
@@ -178,6 +180,9 @@ class Core:
         self._settling: set[tuple[int, str]] = set()
         self._attrs_cache: dict[tuple, Attributes] = {}
         self._now = 0.0
+        # Notable events for the daemon to log (the core does no I/O): drain_notices().
+        self.notices: deque[dict] = deque(maxlen=_MAX_NOTICES)
+        self._update_rejects: dict[str, int] = {}
         self.started = False
         self._make_tables()
 
@@ -269,6 +274,18 @@ class Core:
                 self._refresh_neigh(v, ip)
         return self._effects()
 
+    def drain_notices(self) -> list[dict]:
+        """Notable events since the last call, oldest first, for the daemon to log. Each is
+        {"event", "at", ...}: duplicate_detected (vni, mac, ips), mac_moved_away (vni, mac,
+        vtep, seq), stale_swept (peer, paths), paths_rejected (peer, reasons: {reason: n}, one
+        per UPDATE, never one per route), local_mac_refused (vni, mac, reason)."""
+        out = list(self.notices)
+        self.notices.clear()
+        return out
+
+    def _notice(self, event: str, **fields: object) -> None:
+        self.notices.append({"event": event, "at": self._now, **fields})
+
     def advertised(self) -> list[Path]:
         """Every local path currently advertised (the speaker replays these after a restart)."""
         return list(self.rib.adj_in.get(LOCAL_PEER, {}).values())
@@ -326,6 +343,7 @@ class Core:
 
     def _reject(self, peer: str, key: RouteKey, reason: str) -> None:
         self.counters[reason] = self.counters.get(reason, 0) + 1
+        self._update_rejects[reason] = self._update_rejects.get(reason, 0) + 1
         records = self.rejections
         records.pop(key, None)
         if len(records) >= _MAX_REJECTION_RECORDS:
@@ -452,6 +470,10 @@ class Core:
         stats.received += len(update.announced)
         stats.accepted += accepted
         stats.rejected += rejected
+        if self._update_rejects:
+            reasons = {k.removeprefix("rejected_"): n for k, n in self._update_rejects.items()}
+            self._notice("paths_rejected", peer=peer, reasons=reasons)
+            self._update_rejects = {}
 
     def _withdraw_keys(self, peer: str, keys: list[RouteKey], stats: PeerStats) -> None:
         """Withdrawn NLRIs (matched on the key only). A type-2 key held by this peer alone,
@@ -636,6 +658,8 @@ class Core:
     def _sweep(self, peer: str) -> None:
         keys = self.rib.stale_keys(peer)
         self.counters["stale_swept"] = self.counters.get("stale_swept", 0) + len(keys)
+        if keys:
+            self._notice("stale_swept", peer=peer, paths=len(keys))
         for key in keys:
             old, new = self.rib.remove(peer, key)
             if old is not new:
@@ -1030,6 +1054,11 @@ class Core:
         vni = event.vni
         if vni not in view.l2:
             self.counters["local_unknown_vni"] = self.counters.get("local_unknown_vni", 0) + 1
+            self._notice("local_mac_refused", vni=vni, mac=event.mac, reason="unknown VNI")
+            return
+        if not isinstance(event.mac, str) or len(event.mac) != 17:
+            self.counters["local_malformed"] = self.counters.get("local_malformed", 0) + 1
+            self._notice("local_mac_refused", vni=vni, mac=repr(event.mac), reason="malformed")
             return
         mac = event.mac.lower()
         mk = (vni, mac)
@@ -1074,6 +1103,7 @@ class Core:
         if st is not None:
             ips.update(st.ips)
         neigh = self.desired.neigh.get(vni, {})
+        self._notice("duplicate_detected", vni=vni, mac=mac, ips=sorted(ips))
         self.mobility.freeze(
             vni, mac, self.desired.fdb.get(vni, {}).get(mac), {ip: neigh.get(ip) for ip in ips}
         )
@@ -1120,6 +1150,13 @@ class Core:
             # A remote path with a higher sequence (or sticky): the MAC moved away.
             st.advertised = False
             self.counters["local_mac_lost"] = self.counters.get("local_mac_lost", 0) + 1
+            self._notice(
+                "mac_moved_away",
+                vni=vni,
+                mac=mac,
+                vtep=remote.next_hop,
+                seq=remote.attrs.mobility_seq,  # type: ignore[union-attr]
+            )
             if mobility.record_move(vni, mac, self._now, local_learn=False):
                 self._freeze(vni, mac)
             self._sync_local_routes(st, {})

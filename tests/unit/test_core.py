@@ -429,3 +429,25 @@ def test_reconfigure_changes_local_mac_routes():
     assert after.key == before.key
     assert before not in effects.withdraw  # same NLRI: a new announce replaces it
     assert_consistent(core)
+
+
+def test_notices_for_the_daemon_to_log():
+    core = make_core(exabgp={"graceful_restart": 5})
+    apply_all(
+        core, announce(t2("192.0.2.2", MAC, as_path=(65001,)), t2("192.0.2.2", "02:00:00:00:00:07"))
+    )
+    core.apply(LocalMac(100, "02:00:00:00:00:08"), 1.0)
+    apply_all(core, announce(t2("192.0.2.3", "02:00:00:00:00:08", seq=4)), now=2.0)
+    core.apply(LocalMac(999, MAC), 3.0)
+    core.apply(LocalMac(100, "nonsense"), 3.0)
+    core.apply(PeerState("10.0.0.2", "down"), 4.0)
+    core.tick(10.0)
+    events = [n["event"] for n in core.drain_notices()]
+    assert events == [
+        "paths_rejected",
+        "mac_moved_away",
+        "local_mac_refused",
+        "local_mac_refused",
+        "stale_swept",
+    ]
+    assert core.drain_notices() == []
