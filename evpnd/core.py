@@ -211,7 +211,11 @@ class Core:
         return self._effects()
 
     def tick(self, now: float) -> Effects:
-        """Timers: sweep graceful-restart stale paths whose restart time ran out."""
+        """Timers: sweep graceful-restart stale paths whose restart time ran out.
+
+        Duplicate-detection windows need no timer: a window is checked against `now` at the
+        next move (FRR does the same); frozen MACs stay frozen until clear_duplicates().
+        """
         self._now = now
         for peer, deadline in list(self.rib.stale_deadline.items()):
             if now >= deadline:
