@@ -148,3 +148,31 @@ async def test_speaker_with_frr(lab, tmp_path):
         await speaker.stop()
     await asyncio.sleep(0)
     assert rec.state("10.0.1.2") == "down"
+
+
+async def test_ipv6_session_with_frr(lab, tmp_path):
+    """An IPv6 BGP session (both ExaBGP listening sockets) carrying IPv4-VTEP EVPN routes."""
+    p = pair(lab)
+    for ns, addr in ((p.a, "2001:db8:1::1/64"), (p.b, "2001:db8:1::2/64")):
+        ns.ip("addr", "add", addr, "dev", "eth0", "nodad")
+    add_vni(p.b, 100, "192.0.2.2")
+    frr = frr_peer(lab, p.b, [("2001:db8:1::1", 65001)])
+    rec = Recorder()
+    cfg = speaker_config(tmp_path, peers=[peer("2001:db8:1::2", 65002, "2001:db8:1::1")])
+    speaker = make_speaker(cfg, p.a, rec)
+    speaker.set_resync(lambda: PATHS[:1])
+    await speaker.start()
+    try:
+        await until(lambda: rec.state("2001:db8:1::2") == "up", 30, what="IPv6 session up")
+        await until(
+            lambda: ("192.0.2.1:1", "[2]:[0]:[48]:[02:00:00:00:aa:01]") in frr_evpn_routes(frr),
+            30, 0.2, "our MAC in FRR",
+        )  # fmt: skip
+        imet = await until(
+            lambda: [p for p in rec.from_peer("2001:db8:1::2") if isinstance(p.key, ImetKey)
+                     and p.key.origin == "192.0.2.2"],
+            30, what="FRR's type-3",
+        )  # fmt: skip
+        assert imet[0].vni == 100
+    finally:
+        await speaker.stop()
