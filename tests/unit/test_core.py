@@ -451,3 +451,84 @@ def test_notices_for_the_daemon_to_log():
         "stale_swept",
     ]
     assert core.drain_notices() == []
+
+
+# ----------------------------------------------------------------------------- real captures
+
+FIXTURES = __import__("pathlib").Path(__file__).parent.parent / "fixtures" / "exabgp"
+
+
+def _feed(core: Core, name: str, now: float = 1.0):
+    from evpnd.bgp.codec import decode_line
+    from evpnd.core import Effects
+
+    effects = Effects()
+    for line in (FIXTURES / name).read_text().splitlines():
+        for event in decode_line(line):
+            effects.extend(core.apply(event, now))
+    return effects
+
+
+def _capture_cfg(**overrides):
+    data = {
+        "l2vnis": [{"vni": 100, "bridge": "br100"}],
+        "l3vnis": [{"vni": 5000, "table": 5000, "l2vnis": [100]}],
+    }
+    data.update(overrides)
+    return make_cfg(**data)
+
+
+def test_captured_exabgp_lines_from_frr_and_gobgp():
+    """The ExaBGP JSON of real FRR (10.0.1.2) and GoBGP (10.0.2.2) peers, decoded by the
+    codec, through the core: announces, withdraws, type-5 with a router MAC, IPv6."""
+    core = Core(_capture_cfg())
+    core.start(0.0)
+    _feed(core, "received-json-samples.jsonl")
+    d = core.desired
+    assert d.fdb[100] == {"3a:2c:a6:f7:ca:d5": "192.0.2.2", "02:00:00:00:00:03": "192.0.2.3"}
+    assert d.flood[100] == {"192.0.2.2"}
+    assert d.neigh[100] == {"2001:db8:100::33": "02:00:00:00:00:03"}
+    assert d.routes[5000] == {
+        "2001:db8:200::/64": RouteNextHop("192.0.2.3", "02:00:00:00:ee:03"),
+    }
+    assert d.rmacs[5000] == {"192.0.2.3": "02:00:00:00:ee:03"}
+    stats = core.peer_stats()
+    assert stats["10.0.1.2"]["state"] == "up" and stats["10.0.1.2"]["accepted"] == 2
+    assert stats["10.0.2.2"]["withdrawn"] == 3
+    assert_consistent(core)
+
+
+def test_captured_frr_reflection_of_our_routes_is_rejected():
+    # FRR reflected the routes ExaBGP announced for us (AS 65001, RD 192.0.2.1:100).
+    core = Core(_capture_cfg(l2vnis=[{"vni": 100, "bridge": "br100", "rd": "192.0.2.1:100"}]))
+    core.start(0.0)
+    _feed(core, "frr-reflects-exabgp-announces.jsonl")
+    assert core.counters["rejected_own_as"] == 6  # 3 type-2, 1 type-3, 2 type-5
+    assert core.desired.counts() == dict.fromkeys(core.desired.counts(), 0)
+    assert core.rib.adj_in.get("10.0.1.2", {}) == {}
+    _feed(core, "frr-withdraw-after-exabgp-withdraw.jsonl")  # withdraws of unknown keys
+    assert core.desired.counts() == dict.fromkeys(core.desired.counts(), 0)
+
+
+def test_captured_frr_mac_move_beats_our_local_mac():
+    # FRR learned 02:00:00:00:aa:01 after us and advertised it with sequence 1.
+    core = Core(_capture_cfg())
+    core.start(0.0)
+    (ours,) = core.apply(LocalMac(100, "02:00:00:00:AA:01"), 0.5).announce
+    assert ours.attrs.mobility_seq == 0
+    effects = _feed(core, "frr-type2-mac-mobility-move.jsonl")
+    assert effects.withdraw == [ours]
+    assert core.desired.fdb[100] == {"02:00:00:00:aa:01": "192.0.2.2"}
+    (row,) = core.mac_table(100)
+    assert row["type"] == "remote" and row["remote_seq"] == 1 and row["local_seq"] == 0
+
+
+def test_captured_gobgp_flaps_flush_nothing_twice():
+    core = Core(_capture_cfg())
+    core.start(0.0)
+    _feed(core, "received-json-samples.jsonl")
+    _feed(core, "gobgp-peer-disable-enable.jsonl", now=2.0)
+    assert core.peer_stats()["10.0.2.2"]["state"] == "down"
+    assert core.desired.fdb[100] == {"3a:2c:a6:f7:ca:d5": "192.0.2.2"}
+    assert core.desired.routes[5000] == {}
+    assert_consistent(core)
