@@ -129,11 +129,18 @@ class Daemon:
                 self.log.exception("reconcile_failed")
 
     async def _watchdog(self) -> None:
+        """Ping systemd only when the owner task answers: a stuck core must get restarted."""
         from evpnd import sdnotify
 
+        interval = sdnotify.watchdog_interval() or WATCHDOG_INTERVAL
         while True:
-            sdnotify.notify("WATCHDOG=1")
-            await asyncio.sleep(WATCHDOG_INTERVAL)
+            try:
+                await asyncio.wait_for(self.submit(lambda now: None), timeout=interval)
+            except TimeoutError:
+                self.log.error("owner_task_stuck", waited=interval)
+            else:
+                sdnotify.notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
 
     # -- reload (SIGHUP) ---------------------------------------------------------------------
     async def reload(self) -> bool:
