@@ -212,6 +212,13 @@ class Speaker:
             log.warning("exabgp settings changed: restarting it (all sessions reset)")
             await self._terminate()  # the supervisor starts it again with the new settings
             return
+        if not self._ready.is_set():
+            # ExaBGP is starting: SIGUSR1 before its handlers exist would kill it, and it may
+            # have read the old file already. Its relay connecting means its reactor runs.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), 15.0)
+            if proc is not self._proc or proc.returncode is not None:
+                return  # it was restarted meanwhile: the new one read the new file
         proc.send_signal(signal.SIGUSR1)
         log.info("exabgp reload", added=added, removed=removed, pid=proc.pid)
         if added and self._writer is not None:
