@@ -203,8 +203,12 @@ class Dataplane:
                 self.mirror.forget_vni(dev.vni)
                 self.learner.forget_vni(dev.vni)
                 log.info("vni removed", vni=dev.vni, devices_removed=removed)
+            before = _shape(self.dm)
             self.dm = await self.worker.call(self._kernel.devices.setup, cfg)
-        await self.reconcile_all(redump=True)
+            changed = {v for v, d in _shape(self.dm).items() if before.get(v) != d}
+            if changed:  # new or recreated devices: dump theirs, not the whole fabric's
+                await self._dump(only=changed)
+        await self.reconcile_all()
 
     def _keys_of(self, vni: int) -> list[DirtyKey]:
         return [k for k in all_keys(_EMPTY, self.mirror, self.dm) if k[1] == vni]
@@ -297,24 +301,31 @@ class Dataplane:
         assert self._kernel is not None
         async with self._lock:
             dm = await self.worker.call(self._kernel.devices.setup, self.cfg)
-            if {v: (d.bridge, d.vxlan) for v, d in dm.vnis.items()} != {
-                v: (d.bridge, d.vxlan) for v, d in self.dm.vnis.items()
-            }:
+            if _shape(dm) != _shape(self.dm):
                 self._need_dump = True
             self.dm = dm
 
-    async def _dump(self) -> None:
+    async def _dump(self, only: set[int] | None = None) -> None:
+        """Dump every VNI's objects (start, overrun) or only some (VNIs new or recreated)."""
         assert self._kernel is not None
         started = time.monotonic()
-        mirror, ports, neighs = await self.worker.call(self._kernel.dump, self.dm)
-        self.mirror = mirror
-        self._need_dump = False
-        self._last_dump = time.monotonic()
+        dm = self.dm
+        if only is not None:
+            dm = DeviceMap()
+            for vni in only & self.dm.vnis.keys():
+                dm.add(self.dm.vnis[vni])
+        mirror, ports, neighs = await self.worker.call(self._kernel.dump, dm)
+        if only is None:
+            self.mirror = mirror
+            self._need_dump = False
+            self._last_dump = time.monotonic()
+        else:
+            self.mirror.replace_vnis(mirror, dm.vnis.keys())
         for vni, n in ports:
             self._learn_port(vni, n)
         for vni, n in neighs:
             self._emit_all(self.learner.on_neigh(n, vni))
-        for vni, dev in self.dm.vnis.items():  # gone while events were not being seen
+        for vni, dev in dm.vnis.items():  # gone while events were not being seen
             if not dev.l3:
                 macs = {n.mac for v, n in ports if v == vni and n.mac}
                 ips = {n.dst for v, n in neighs if v == vni and n.dst}
@@ -573,3 +584,8 @@ class Dataplane:
 
 
 _EMPTY = DesiredState()
+
+
+def _shape(dm: DeviceMap) -> dict[int, tuple[int, int, tuple[int, ...]]]:
+    """What a dump depends on: each VNI's bridge, VXLAN device and access ports."""
+    return {v: (d.bridge, d.vxlan, tuple(sorted(d.access_ports))) for v, d in dm.vnis.items()}

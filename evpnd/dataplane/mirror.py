@@ -20,6 +20,9 @@ from evpnd.dataplane import netlink as nl
 from evpnd.dataplane.devices import DeviceMap
 from evpnd.desired import FDB, FLOOD, NEIGH, RMAC, ROUTE, DirtyKey
 
+_TABLES = ("fdb", "brfdb", "flood", "neigh", "routes", "foreign_macs", "foreign_ips")
+_TABLES += ("foreign_routes",)
+
 # An event that changed an owned object: the desired key it belongs to.
 Change = DirtyKey
 
@@ -148,6 +151,15 @@ class Mirror:
     def drop_fdb(self, vni: int, mac: str) -> None:
         self.fdb.get(vni, {}).pop(mac, None)
         self.brfdb.get(vni, set()).discard(mac)
+
+    def replace_vnis(self, other: Mirror, vnis) -> None:
+        """Take these VNIs' objects from a fresh (partial) dump."""
+        for vni in vnis:
+            self.forget_vni(vni)
+            for name in _TABLES:
+                table = getattr(other, name).get(vni)
+                if table is not None:
+                    getattr(self, name)[vni] = table
 
     def forget_vni(self, vni: int) -> None:
         for table in (self.fdb, self.brfdb, self.flood, self.neigh, self.routes):

@@ -477,3 +477,22 @@ async def test_monitor_overrun_leads_to_a_fresh_dump_and_nothing_is_missed(lab):
         assert dp.stats()["dumps"] >= 2
     finally:
         await dp.stop()
+
+
+async def test_adding_a_vni_leaves_the_others_alone(lab):
+    ns = leaf(lab)
+    d = DesiredState()
+    d.fdb[100] = {M1: "10.0.0.2", M2: "10.0.0.3"}
+    dp = Dataplane(config(l3vnis=[]), lambda e: None, netns=ns.name)
+    await dp.start(d)
+    try:
+        ops = dp.stats()["ops"]
+        watch = NeighWatch(ns.name)
+        await dp.reconfigure(config())  # adds L3VNI 200
+        watch.stop()
+        assert details(ns, "vx200")["master"] == "br200"
+        assert dp.stats()["ops"] == ops  # nothing rewritten...
+        assert [e for e in watch.events if e[1] in (M1, M2)] == []  # ...nor touched
+        assert remote(ns, "vx100") == {M1: "10.0.0.2", M2: "10.0.0.3"}
+    finally:
+        await dp.stop()

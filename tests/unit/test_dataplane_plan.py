@@ -184,3 +184,11 @@ def test_all_keys_and_diff_report_missing_extra_different(dm):
     assert out["different"] == [
         {"kind": FDB, "vni": 100, "key": M2, "want": "10.0.0.3", "have": "10.0.0.9"}
     ]
+
+
+def test_partial_dump_replaces_only_its_vnis():
+    m = Mirror(flood={100: {"10.0.0.2"}, 300: {"10.0.0.9"}})
+    m.set_fdb(100, M1, "10.0.0.2")
+    fresh = Mirror(flood={300: {"10.0.0.3"}})
+    m.replace_vnis(fresh, [300])
+    assert m.flood == {100: {"10.0.0.2"}, 300: {"10.0.0.3"}} and m.fdb == {100: {M1: "10.0.0.2"}}
