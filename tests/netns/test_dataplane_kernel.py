@@ -496,3 +496,20 @@ async def test_adding_a_vni_leaves_the_others_alone(lab):
         assert remote(ns, "vx100") == {M1: "10.0.0.2", M2: "10.0.0.3"}
     finally:
         await dp.stop()
+
+
+async def test_one_refused_operation_does_not_stop_its_batch(lab):
+    ns = leaf(lab)
+    d = DesiredState()
+    # The middle one is refused by the kernel (an IPv6 remote on an IPv4 VXLAN device).
+    d.fdb[100] = {M1: "10.0.0.2", M2: "fd00::2", M3: "10.0.0.3"}
+    dp = Dataplane(config(), lambda e: None, netns=ns.name)
+    await dp.start(d)
+    try:
+        st = dp.stats()
+        assert st["errors"] == 1 and st["last_errors"][0]["key"] == M2
+        assert remote(ns, "vx100") == {M1: "10.0.0.2", M3: "10.0.0.3"}
+        missing = dp.kernel_diff()["missing"]
+        assert [(m["kind"], m["key"]) for m in missing] == [("fdb", M2)]
+    finally:
+        await dp.stop()
