@@ -15,6 +15,7 @@ Indexes kept incrementally from best paths (nothing scans all routes on an updat
 
 from __future__ import annotations
 
+import ipaddress
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -127,6 +128,16 @@ def _paths(group: Group | None) -> tuple[Path, ...] | Iterable[Path]:
     if type(group) is dict:
         return group.values()
     return (group,)  # type: ignore[return-value]
+
+
+def _is_link_local(ip: str) -> bool:
+    """IPv6 fe80::/10 only: FRR treats IPv4 link-local hosts like any other."""
+    if ":" not in ip:
+        return False
+    try:
+        return ipaddress.IPv6Address(ip).is_link_local
+    except ValueError:
+        return False
 
 
 def _nlri_changed(old: Path, new: Path) -> bool:
@@ -984,11 +995,15 @@ class Core:
             out[key] = Path(key, LOCAL_PEER, view.vtep, vni=vni, attrs=attrs)
         if st.ips:
             l3 = view.l3_of.get(vni)
-            attrs = self._local_attrs(vni, True, st.seq, st.sticky)
+            with_l3 = self._local_attrs(vni, True, st.seq, st.sticky)
+            l2_only = self._local_attrs(vni, False, st.seq, st.sticky)
             l3vni = l3.vni if l3 is not None else 0
             for ip in st.ips:
                 key = MacIpKey(rd, 0, mac, ip)
-                out[key] = Path(key, LOCAL_PEER, view.vtep, vni=vni, l3vni=l3vni, attrs=attrs)
+                if _is_link_local(ip):  # FRR: no L3 attributes for IPv6 link-local hosts
+                    out[key] = Path(key, LOCAL_PEER, view.vtep, vni=vni, attrs=l2_only)
+                else:
+                    out[key] = Path(key, LOCAL_PEER, view.vtep, vni=vni, l3vni=l3vni, attrs=with_l3)
         return out
 
     def _remember_before(self, key: RouteKey) -> None:

@@ -532,3 +532,15 @@ def test_captured_gobgp_flaps_flush_nothing_twice():
     assert core.desired.fdb[100] == {"3a:2c:a6:f7:ca:d5": "192.0.2.2"}
     assert core.desired.routes[5000] == {}
     assert_consistent(core)
+
+
+def test_link_local_ipv6_host_gets_no_l3_attributes():
+    core = make_core()
+    effects = core.apply(LocalMac(100, MAC, ip="fe80::1"), 1.0)
+    effects.extend(core.apply(LocalMac(100, MAC, ip="2001:db8::1"), 1.0))
+    by_ip = {p.key.ip: p for p in effects.announce}
+    assert by_ip["fe80::1"].l3vni == 0 and by_ip["fe80::1"].attrs.router_mac is None
+    assert by_ip["fe80::1"].attrs.route_targets == ("65001:100",)
+    assert by_ip["2001:db8::1"].l3vni == 5000
+    assert "fe80::1/128" not in core.desired.routes[5000]
+    assert_consistent(core)
