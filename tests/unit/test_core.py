@@ -544,3 +544,15 @@ def test_link_local_ipv6_host_gets_no_l3_attributes():
     assert by_ip["2001:db8::1"].l3vni == 5000
     assert "fe80::1/128" not in core.desired.routes[5000]
     assert_consistent(core)
+
+
+def test_reconfigure_that_changes_the_nlri_withdraws_then_announces():
+    core = make_core()
+    (before,) = core.apply(LocalMac(100, MAC, ip="10.1.0.5"), 1.0).announce
+    assert before.l3vni == 5000
+    cfg = make_cfg(l3vnis=[{"vni": 5000, "table": 5000, "l2vnis": []}])  # 100 leaves the tenant
+    effects = core.reconfigure(cfg, 2.0)
+    assert before in effects.withdraw  # ExaBGP keys on the labels: the old NLRI must go
+    (after,) = [p for p in effects.announce if isinstance(p.key, MacIpKey)]
+    assert after.key == before.key and after.l3vni == 0
+    assert_consistent(core)

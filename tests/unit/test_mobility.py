@@ -307,3 +307,22 @@ def test_rank_orders_as_the_rfc_says():
     assert rank(p("192.0.2.3", 2)) > rank(p("192.0.2.10", 2))
     assert rank(p("192.0.2.9", 0, True)) > rank(p("192.0.2.2", 99))
     assert rank(p("10.0.0.1")) > rank(p("2001:db8::1"))  # mixed families: deterministic
+
+
+def test_frozen_mac_keeps_its_neighbour_entries():
+    core = make_core(**{"duplicate_detection": {"max_moves": 2, "time": 10}})
+    ip = "10.1.0.9"
+    apply_all(core, announce(t2("192.0.2.2", MAC, ip, seq=0)), now=0.0)
+    assert core.desired.neigh[100] == {ip: MAC}
+    core.apply(local(), 1.0)  # move 1: the MAC is here now (the neighbour still points at it)
+    apply_all(core, announce(t2("192.0.2.2", MAC, ip, seq=2)), now=2.0)  # move 2: duplicate
+    assert core.mac_table()[0]["duplicate"]
+    frozen = dict(core.desired.neigh[100])
+    # While frozen, the IP moving to another MAC (remote) does not change the entry.
+    apply_all(core, withdraw(t2("192.0.2.2", MAC, ip)), now=3.0)
+    apply_all(core, announce(t2("192.0.2.3", "02:00:00:00:00:bb", ip, seq=5)), now=3.0)
+    assert core.desired.neigh[100] == frozen
+    assert_consistent(core)
+    core.clear_duplicates(4.0)
+    assert core.desired.neigh[100] == {ip: "02:00:00:00:00:bb"}
+    assert_consistent(core)
