@@ -195,6 +195,9 @@ class Neigh:
     extra: bool = False  # FDB entry with a UDP port/VNI/ifindex of its own (not ours)
 
 
+_ADDR_TEXT: dict[bytes, str] = {}
+
+
 def parse_neigh(mtype: int, buf, off: int, end: int) -> Neigh:
     """Only the attributes the dataplane uses; a tight loop because 100k-entry dumps and
     withdrawal storms go through here."""
@@ -214,10 +217,13 @@ def parse_neigh(mtype: int, buf, off: int, end: int) -> Neigh:
             if alen == 10:
                 mac = bytes(buf[pos + 4 : pos + 10]).hex(":")
         elif atype == NDA_DST:
-            if alen == 8:
-                dst = socket.inet_ntop(socket.AF_INET, bytes(buf[pos + 4 : pos + 8]))
-            elif alen == 20:
-                dst = socket.inet_ntop(socket.AF_INET6, bytes(buf[pos + 4 : pos + 20]))
+            if alen == 8 or alen == 20:
+                raw = bytes(buf[pos + 4 : pos + alen])
+                dst = _ADDR_TEXT.get(raw)
+                if dst is None:  # few distinct VTEPs behind 100k MACs: share their strings
+                    dst = socket.inet_ntop(socket.AF_INET if alen == 8 else socket.AF_INET6, raw)
+                    if family == AF_BRIDGE and len(_ADDR_TEXT) < 4096:
+                        _ADDR_TEXT[raw] = dst
         elif atype == NDA_MASTER:
             master = _U32.unpack_from(buf, pos + 4)[0]
         elif atype == NDA_PROTOCOL:
