@@ -18,7 +18,7 @@ Measured on the 2-core development VM (shared, so best of 3; 2026-11-25):
   announce 100k: decode ~240k/s, core ~280k/s, drain ~940k/s, total ~114-122k routes/s
   withdraw 100k: decode ~245k/s, core ~330k/s, drain ~1.3M/s, total ~123-138k routes/s
   with --gc-threshold 50000 20 100: total ~154k (announce) and ~164k (withdraw) routes/s;
-  Python's default collector spends ~40% of the announce run in full collections (every
+  Python's default collector spends 30-40% of the announce run in full collections (every
   Path and key is a NamedTuple, which the collector never untracks).
   The core holds ~62 MiB for 100k type-2 routes (RIB, indexes, desired state).
 """
