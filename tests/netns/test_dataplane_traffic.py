@@ -320,3 +320,29 @@ async def test_type5_routes_carry_routed_traffic_symmetric_irb(lab):
     finally:
         for _leaf, _d, dp in sides:
             await dp.stop()
+
+
+async def test_local_mac_taken_by_a_remote_path_and_back(lab):
+    """Mobility (RFC 7432 section 15): a remote path wins for h1's MAC, then h1 speaks again."""
+    s1, s2, _ = await fabric(lab)
+    try:
+        assert await ping(s1.host, "10.1.0.251", count=1)
+        await wait_state(s1.events, LocalMac(100, H1_MAC, H1_IP, True, False))
+        await program(s1, fdb={H1_MAC: s2.vtep})  # the core decided: h1 is behind leaf2 now
+        await wait_state(s1.events, LocalMac(100, H1_MAC, None, False, False))
+        await wait_state(s1.events, LocalMac(100, H1_MAC, H1_IP, False, False))
+        assert f"{H1_MAC} dev vx100 extern_learn master br100" in s1.leaf.run(
+            ["bridge", "fdb", "show", "br", "br100"]
+        )
+        # h1 speaks on its access port again: the bridge takes the entry back, that is news.
+        assert await ping(s1.host, "10.1.0.251", count=1)
+        await wait_state(s1.events, LocalMac(100, H1_MAC, None, True, False))
+        await wait_state(s1.events, LocalMac(100, H1_MAC, H1_IP, True, False))
+        # The core withdraws the remote entry: only the vxlan half is deleted, the bridge's
+        # local entry stays.
+        await program(s1, fdb={})
+        fdb = s1.leaf.run(["bridge", "fdb", "show", "br", "br100"])
+        assert f"{H1_MAC} dev p1 master br100" in fdb and f"{H1_MAC} dev vx100" not in fdb
+        assert s1.dp is not None and s1.dp.stats()["errors"] == 0
+    finally:
+        await stop(s1, s2)
