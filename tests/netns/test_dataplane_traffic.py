@@ -346,3 +346,29 @@ async def test_local_mac_taken_by_a_remote_path_and_back(lab):
         assert s1.dp is not None and s1.dp.stats()["errors"] == 0
     finally:
         await stop(s1, s2)
+
+
+async def test_nd_suppression_answers_locally(lab):
+    s1, s2, _ = await fabric(lab)
+    try:
+        h1_ip6, h2_ip6 = "fd00:1::11", "fd00:1::12"
+        for side, ip in ((s1, h1_ip6), (s2, h2_ip6)):
+            side.host.ip("addr", "add", f"{ip}/64", "dev", "eth0", "nodad")
+        await program(s1, fdb={H2_MAC: s2.vtep}, flood={s2.vtep})
+        await program(s2, fdb={H1_MAC: s1.vtep}, flood={s1.vtep})
+        ns_only = ["icmp6", "and", "ip6[40]", "==", "135"]  # neighbour solicitations
+        control = Capture(s1.leaf, "vx100", ns_only)  # without entries, solicitations cross
+        assert await asyncio.to_thread(s1.host.ping, h2_ip6, 1, 1.0)
+        assert any("who has fd00:1::12" in ln for ln in control.stop())
+        await program(s1, neigh={h2_ip6: H2_MAC})
+        await program(s2, neigh={h1_ip6: H1_MAC})
+        for side in (s1, s2):
+            side.host.ip("-6", "neigh", "flush", "dev", "eth0")
+        cap1, cap2 = Capture(s1.leaf, "vx100", ns_only), Capture(s2.leaf, "vx100", ns_only)
+        ok = await asyncio.to_thread(s1.host.ping, h2_ip6, 2, 1.0)
+        assert ok
+        hosts = [ln for ln in cap1.stop() + cap2.stop() if "who has fd00:1::" in ln]
+        assert hosts == []  # (the devices' own link-local DAD probes are not the hosts')
+        assert H2_MAC in s1.host.ip("-6", "neigh", "show", h2_ip6)
+    finally:
+        await stop(s1, s2)
