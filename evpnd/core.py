@@ -480,7 +480,7 @@ class Core:
                 else:
                     accepted += 1
             old, new = rib.put(path)
-            if old is not new:
+            if old is not new and old != new:  # a repeated announcement changes nothing
                 changed(key, old, new)
         stats.received += len(update.announced)
         stats.accepted += accepted
