@@ -95,14 +95,21 @@ class _Kernel:
                             raise
             if dev.l3:
                 continue
-            for port in self.bridge_ports(dev.bridge):
-                if port == dev.vxlan:
-                    continue
-                for mtype, buf, off, end in req.dump(nl.RTM_GETNEIGH, nl.fdb_dump_request(port)):
-                    n = nl.parse_neigh(mtype, buf, off, end)
-                    if n.master or n.flags & nl.NTF_MASTER:  # the kernel marks the bridge's
-                        ports.append((vni, n))  # entries with NDA_MASTER, never NTF_MASTER
+            others = [p for p in self.bridge_ports(dev.bridge) if p != dev.vxlan]
+            ports += [(vni, n) for n in self.dump_ports(others)]
         return mirror, ports, neighs
+
+    def dump_ports(self, ports: list[int]) -> list[nl.Neigh]:
+        """The bridge's entries on these ports (local learning)."""
+        out = []
+        for port in ports:
+            for mtype, buf, off, end in self.requester.dump(
+                nl.RTM_GETNEIGH, nl.fdb_dump_request(port)
+            ):
+                n = nl.parse_neigh(mtype, buf, off, end)
+                if n.master or n.flags & nl.NTF_MASTER:  # the kernel marks the bridge's
+                    out.append(n)  # entries with NDA_MASTER, never NTF_MASTER
+        return out
 
 
 class Dataplane:
@@ -203,11 +210,9 @@ class Dataplane:
                 self.mirror.forget_vni(dev.vni)
                 self.learner.forget_vni(dev.vni)
                 log.info("vni removed", vni=dev.vni, devices_removed=removed)
-            before = _shape(self.dm)
+            old_dm = self.dm
             self.dm = await self.worker.call(self._kernel.devices.setup, cfg)
-            changed = {v for v, d in _shape(self.dm).items() if before.get(v) != d}
-            if changed:  # new or recreated devices: dump theirs, not the whole fabric's
-                await self._dump(only=changed)
+            await self._dump_changes(old_dm)  # new devices' objects, not the whole fabric's
         await self.reconcile_all()
 
     def _keys_of(self, vni: int) -> list[DirtyKey]:
@@ -297,13 +302,27 @@ class Dataplane:
             log.exception("full reconcile failed", error=str(exc))
 
     async def _kernel_resetup(self) -> None:
-        """Devices can be deleted or ports added behind evpnd's back: re-assert (idempotent)."""
+        """Devices can be deleted or ports added behind evpnd's back: re-assert (idempotent).
+        A recreated device has its objects dumped again; a new port only its local entries."""
         assert self._kernel is not None
         async with self._lock:
-            dm = await self.worker.call(self._kernel.devices.setup, self.cfg)
-            if _shape(dm) != _shape(self.dm):
-                self._need_dump = True
-            self.dm = dm
+            old = self.dm
+            self.dm = await self.worker.call(self._kernel.devices.setup, self.cfg)
+            await self._dump_changes(old)
+
+    async def _dump_changes(self, old: DeviceMap) -> None:
+        assert self._kernel is not None
+        recreated: set[int] = set()
+        for vni, dev in self.dm.vnis.items():
+            before = old.vnis.get(vni)
+            if before is None or (before.bridge, before.vxlan) != (dev.bridge, dev.vxlan):
+                recreated.add(vni)
+            elif new_ports := dev.access_ports.keys() - before.access_ports.keys():
+                ports = await self.worker.call(self._kernel.dump_ports, sorted(new_ports))
+                for n in ports:
+                    self._learn_port(vni, n)
+        if recreated:
+            await self._dump(only=recreated)
 
     async def _dump(self, only: set[int] | None = None) -> None:
         """Dump every VNI's objects (start, overrun) or only some (VNIs new or recreated)."""
@@ -525,7 +544,7 @@ class Dataplane:
             return
         try:
             await self._kernel_resetup()
-            await self.reconcile_all(redump=self._need_dump)
+            await self.reconcile_all()
         except (OSError, RuntimeError) as exc:
             log.error("device re-setup failed", error=str(exc))
 
@@ -584,8 +603,3 @@ class Dataplane:
 
 
 _EMPTY = DesiredState()
-
-
-def _shape(dm: DeviceMap) -> dict[int, tuple[int, int, tuple[int, ...]]]:
-    """What a dump depends on: each VNI's bridge, VXLAN device and access ports."""
-    return {v: (d.bridge, d.vxlan, tuple(sorted(d.access_ports))) for v, d in dm.vnis.items()}
