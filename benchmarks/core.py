@@ -15,9 +15,9 @@ Prints routes/s per stage and in total, and the peak RSS. Figures, not pass/fail
                                          [--gc-threshold G0 G1 G2]
 
 Measured on the 2-core development VM (shared, so best of 3; 2026-11-25):
-  announce 100k: decode ~240k/s, core ~280k/s, drain ~940k/s, total ~114-122k routes/s
-  withdraw 100k: decode ~245k/s, core ~330k/s, drain ~1.3M/s, total ~123-138k routes/s
-  with --gc-threshold 50000 20 100: total ~154k (announce) and ~164k (withdraw) routes/s;
+  announce 100k: decode ~240k/s, core ~300k/s, drain ~1.1M/s, total ~110-121k routes/s
+  withdraw 100k: decode ~255k/s, core ~330k/s, drain ~1.5M/s, total ~129-133k routes/s
+  with --gc-threshold 50000 20 100: total ~166k (announce) and ~187k (withdraw) routes/s;
   Python's default collector spends 30-40% of the announce run in full collections (every
   Path and key is a NamedTuple, which the collector never untracks).
   The core holds ~62 MiB for 100k type-2 routes (RIB, indexes, desired state).
