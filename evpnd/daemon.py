@@ -25,6 +25,7 @@ from evpnd.events import Event
 from evpnd.logs import get_logger, setup_logging
 
 BATCH_MAX = 5000  # events applied per owner-loop turn before the edges get to run
+NOTICES_PER_KIND = 5  # beyond this many notices of one kind per batch, log one summary line
 TICK_INTERVAL = 1.0
 FULL_RECONCILE_INTERVAL = 30.0
 
@@ -91,6 +92,27 @@ class Daemon:
         if self.core.desired.dirty:
             self.dataplane.wanted_changed()
 
+    def _log_notices(self) -> None:
+        """The core's notable events, with their context; never one line per route under load."""
+        by_kind: dict[str, list[dict]] = {}
+        for notice in self.core.drain_notices():
+            by_kind.setdefault(notice.pop("event"), []).append(notice)
+        for kind, items in by_kind.items():
+            level = self.log.warning if kind == "duplicate_detected" else self.log.info
+            if kind == "paths_rejected":  # merge per-UPDATE counts into one line per batch
+                total: dict[str, int] = {}
+                for item in items:
+                    for reason, n in item.get("reasons", {}).items():
+                        total[reason] = total.get(reason, 0) + n
+                peers = sorted({str(item.get("peer")) for item in items})
+                self.log.info(kind, peers=peers, reasons=total, updates=len(items))
+            elif len(items) <= NOTICES_PER_KIND:
+                for item in items:
+                    item.pop("at", None)
+                    level(kind, **item)
+            else:
+                level(kind + "_summary", count=len(items), first=items[0])
+
     async def _owner(self) -> None:
         while True:
             item = await self.queue.get()
@@ -114,6 +136,8 @@ class Daemon:
                     if isinstance(item, Command) and not item.done.done():
                         item.done.set_exception(exc)
             self._publish(effects)
+            if self.core.notices:
+                self._log_notices()
 
     async def _ticker(self) -> None:
         while True:
