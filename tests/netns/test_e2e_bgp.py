@@ -20,6 +20,16 @@ pytestmark = pytest.mark.netns
 RMAC_A = "02:00:00:00:ee:01"
 
 
+def evpnd_neighbours(leaf, dev: str) -> dict[str, str]:
+    """IP -> MAC of the neighbour entries evpnd installed (its protocol number 235) on dev."""
+    out = {}
+    for line in leaf.ns.run(["ip", "neigh", "show", "dev", dev]).splitlines():
+        words = line.split()
+        if "proto" in words and words[words.index("proto") + 1] == "235" and "lladdr" in words:
+            out[words[0]] = words[words.index("lladdr") + 1]
+    return out
+
+
 def routes(node, **filters) -> list[dict]:
     return node.data("show routes", **filters)["routes"]
 
@@ -74,6 +84,9 @@ def test_types_2_3_5_arrive_with_their_attributes(lab):
         10,
         what="neighbour entry for h1 on B",
     )
+    # exactly what the routes say: h1's IP on B; nothing on A (nobody advertises B's IPs)
+    assert evpnd_neighbours(b, "br100") == {"10.100.0.1": h1.mac}
+    assert evpnd_neighbours(a, "br100") == {}
     # ... so h2's ARP request for h1 is answered on B's bridge and never crosses the VXLAN.
     capture = subprocess.Popen(
         b.ns.cmd("tcpdump", "-l", "-n", "-i", "uplink", "udp port 4789"),
