@@ -375,6 +375,7 @@ class Dataplane:
                 self._stats["invalid"] += 1
                 log.warning("invalid desired object skipped", key=str(key), error=why)
             if not ops:
+                await asyncio.sleep(0)  # a full pass that finds nothing must not hog the loop
                 continue
             total += len(ops)
             fut = self.worker.call(self._kernel.requester.run, ops)
