@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from evpnd.config import Config
@@ -38,6 +38,7 @@ from evpnd.desired import (
 )
 from evpnd.events import EndOfRib, Event, LocalMac, PeerState, RouteUpdate
 from evpnd.mobility import _VTEP_RANK, LocalMacState, Mobility, rank, vtep_rank, why_wins
+from evpnd.path_groups import ABSENT, Group, group_del, group_paths, group_put
 from evpnd.rib import ImportMap, PeerStats, Rib, own_rds, path_targets
 from evpnd.routes.communities import TUNNEL_VXLAN
 from evpnd.routes.evpn import (
@@ -83,51 +84,6 @@ class Effects:
 
     def __bool__(self) -> bool:
         return bool(self.announce or self.withdraw)
-
-
-# Index groups: the best paths feeding one kernel object. Most objects have one path, so a
-# group is that Path itself, and a dict {key: Path} only from two paths on (memory, GC time).
-Group = Path | dict[RouteKey, Path]
-_ABSENT = object()  # _group_del: there was no such group
-
-
-def _group_put(index: dict, gk: tuple, key: RouteKey, path: Path) -> None:
-    group = index.get(gk)
-    if group is None:
-        index[gk] = path
-    elif type(group) is dict:
-        group[key] = path
-    elif group.key == key:
-        index[gk] = path
-    else:
-        index[gk] = {group.key: group, key: path}
-
-
-def _group_del(index: dict, gk: tuple, key: RouteKey) -> object:
-    """Remove a key from a group: what is left (a group, or None), or _ABSENT if no group."""
-    group = index.get(gk)
-    if group is None:
-        return _ABSENT
-    if type(group) is dict:
-        group.pop(key, None)
-        if len(group) > 1:
-            return group
-        if group:
-            (left,) = group.values()
-            index[gk] = left
-            return left
-    elif group.key != key:
-        return group
-    del index[gk]
-    return None
-
-
-def _paths(group: Group | None) -> tuple[Path, ...] | Iterable[Path]:
-    if group is None:
-        return ()
-    if type(group) is dict:
-        return group.values()
-    return (group,)  # type: ignore[return-value]
 
 
 def _is_link_local(ip: str) -> bool:
@@ -395,7 +351,7 @@ class Core:
         desired = self.desired
         dirty_add = desired.dirty.add
         settle, refresh_neigh = self._settle_mac, self._refresh_neigh
-        group_put = _group_put
+        put = group_put
         last_attrs = None
         attrs_reason = None
         l2: tuple[int, ...] = ()
@@ -463,7 +419,7 @@ class Core:
                                 neigh_t[ip] = mac
                                 dirty_add((NEIGH, single, ip))
                         else:
-                            group_put(ips, gk, key, path)
+                            put(ips, gk, key, path)
                             refresh_neigh(single, ip)
                     continue
             else:
@@ -530,8 +486,8 @@ class Core:
                     continue
                 mac = key.mac
                 gk = (single, mac)
-                left = _group_del(macs, gk, key)
-                if left is not _ABSENT:
+                left = group_del(macs, gk, key)
+                if left is not ABSENT:
                     if gk in local or gk in frozen_fdb:
                         self._settle_mac(single, mac)
                     elif left is None:
@@ -542,12 +498,12 @@ class Core:
                         self._refresh_fdb(single, mac)
                 if ip is not None:
                     gk = (single, ip)
-                    left = _group_del(ips, gk, key)
+                    left = group_del(ips, gk, key)
                     if left is None and gk not in frozen_neigh:
                         if ip in neigh_t:
                             del neigh_t[ip]
                             dirty_add((NEIGH, single, ip))
-                    elif left is not _ABSENT:
+                    elif left is not ABSENT:
                         self._refresh_neigh(single, ip)
                 continue
             old, new = rib.remove(peer, key)
@@ -575,8 +531,8 @@ class Core:
         dirty = desired.dirty
         for vni in l2:
             gk = (vni, mac)
-            left = _group_del(macs, gk, key)
-            if left is not _ABSENT:
+            left = group_del(macs, gk, key)
+            if left is not ABSENT:
                 table = desired.fdb.get(vni)
                 if gk in local or gk in frozen_fdb or table is None:
                     self._settle_mac(vni, mac)
@@ -588,13 +544,13 @@ class Core:
                     self._refresh_fdb(vni, mac)
             if ip is not None:
                 gk = (vni, ip)
-                left = _group_del(ips, gk, key)
-                if left is not _ABSENT:
+                left = group_del(ips, gk, key)
+                if left is not ABSENT:
                     self._refresh_neigh(vni, ip)
         if l3:
             prefix = host_prefix(ip)  # type: ignore[arg-type]
             for vni in l3:
-                _group_del(self._prefixes, (vni, prefix), key)
+                group_del(self._prefixes, (vni, prefix), key)
                 self._refresh_route(vni, prefix)
 
     def _type2_added(
@@ -616,7 +572,7 @@ class Core:
         for vni in l2:
             gk = (vni, mac)
             fresh = gk not in macs
-            _group_put(macs, gk, key, path)
+            group_put(macs, gk, key, path)
             table = desired.fdb.get(vni)
             if table is None:
                 table = desired.fdb[vni] = {}
@@ -628,7 +584,7 @@ class Core:
             if ip is not None:
                 gk = (vni, ip)
                 fresh = gk not in ips
-                _group_put(ips, gk, key, path)
+                group_put(ips, gk, key, path)
                 if fresh and gk not in frozen_neigh:
                     table = desired.neigh.get(vni)
                     if table is None:
@@ -641,7 +597,7 @@ class Core:
         if l3:
             prefix = host_prefix(ip)  # type: ignore[arg-type]
             for vni in l3:
-                _group_put(self._prefixes, (vni, prefix), key, path)
+                group_put(self._prefixes, (vni, prefix), key, path)
                 self._refresh_route(vni, prefix)
 
     def _peer_state(self, event: PeerState) -> None:
@@ -698,11 +654,11 @@ class Core:
             vnis = set()
             if old_t:
                 for vni in old_t[1]:
-                    _group_del(self._prefixes, (vni, prefix), key)
+                    group_del(self._prefixes, (vni, prefix), key)
                     vnis.add(vni)
             if new_t:
                 for vni in new_t[1]:
-                    _group_put(self._prefixes, (vni, prefix), key, new)  # type: ignore
+                    group_put(self._prefixes, (vni, prefix), key, new)  # type: ignore
                     vnis.add(vni)
             for vni in vnis:
                 self._refresh_route(vni, prefix)
@@ -719,22 +675,22 @@ class Core:
         macs, ips, prefixes = self._macs, self._ips, self._prefixes
         if old_t is not None:
             for vni in old_t[0]:
-                _group_del(macs, (vni, mac), key)
+                group_del(macs, (vni, mac), key)
                 if ip is not None:
-                    _group_del(ips, (vni, ip), key)
+                    group_del(ips, (vni, ip), key)
             if old_t[1]:
                 pfx = host_prefix(ip)  # type: ignore[arg-type]
                 for vni in old_t[1]:
-                    _group_del(prefixes, (vni, pfx), key)
+                    group_del(prefixes, (vni, pfx), key)
         if new_t is not None:
             for vni in new_t[0]:
-                _group_put(macs, (vni, mac), key, new)  # type: ignore[arg-type]
+                group_put(macs, (vni, mac), key, new)  # type: ignore[arg-type]
                 if ip is not None:
-                    _group_put(ips, (vni, ip), key, new)  # type: ignore[arg-type]
+                    group_put(ips, (vni, ip), key, new)  # type: ignore[arg-type]
             if new_t[1]:
                 pfx = host_prefix(ip)  # type: ignore[arg-type]
                 for vni in new_t[1]:
-                    _group_put(prefixes, (vni, pfx), key, new)  # type: ignore[arg-type]
+                    group_put(prefixes, (vni, pfx), key, new)  # type: ignore[arg-type]
         l2 = new_t[0] if old_t is None else (old_t[0] if new_t is None else {*old_t[0], *new_t[0]})
         for vni in l2:
             self._settle_mac(vni, mac)
@@ -833,7 +789,7 @@ class Core:
             desired.dirty.add((NEIGH, vni, ip))
 
     def _refresh_route(self, vni: int, prefix: str) -> None:
-        value = route_value(_paths(self._prefixes.get((vni, prefix))))
+        value = route_value(group_paths(self._prefixes.get((vni, prefix))))
         desired = self.desired
         table = desired.routes.get(vni)
         if table is None:
@@ -888,19 +844,19 @@ class Core:
             l2, l3 = path_targets(best, imports)
             if type(key) is MacIpKey:
                 for vni in l2:
-                    _group_put(self._macs, (vni, key.mac), key, best)
+                    group_put(self._macs, (vni, key.mac), key, best)
                     if key.ip is not None:
-                        _group_put(self._ips, (vni, key.ip), key, best)
+                        group_put(self._ips, (vni, key.ip), key, best)
                 if key.ip is not None:
                     for vni in l3:
-                        _group_put(self._prefixes, (vni, host_prefix(key.ip)), key, best)
+                        group_put(self._prefixes, (vni, host_prefix(key.ip)), key, best)
             elif type(key) is ImetKey:
                 if best.peer != LOCAL_PEER:
                     for vni in l2:
                         self._flood.setdefault((vni, flood_vtep(best)), set()).add(key)
             else:
                 for vni in l3:
-                    _group_put(self._prefixes, (vni, key.prefix), key, best)
+                    group_put(self._prefixes, (vni, key.prefix), key, best)
         new = compute_desired(self, self.cfg)
         for vni, route_table in new.routes.items():
             for nh in route_table.values():
@@ -1057,7 +1013,7 @@ class Core:
         """The best remote path for a MAC in a VNI, and the highest remote sequence."""
         best = None
         top = -1
-        for path in _paths(self._macs.get((vni, mac))):
+        for path in group_paths(self._macs.get((vni, mac))):
             if path.peer == LOCAL_PEER:
                 continue
             top = max(top, path.attrs.mobility_seq)
@@ -1117,7 +1073,7 @@ class Core:
     def _freeze(self, vni: int, mac: str) -> None:
         """Duplicate detected: keep the kernel as it is now, stop advertising the MAC."""
         self.counters["duplicates_detected"] = self.counters.get("duplicates_detected", 0) + 1
-        ips = {p.key.ip for p in _paths(self._macs.get((vni, mac))) if p.key.ip is not None}  # type: ignore
+        ips = {p.key.ip for p in group_paths(self._macs.get((vni, mac))) if p.key.ip is not None}  # type: ignore
         st = self.mobility.local.get((vni, mac))
         if st is not None:
             ips.update(st.ips)
@@ -1242,7 +1198,7 @@ class Core:
         for v, mac in sorted(keys):
             if vni is not None and v != vni:
                 continue
-            group = list(_paths(self._macs.get((v, mac))))
+            group = list(group_paths(self._macs.get((v, mac))))
             st = self.mobility.local.get((v, mac))
             remote, top = self._remote_best(v, mac)
             winner = max(group, key=rank) if group else None
@@ -1322,7 +1278,7 @@ class Core:
 
     def _explain_one(self, query: str, vni: int, is_mac: bool) -> dict:
         group = (self._macs if is_mac else self._ips).get((vni, query))
-        paths = sorted(_paths(group), key=rank, reverse=True)
+        paths = sorted(group_paths(group), key=rank, reverse=True)
         kernel = (self.desired.fdb if is_mac else self.desired.neigh).get(vni, {}).get(query)
         item: dict = {
             "vni": vni,

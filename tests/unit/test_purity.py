@@ -25,6 +25,7 @@ PURE_FILES = sorted(
         ROOT / "evpnd" / "mobility.py",
         ROOT / "evpnd" / "desired.py",
         ROOT / "evpnd" / "core.py",
+        ROOT / "evpnd" / "path_groups.py",
         ROOT / "evpnd" / "bgp" / "codec.py",
     ]
 )
