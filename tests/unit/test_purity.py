@@ -26,6 +26,7 @@ PURE_FILES = sorted(
         ROOT / "evpnd" / "desired.py",
         ROOT / "evpnd" / "core.py",
         ROOT / "evpnd" / "path_groups.py",
+        ROOT / "evpnd" / "views.py",
         ROOT / "evpnd" / "bgp" / "codec.py",
     ]
 )
