@@ -27,6 +27,8 @@ PURE_FILES = sorted(
         ROOT / "evpnd" / "core.py",
         ROOT / "evpnd" / "path_groups.py",
         ROOT / "evpnd" / "views.py",
+        ROOT / "evpnd" / "indexes.py",
+        ROOT / "evpnd" / "config_view.py",
         ROOT / "evpnd" / "bgp" / "codec.py",
     ]
 )
