@@ -198,6 +198,16 @@ class Neigh:
 _ADDR_TEXT: dict[bytes, str] = {}
 
 
+def vtep_text(raw: bytes) -> str:
+    """A VTEP address as text; few distinct VTEPs stand behind 100k MACs: share the strings."""
+    text = _ADDR_TEXT.get(raw)
+    if text is None:
+        text = socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
+        if len(_ADDR_TEXT) < 4096:
+            _ADDR_TEXT[raw] = text
+    return text
+
+
 def parse_neigh(mtype: int, buf, off: int, end: int) -> Neigh:
     """Only the attributes the dataplane uses; a tight loop because 100k-entry dumps and
     withdrawal storms go through here."""
@@ -219,11 +229,10 @@ def parse_neigh(mtype: int, buf, off: int, end: int) -> Neigh:
         elif atype == NDA_DST:
             if alen == 8 or alen == 20:
                 raw = bytes(buf[pos + 4 : pos + alen])
-                dst = _ADDR_TEXT.get(raw)
-                if dst is None:  # few distinct VTEPs behind 100k MACs: share their strings
+                if family == AF_BRIDGE:
+                    dst = vtep_text(raw)
+                else:
                     dst = socket.inet_ntop(socket.AF_INET if alen == 8 else socket.AF_INET6, raw)
-                    if family == AF_BRIDGE and len(_ADDR_TEXT) < 4096:
-                        _ADDR_TEXT[raw] = dst
         elif atype == NDA_MASTER:
             master = _U32.unpack_from(buf, pos + 4)[0]
         elif atype == NDA_PROTOCOL:
