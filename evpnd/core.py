@@ -7,17 +7,19 @@ pyroute2 or exabgp (DESIGN rule 1); time comes in as `now`.
 
 This module holds the public face (start, apply, tick, reconfigure, clear_duplicates, ...)
 and the BGP input path (updates, withdraws, loop checks, peer state, graceful restart). The
-rest of Core lives in:
+rest of Core, by purpose (mixins share the core's state; the rest are plain functions):
+  origination.py  own paths (type-3 per L2VNI, type-5s, local type-2s) and their Effects
+  local_macs.py   LocalMac events, sequence numbers, local vs remote, duplicate freezing
   indexes.py      indexes of best paths by kernel object; incremental desired-state upkeep
   views.py        read views for the control API (iter_paths, peer_stats, mac_table, explain)
+  config_view.py  the configuration reduced to what the hot path looks up
+  path_groups.py  the best paths feeding one kernel object (one Path or {key: Path})
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 from evpnd import views
 from evpnd.config import Config
@@ -25,20 +27,12 @@ from evpnd.config_view import ConfigView
 from evpnd.desired import FDB, NEIGH, DesiredState, compute_desired
 from evpnd.events import EndOfRib, Event, LocalMac, PeerState, RouteUpdate
 from evpnd.indexes import Indexes
-from evpnd.mobility import _VTEP_RANK, LocalMacState, Mobility, rank, vtep_rank
-from evpnd.path_groups import ABSENT, Group, group_del, group_paths, group_put
+from evpnd.local_macs import LocalMacs
+from evpnd.mobility import _VTEP_RANK, Mobility, vtep_rank
+from evpnd.origination import Effects, Origination, OwnRoutes
+from evpnd.path_groups import ABSENT, Group, group_del, group_put
 from evpnd.rib import PeerStats, Rib
-from evpnd.routes.communities import TUNNEL_VXLAN
-from evpnd.routes.evpn import (
-    LOCAL_PEER,
-    Attributes,
-    ImetKey,
-    MacIpKey,
-    Path,
-    Pmsi,
-    PrefixKey,
-    RouteKey,
-)
+from evpnd.routes.evpn import LOCAL_PEER, Attributes, ImetKey, MacIpKey, Path, PrefixKey, RouteKey
 
 REJECT_REASONS = (
     "rejected_own_as",
@@ -52,48 +46,8 @@ _MAX_REJECTION_RECORDS = 10_000
 _MAX_NOTICES = 1_000
 
 
-@dataclass
-class Effects:
-    """What the speaker must do after an event.
-
-    `withdraw` holds exactly the Path that was announced (ExaBGP matches withdraws on the
-    label and ESI too). Within one Effects a key appears at most once in each list; when the
-    NLRI itself changed (label, ESI, gateway) the old path is withdrawn and the new announced.
-    """
-
-    announce: list[Path] = field(default_factory=list)
-    withdraw: list[Path] = field(default_factory=list)
-
-    def extend(self, other: Effects) -> None:
-        self.announce.extend(other.announce)
-        self.withdraw.extend(other.withdraw)
-
-    def __bool__(self) -> bool:
-        return bool(self.announce or self.withdraw)
-
-
-def _is_link_local(ip: str) -> bool:
-    """IPv6 fe80::/10 only: FRR treats IPv4 link-local hosts like any other."""
-    if ":" not in ip:
-        return False
-    try:
-        return ipaddress.IPv6Address(ip).is_link_local
-    except ValueError:
-        return False
-
-
-def _nlri_changed(old: Path, new: Path) -> bool:
-    """True when ExaBGP would see a different NLRI (it keys its RIB on the packed NLRI)."""
-    return (
-        old.vni != new.vni
-        or old.l3vni != new.l3vni
-        or old.esi != new.esi
-        or old.gateway != new.gateway
-    )
-
-
-class Core(Indexes):
-    """See the module docstring. Read views for the control API are at the end."""
+class Core(LocalMacs, Origination, Indexes):
+    """See the module docstring. The read views for the control API are at the end."""
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -104,6 +58,7 @@ class Core(Indexes):
         self.counters: dict[str, int] = dict.fromkeys(REJECT_REASONS, 0)
         self.rejections: dict[RouteKey, tuple[str, str, float]] = {}  # last few: peer, reason
         self._view = ConfigView(cfg)
+        self._own = OwnRoutes(self._view)
         self._macs: dict[tuple[int, str], Group] = {}
         self._ips: dict[tuple[int, str], Group] = {}
         self._prefixes: dict[tuple[int, str], Group] = {}
@@ -112,7 +67,6 @@ class Core(Indexes):
         self._local_keys: dict[tuple[int, str], set[RouteKey]] = {}
         self._before: dict[RouteKey, Path | None] = {}  # local paths at the start of a call
         self._settling: set[tuple[int, str]] = set()
-        self._attrs_cache: dict[tuple, Attributes] = {}
         self._now = 0.0
         # Notable events for the daemon to log (the core does no I/O): drain_notices().
         self.notices: deque[dict] = deque(maxlen=_MAX_NOTICES)
@@ -126,7 +80,7 @@ class Core(Indexes):
         """Originate our own routes: a type-3 per L2VNI and a type-5 per configured prefix."""
         self._now = now
         self.started = True
-        for path in self._static_local_paths().values():
+        for path in self._own.static_paths().values():
             self._set_local(path.key, path)
         return self._effects()
 
@@ -162,7 +116,7 @@ class Core(Indexes):
         old_view = self._view
         self.cfg = cfg
         self._view = view = ConfigView(cfg)
-        self._attrs_cache.clear()  # local attributes carry the configured RTs and router MAC
+        self._own = OwnRoutes(view)  # own attributes carry the configured RTs and router MAC
         dad = cfg.duplicate_detection
         self.mobility.configure(dad.enabled, dad.max_moves, float(dad.time))
         for vni in set(old_view.l2) - set(view.l2):
@@ -175,11 +129,11 @@ class Core(Indexes):
                     self._reject(peer, key, reason)
                     self.rib.remove(peer, key)
         # Our own routes as the new configuration wants them.
-        wanted = self._static_local_paths() if self.started else {}
+        wanted = self._own.static_paths() if self.started else {}
         for st in self.mobility.local.values():
             st.sticky = st.sticky or st.mac in view.sticky[st.vni]
             if st.advertised:
-                wanted.update(self._local_mac_paths(st))
+                wanted.update(self._own.mac_paths(st))
         for key in list(self.rib.adj_in.get(LOCAL_PEER, ())):
             if key not in wanted:
                 self._remember_before(key)
@@ -516,255 +470,6 @@ class Core(Indexes):
             if old is not new:
                 self._best_changed(key, old, new)
         self.rib.end_stale(peer)
-
-    # ----------------------------------------------------------------- local routes
-
-    def _static_local_paths(self) -> dict[RouteKey, Path]:
-        """Type-3 per L2VNI (ingress replication, RFC 8365 section 9) and configured type-5s."""
-        view = self._view
-        out: dict[RouteKey, Path] = {}
-        for vni in view.l2:
-            key = ImetKey(view.rd[vni], 0, view.vtep)
-            attrs = Attributes(
-                route_targets=view.export[vni],
-                encap=TUNNEL_VXLAN,
-                pmsi=Pmsi(Pmsi.INGRESS_REPLICATION, vni, view.vtep),
-            )
-            out[key] = Path(key, LOCAL_PEER, view.vtep, vni=vni, attrs=attrs)
-        for vni, l3 in view.l3.items():
-            attrs = Attributes(
-                route_targets=view.export[vni], encap=TUNNEL_VXLAN, router_mac=l3.router_mac
-            )
-            for net in l3.advertise_prefixes:
-                pkey = PrefixKey(view.rd[vni], 0, str(net))
-                gateway = "::" if net.version == 6 else "0.0.0.0"
-                out[pkey] = Path(pkey, LOCAL_PEER, view.vtep, vni=vni, gateway=gateway, attrs=attrs)
-        return out
-
-    def _local_attrs(self, vni: int, with_l3: bool, seq: int, sticky: bool) -> Attributes:
-        ck = (vni, with_l3, seq, sticky)
-        attrs = self._attrs_cache.get(ck)
-        if attrs is None:
-            view = self._view
-            rts = view.export[vni]
-            l3 = view.l3_of.get(vni)
-            rmac = None
-            if with_l3 and l3 is not None:
-                rts = rts + tuple(rt for rt in view.export[l3.vni] if rt not in rts)
-                rmac = l3.router_mac
-            attrs = Attributes(
-                route_targets=rts,
-                encap=TUNNEL_VXLAN,
-                mobility_seq=seq,
-                sticky=sticky,
-                has_mobility=seq > 0 or sticky,
-                router_mac=rmac,
-            )
-            if len(self._attrs_cache) > 10_000:
-                self._attrs_cache.clear()
-            self._attrs_cache[ck] = attrs
-        return attrs
-
-    def _local_mac_paths(self, st: LocalMacState) -> dict[RouteKey, Path]:
-        """The type-2 routes of a local MAC. Like FRR, only MAC+IP routes carry the L3VNI
-        label, its route targets and the router MAC (RFC 9135 section 5.1.1)."""
-        view = self._view
-        vni, mac = st.vni, st.mac
-        rd = view.rd[vni]
-        out: dict[RouteKey, Path] = {}
-        if st.present:
-            key = MacIpKey(rd, 0, mac, None)
-            attrs = self._local_attrs(vni, False, st.seq, st.sticky)
-            out[key] = Path(key, LOCAL_PEER, view.vtep, vni=vni, attrs=attrs)
-        if st.ips:
-            l3 = view.l3_of.get(vni)
-            with_l3 = self._local_attrs(vni, True, st.seq, st.sticky)
-            l2_only = self._local_attrs(vni, False, st.seq, st.sticky)
-            l3vni = l3.vni if l3 is not None else 0
-            for ip in st.ips:
-                key = MacIpKey(rd, 0, mac, ip)
-                if _is_link_local(ip):  # FRR: no L3 attributes for IPv6 link-local hosts
-                    out[key] = Path(key, LOCAL_PEER, view.vtep, vni=vni, attrs=l2_only)
-                else:
-                    out[key] = Path(key, LOCAL_PEER, view.vtep, vni=vni, l3vni=l3vni, attrs=with_l3)
-        return out
-
-    def _remember_before(self, key: RouteKey) -> None:
-        if key not in self._before:
-            self._before[key] = self.rib.get(LOCAL_PEER, key)
-
-    def _set_local(self, key: RouteKey, path: Path | None) -> None:
-        current = self.rib.get(LOCAL_PEER, key)
-        if current == path:
-            return
-        self._remember_before(key)
-        if type(key) is MacIpKey:
-            vni = (path or current).vni  # type: ignore[union-attr]
-            mk = (vni, key.mac)
-            if path is None:
-                keys = self._local_keys.get(mk)
-                if keys is not None:
-                    keys.discard(key)
-                    if not keys:
-                        del self._local_keys[mk]
-            else:
-                self._local_keys.setdefault(mk, set()).add(key)
-        if path is None:
-            old, new = self.rib.remove(LOCAL_PEER, key)
-        else:
-            old, new = self.rib.put(path)
-        if old is not new:
-            self._best_changed(key, old, new)
-
-    def _effects(self) -> Effects:
-        effects = Effects()
-        if not self._before:
-            return effects
-        local = self.rib.adj_in.get(LOCAL_PEER, {})
-        for key, before in self._before.items():
-            after = local.get(key)
-            if before == after:
-                continue
-            if after is None:
-                effects.withdraw.append(before)  # type: ignore[arg-type]
-            elif before is None:
-                effects.announce.append(after)
-            else:
-                if _nlri_changed(before, after):
-                    effects.withdraw.append(before)
-                effects.announce.append(after)
-        self._before = {}
-        return effects
-
-    def _remote_best(self, vni: int, mac: str) -> tuple[Path | None, int]:
-        """The best remote path for a MAC in a VNI, and the highest remote sequence."""
-        best = None
-        top = -1
-        for path in group_paths(self._macs.get((vni, mac))):
-            if path.peer == LOCAL_PEER:
-                continue
-            top = max(top, path.attrs.mobility_seq)
-            if best is None or rank(path) > rank(best):
-                best = path
-        return best, top
-
-    def _local_rank(self, st: LocalMacState) -> tuple[bool, bool, int, int]:
-        return (st.sticky, st.sticky, st.seq, self._view.vtep_rank)
-
-    def _local_mac(self, event: LocalMac) -> None:
-        view = self._view
-        vni = event.vni
-        if vni not in view.l2:
-            self.counters["local_unknown_vni"] = self.counters.get("local_unknown_vni", 0) + 1
-            self._notice("local_mac_refused", vni=vni, mac=event.mac, reason="unknown VNI")
-            return
-        if not isinstance(event.mac, str) or len(event.mac) != 17:
-            self.counters["local_malformed"] = self.counters.get("local_malformed", 0) + 1
-            self._notice("local_mac_refused", vni=vni, mac=repr(event.mac), reason="malformed")
-            return
-        mac = event.mac.lower()
-        mk = (vni, mac)
-        mobility = self.mobility
-        st = mobility.local.get(mk)
-        if event.present:
-            if st is None:
-                st = mobility.local[mk] = LocalMacState(vni, mac, learned_at=self._now)
-            configured_sticky = mac in view.sticky[vni]
-            if event.ip is None:
-                st.present = True
-                st.sticky = event.sticky or configured_sticky
-            else:
-                st.ips.add(event.ip)
-                st.sticky = st.sticky or event.sticky or configured_sticky
-            if not st.advertised and not mobility.is_frozen(vni, mac):
-                remote, top = self._remote_best(vni, mac)
-                # RFC 7432 section 15.1: a MAC learned locally while a remote route exists is
-                # advertised with the highest remote sequence + 1, unless a remote sticky
-                # route pins it (section 15.2).
-                if remote is not None and (st.sticky or not remote.attrs.sticky):
-                    st.seq = max(st.seq, top + 1)
-                    if self.desired.fdb.get(vni, {}).get(mac) is not None and (
-                        mobility.record_move(vni, mac, self._now, local_learn=True)
-                    ):
-                        self._freeze(vni, mac)
-        else:
-            if st is None:
-                return
-            if event.ip is None:
-                st.present = False
-                st.ips.clear()  # the MAC is gone, so are the neighbours on it
-            else:
-                st.ips.discard(event.ip)
-        self._settle_mac(vni, mac)
-
-    def _freeze(self, vni: int, mac: str) -> None:
-        """Duplicate detected: keep the kernel as it is now, stop advertising the MAC."""
-        self.counters["duplicates_detected"] = self.counters.get("duplicates_detected", 0) + 1
-        ips = {p.key.ip for p in group_paths(self._macs.get((vni, mac))) if p.key.ip is not None}  # type: ignore
-        st = self.mobility.local.get((vni, mac))
-        if st is not None:
-            ips.update(st.ips)
-        neigh = self.desired.neigh.get(vni, {})
-        self._notice("duplicate_detected", vni=vni, mac=mac, ips=sorted(ips))
-        self.mobility.freeze(
-            vni, mac, self.desired.fdb.get(vni, {}).get(mac), {ip: neigh.get(ip) for ip in ips}
-        )
-        if st is not None and st.advertised:
-            st.advertised = False
-            self._sync_local_routes(st, {})
-
-    def _sync_local_routes(self, st: LocalMacState, wanted: dict[RouteKey, Path]) -> None:
-        mk = (st.vni, st.mac)
-        for key in list(self._local_keys.get(mk, ())):
-            if key not in wanted:
-                self._set_local(key, None)
-        for key, path in wanted.items():
-            self._set_local(key, path)
-
-    def _settle_mac(self, vni: int, mac: str) -> None:
-        """Decide local vs remote for a MAC, then refresh its FDB entry."""
-        mk = (vni, mac)
-        st = self.mobility.local.get(mk)
-        if st is not None and mk not in self._settling:
-            self._settling.add(mk)
-            try:
-                self._resolve_local(st)
-            finally:
-                self._settling.discard(mk)
-        if mk not in self._settling:
-            self._refresh_fdb(vni, mac)
-
-    def _resolve_local(self, st: LocalMacState) -> None:
-        """Advertise a local MAC iff it wins against every remote path (RFC 7432 section 15)."""
-        vni, mac = st.vni, st.mac
-        mobility = self.mobility
-        if not st.present and not st.ips:
-            if st.advertised:
-                st.advertised = False
-                self._sync_local_routes(st, {})
-            del mobility.local[(vni, mac)]
-            return
-        if mobility.is_frozen(vni, mac):
-            return
-        remote, _ = self._remote_best(vni, mac)
-        local_wins = remote is None or self._local_rank(st) > rank(remote)
-        if st.advertised and not local_wins:
-            # A remote path with a higher sequence (or sticky): the MAC moved away.
-            st.advertised = False
-            self.counters["local_mac_lost"] = self.counters.get("local_mac_lost", 0) + 1
-            self._notice(
-                "mac_moved_away",
-                vni=vni,
-                mac=mac,
-                vtep=remote.next_hop,
-                seq=remote.attrs.mobility_seq,  # type: ignore[union-attr]
-            )
-            if mobility.record_move(vni, mac, self._now, local_learn=False):
-                self._freeze(vni, mac)
-            self._sync_local_routes(st, {})
-        elif local_wins:
-            st.advertised = True
-            self._sync_local_routes(st, self._local_mac_paths(st))
 
     # ----------------------------------------------------------------- read views (views.py)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from evpnd.local_macs import remote_best
 from evpnd.mobility import rank, why_wins
 from evpnd.path_groups import group_paths
 from evpnd.rib import path_targets
@@ -79,7 +80,7 @@ def mac_table(core: Core, vni: int | None = None) -> list[dict]:
             continue
         group = list(group_paths(core._macs.get((v, mac))))
         st = core.mobility.local.get((v, mac))
-        remote, top = core._remote_best(v, mac)
+        remote, top = remote_best(core._macs.get((v, mac)))
         winner = max(group, key=rank) if group else None
         is_local = (winner is not None and winner.peer == LOCAL_PEER) or (
             winner is None and st is not None

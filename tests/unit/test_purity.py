@@ -29,6 +29,8 @@ PURE_FILES = sorted(
         ROOT / "evpnd" / "views.py",
         ROOT / "evpnd" / "indexes.py",
         ROOT / "evpnd" / "config_view.py",
+        ROOT / "evpnd" / "origination.py",
+        ROOT / "evpnd" / "local_macs.py",
         ROOT / "evpnd" / "bgp" / "codec.py",
     ]
 )

@@ -1,0 +1,206 @@
+"""evpnd's own routes: the paths it originates, and the BGP effects of changing them.
+
+OwnRoutes builds the paths from the configuration (pure: config view in, Paths out): a type-3
+per L2VNI, a type-5 per configured prefix, the type-2s of a local MAC. The Origination part of
+Core puts them in the RIB as the LOCAL_PEER's paths and turns the changes of one call into
+Effects (what the speaker announces and withdraws).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from evpnd.routes.communities import TUNNEL_VXLAN
+from evpnd.routes.evpn import (
+    LOCAL_PEER,
+    Attributes,
+    ImetKey,
+    MacIpKey,
+    Path,
+    Pmsi,
+    PrefixKey,
+    RouteKey,
+)
+
+if TYPE_CHECKING:
+    from evpnd.config_view import ConfigView
+    from evpnd.mobility import LocalMacState
+    from evpnd.rib import Rib
+
+
+@dataclass
+class Effects:
+    """What the speaker must do after an event.
+
+    `withdraw` holds exactly the Path that was announced (ExaBGP matches withdraws on the
+    label and ESI too). Within one Effects a key appears at most once in each list; when the
+    NLRI itself changed (label, ESI, gateway) the old path is withdrawn and the new announced.
+    """
+
+    announce: list[Path] = field(default_factory=list)
+    withdraw: list[Path] = field(default_factory=list)
+
+    def extend(self, other: Effects) -> None:
+        self.announce.extend(other.announce)
+        self.withdraw.extend(other.withdraw)
+
+    def __bool__(self) -> bool:
+        return bool(self.announce or self.withdraw)
+
+
+def is_link_local(ip: str) -> bool:
+    """IPv6 fe80::/10 only: FRR treats IPv4 link-local hosts like any other."""
+    if ":" not in ip:
+        return False
+    try:
+        return ipaddress.IPv6Address(ip).is_link_local
+    except ValueError:
+        return False
+
+
+def nlri_changed(old: Path, new: Path) -> bool:
+    """True when ExaBGP would see a different NLRI (it keys its RIB on the packed NLRI)."""
+    return (
+        old.vni != new.vni
+        or old.l3vni != new.l3vni
+        or old.esi != new.esi
+        or old.gateway != new.gateway
+    )
+
+
+class OwnRoutes:
+    """The paths evpnd originates, as one configuration wants them. Built anew on a config
+    change (the cached attributes carry the configured route targets and router MAC)."""
+
+    def __init__(self, view: ConfigView) -> None:
+        self.view = view
+        self._attrs: dict[tuple, Attributes] = {}
+
+    def static_paths(self) -> dict[RouteKey, Path]:
+        """Type-3 per L2VNI (ingress replication, RFC 8365 section 9) and configured type-5s."""
+        view = self.view
+        out: dict[RouteKey, Path] = {}
+        for vni in view.l2:
+            key = ImetKey(view.rd[vni], 0, view.vtep)
+            attrs = Attributes(
+                route_targets=view.export[vni],
+                encap=TUNNEL_VXLAN,
+                pmsi=Pmsi(Pmsi.INGRESS_REPLICATION, vni, view.vtep),
+            )
+            out[key] = Path(key, LOCAL_PEER, view.vtep, vni=vni, attrs=attrs)
+        for vni, l3 in view.l3.items():
+            attrs = Attributes(
+                route_targets=view.export[vni], encap=TUNNEL_VXLAN, router_mac=l3.router_mac
+            )
+            for net in l3.advertise_prefixes:
+                pkey = PrefixKey(view.rd[vni], 0, str(net))
+                gateway = "::" if net.version == 6 else "0.0.0.0"
+                out[pkey] = Path(pkey, LOCAL_PEER, view.vtep, vni=vni, gateway=gateway, attrs=attrs)
+        return out
+
+    def attributes(self, vni: int, with_l3: bool, seq: int, sticky: bool) -> Attributes:
+        ck = (vni, with_l3, seq, sticky)
+        attrs = self._attrs.get(ck)
+        if attrs is None:
+            view = self.view
+            rts = view.export[vni]
+            l3 = view.l3_of.get(vni)
+            rmac = None
+            if with_l3 and l3 is not None:
+                rts = rts + tuple(rt for rt in view.export[l3.vni] if rt not in rts)
+                rmac = l3.router_mac
+            attrs = Attributes(
+                route_targets=rts,
+                encap=TUNNEL_VXLAN,
+                mobility_seq=seq,
+                sticky=sticky,
+                has_mobility=seq > 0 or sticky,
+                router_mac=rmac,
+            )
+            if len(self._attrs) > 10_000:
+                self._attrs.clear()
+            self._attrs[ck] = attrs
+        return attrs
+
+    def mac_paths(self, st: LocalMacState) -> dict[RouteKey, Path]:
+        """The type-2 routes of a local MAC. Like FRR, only MAC+IP routes carry the L3VNI
+        label, its route targets and the router MAC (RFC 9135 section 5.1.1)."""
+        view = self.view
+        vni, mac = st.vni, st.mac
+        rd = view.rd[vni]
+        out: dict[RouteKey, Path] = {}
+        if st.present:
+            key = MacIpKey(rd, 0, mac, None)
+            attrs = self.attributes(vni, False, st.seq, st.sticky)
+            out[key] = Path(key, LOCAL_PEER, view.vtep, vni=vni, attrs=attrs)
+        if st.ips:
+            l3 = view.l3_of.get(vni)
+            with_l3 = self.attributes(vni, True, st.seq, st.sticky)
+            l2_only = self.attributes(vni, False, st.seq, st.sticky)
+            l3vni = l3.vni if l3 is not None else 0
+            for ip in st.ips:
+                key = MacIpKey(rd, 0, mac, ip)
+                if is_link_local(ip):  # FRR: no L3 attributes for IPv6 link-local hosts
+                    out[key] = Path(key, LOCAL_PEER, view.vtep, vni=vni, attrs=l2_only)
+                else:
+                    out[key] = Path(key, LOCAL_PEER, view.vtep, vni=vni, l3vni=l3vni, attrs=with_l3)
+        return out
+
+
+class Origination:
+    """Mixin of Core: own paths into the RIB, remembering what was advertised before, so that
+    each entry point returns the Effects of exactly what changed."""
+
+    # Core's state this part reads and writes (set in Core.__init__).
+    rib: Rib
+    _before: dict[RouteKey, Path | None]  # local paths at the start of a call
+    _local_keys: dict[tuple[int, str], set[RouteKey]]  # (l2vni, MAC) -> its own type-2 keys
+
+    def _remember_before(self, key: RouteKey) -> None:
+        if key not in self._before:
+            self._before[key] = self.rib.get(LOCAL_PEER, key)
+
+    def _set_local(self, key: RouteKey, path: Path | None) -> None:
+        current = self.rib.get(LOCAL_PEER, key)
+        if current == path:
+            return
+        self._remember_before(key)
+        if type(key) is MacIpKey:
+            vni = (path or current).vni  # type: ignore[union-attr]
+            mk = (vni, key.mac)
+            if path is None:
+                keys = self._local_keys.get(mk)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del self._local_keys[mk]
+            else:
+                self._local_keys.setdefault(mk, set()).add(key)
+        if path is None:
+            old, new = self.rib.remove(LOCAL_PEER, key)
+        else:
+            old, new = self.rib.put(path)
+        if old is not new:
+            self._best_changed(key, old, new)
+
+    def _effects(self) -> Effects:
+        effects = Effects()
+        if not self._before:
+            return effects
+        local = self.rib.adj_in.get(LOCAL_PEER, {})
+        for key, before in self._before.items():
+            after = local.get(key)
+            if before == after:
+                continue
+            if after is None:
+                effects.withdraw.append(before)  # type: ignore[arg-type]
+            elif before is None:
+                effects.announce.append(after)
+            else:
+                if nlri_changed(before, after):
+                    effects.withdraw.append(before)
+                effects.announce.append(after)
+        self._before = {}
+        return effects
