@@ -1,7 +1,7 @@
 """The daemon: one asyncio task owns the core; the edges talk to it through one queue.
 
     Speaker (ExaBGP) --events--> queue --> owner task --> Core.apply --> Effects --> Speaker
-    Dataplane (netlink) --LocalMac--^            |
+    Dataplane (netlink) --LocalMac--^            |       (it also runs its own periodic full pass)
                                                  +--> desired.dirty --> Dataplane.wanted_changed
     API --commands--^  (reads Core's state directly: the loop is single-threaded, no locks)
 
@@ -27,7 +27,6 @@ from evpnd.logs import get_logger, setup_logging
 BATCH_MAX = 5000  # events applied per owner-loop turn before the edges get to run
 NOTICES_PER_KIND = 5  # beyond this many notices of one kind per batch, log one summary line
 TICK_INTERVAL = 1.0
-FULL_RECONCILE_INTERVAL = 30.0
 
 
 @dataclass
@@ -144,14 +143,6 @@ class Daemon:
             await asyncio.sleep(TICK_INTERVAL)
             await self.submit(self.core.tick)
 
-    async def _full_reconcile(self) -> None:
-        while True:
-            await asyncio.sleep(FULL_RECONCILE_INTERVAL)
-            try:
-                await self.dataplane.reconcile_all()
-            except Exception:
-                self.log.exception("reconcile_failed")
-
     async def _watchdog(self) -> None:
         """Ping systemd only when the owner task answers: a stuck core must get restarted."""
         from evpnd import sdnotify
@@ -205,7 +196,6 @@ class Daemon:
         await self._start_api()
         self._tasks += [
             asyncio.create_task(self._ticker(), name="ticker"),
-            asyncio.create_task(self._full_reconcile(), name="reconcile"),
             asyncio.create_task(self._watchdog(), name="watchdog"),
         ]
         from evpnd import sdnotify
