@@ -229,7 +229,7 @@ class Dataplane:
             gone = [self.dm.vnis[v] for v in old.keys() - new.keys() if v in self.dm.vnis]
             for dev in gone:
                 # Devices evpnd made go (with their entries); adopted ones keep only others'.
-                names = [dev.vxlan_name, dev.bridge_name]
+                names = [dev.vxlan_name, dev.bridge_name, *filter(None, [dev.vrf_name])]
                 removed = await self.worker.call(self._kernel.devices.remove_owned, names)
                 if dev.vxlan_name not in removed:
                     await self._apply(self._keys_of(dev.vni), allow_delete=True, desired=_EMPTY)

@@ -1,9 +1,10 @@
 """Bridges and VXLAN devices per VNI: created or adopted, configured, recorded. Uses pyroute2.
 
-Ownership (DESIGN rule 5): a device evpnd creates carries the ifalias `evpnd:vni=N`; only those
-are ever deleted (when their VNI leaves the configuration). A device that already exists under
-the configured name is adopted: evpnd sets what EVPN needs (up, nolearning port, neigh_suppress,
-MTU) but never deletes or recreates it, so a restart or an operator's own bridge is safe.
+Ownership (DESIGN rule 5): a device evpnd creates carries the ifalias `evpnd:vni=N` (an L3VNI's
+VRF too); only those are ever deleted (when their VNI leaves the configuration). A device that
+already exists under the configured name is adopted: evpnd sets what EVPN needs (up, nolearning
+port, neigh_suppress, MTU) but never deletes or recreates it, so a restart or an operator's own
+bridge is safe.
 
 Runs in the netlink worker thread (pyroute2's sync API is blocking).
 """
@@ -29,6 +30,22 @@ def alias_for(vni: int) -> str:
     return f"{ALIAS_PREFIX}vni={vni}"
 
 
+def vrf_members(cfg: Config, item: L3VniConfig) -> list[str]:
+    """The devices an L3VNI's VRF holds: its own bridge and the SVIs (bridges) of its L2VNIs,
+    so routed traffic from the tenant's subnets looks up the VRF's table (symmetric IRB)."""
+    bridges = {v.vni: v.bridge for v in cfg.l2vnis}
+    return [item.bridge_name, *(bridges[v] for v in item.l2vnis if v in bridges)]
+
+
+def vrf_table(item: L3VniConfig, existing: int | None = None) -> int:
+    """The VRF's table: the configured one; else an adopted VRF's own, else the VNI."""
+    if item.table is not None:
+        if existing is not None and existing != item.table:
+            raise DeviceError(f"VRF {item.vrf} uses table {existing}, configured {item.table}")
+        return item.table
+    return existing if existing is not None else item.vni
+
+
 def vxlan_mtu(cfg: Config) -> int:
     """VXLAN adds 50 bytes over IPv4 (14 inner Ethernet + 8 VXLAN + 8 UDP + 20 IP), 70 over IPv6."""
     overhead = 70 if ipaddress.ip_address(str(cfg.vtep)).version == 6 else 50
@@ -46,6 +63,7 @@ class VniDevices:
     bridge_name: str
     vxlan_name: str
     table: int | None = None  # L3VNI: the routing table for type-5 routes
+    vrf_name: str | None = None  # L3VNI with `vrf:`: the VRF device holding that table
     access_ports: dict[int, str] = field(default_factory=dict)  # ifindex -> name
     sticky: frozenset[str] = frozenset()
     created: list[str] = field(default_factory=list)  # names evpnd created (this run)
@@ -173,6 +191,44 @@ class DeviceManager:
         self._set(index, state="up")
         return index
 
+    def ensure_vrf(self, item: L3VniConfig) -> tuple[int, int, bool]:
+        """(ifindex, table, created). A kernel without VRF support refuses the add: the
+        NetlinkError (EOPNOTSUPP) ends up in the device problems, before anything is made."""
+        assert item.vrf is not None
+        index = self._index(item.vrf)
+        created = False
+        if index is None:
+            table = vrf_table(item)
+            self.ipr.link("add", ifname=item.vrf, kind="vrf", vrf_table=table)
+            index = self._index(item.vrf)
+            assert index is not None
+            self._set(index, ifalias=alias_for(item.vni))
+            created = True
+            log.info("vrf created", name=item.vrf, vni=item.vni, table=table)
+        else:
+            link = self._link(index)
+            if self._kind(link) != "vrf":
+                raise DeviceError(f"{item.vrf} exists but is a {self._kind(link)}, not a vrf")
+            data = link.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_DATA")
+            table = vrf_table(item, data.get_attr("IFLA_VRF_TABLE") if data else None)
+        self._set(index, state="up")
+        return index, table, created
+
+    def enslave(self, name: str, vrf: int) -> None:
+        """Put a bridge into the VRF (the kernel cycles it down/up, so this is done only when
+        it is not there yet, and before evpnd's entries on it are dumped)."""
+        index = self._index(name)
+        if index is None:
+            log.warning("vrf member missing", name=name)
+            return
+        if self._link(index).get_attr("IFLA_MASTER") == vrf:
+            return
+        try:
+            self.ipr.link("set", index=index, master=vrf)
+        except NetlinkError as exc:
+            raise DeviceError(f"cannot put {name} into its vrf: {exc}") from exc
+        log.info("vrf member added", name=name, vrf=vrf)
+
     def ensure_port(self, name: str, bridge: int) -> int | None:
         index = self._index(name)
         if index is None:
@@ -207,7 +263,7 @@ class DeviceManager:
                 log.error("vni devices not usable", vni=item.vni, error=str(exc))
         for item in cfg.l3vnis:
             try:
-                dm.add(self._setup_l3(item, local, mtu))
+                dm.add(self._setup_l3(cfg, item, local, mtu))
             except (DeviceError, NetlinkError) as exc:
                 dm.problems.append(f"vni {item.vni}: {exc}")
                 log.error("vni devices not usable", vni=item.vni, error=str(exc))
@@ -243,10 +299,13 @@ class DeviceManager:
             created=created,
         )
 
-    def _setup_l3(self, item: L3VniConfig, local: str, mtu: int) -> VniDevices:
-        if item.table is None:
-            raise DeviceError("a VRF without a table needs the VRF kernel module (VM tier only)")
+    def _setup_l3(self, cfg: Config, item: L3VniConfig, local: str, mtu: int) -> VniDevices:
         created: list[str] = []
+        table, vrf = item.table, None
+        if item.vrf is not None:  # first: no VRF support means nothing else is made
+            vrf, table, made = self.ensure_vrf(item)
+            if made:
+                created.append(item.vrf)
         br, made = self.ensure_bridge(item.bridge_name, item.vni, item.router_mac, mtu)
         if made:
             created.append(item.bridge_name)
@@ -254,6 +313,9 @@ class DeviceManager:
         vx = self.ensure_vxlan(item.device, item.vni, local, mtu, br, item.router_mac)
         if not vx_existed:
             created.append(item.device)
+        if vrf is not None:
+            for name in vrf_members(cfg, item):
+                self.enslave(name, vrf)
         return VniDevices(
             vni=item.vni,
             l3=True,
@@ -261,7 +323,8 @@ class DeviceManager:
             vxlan=vx,
             bridge_name=item.bridge_name,
             vxlan_name=item.device,
-            table=item.table,
+            table=table,
+            vrf_name=item.vrf,
             created=created,
         )
 
