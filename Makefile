@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install test demo demo-down lint format bench
+.PHONY: install test test-vm demo demo-down lint format bench
 
 install:
 	@bash scripts/install.sh
@@ -11,6 +11,11 @@ test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q -p no:cacheprovider
+	bash scripts/vm-tier.sh
+
+# The full-kernel tier alone (VRF, geneve, gretap in a QEMU VM; README "Full-kernel test tier").
+test-vm: install
+	bash scripts/vm-tier.sh
 
 demo: install
 	$(PY) -m evpnd.lab demo
