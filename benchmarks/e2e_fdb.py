@@ -2,11 +2,13 @@
 
     .venv/bin/python benchmarks/e2e_fdb.py [N ...]     (root; default 10000 100000)
 
-A sender (a Speaker: ExaBGP with evpnd's packing extension) in one namespace holds N type-2
-routes for VNI 100 and waits passively. The device under test in another namespace -- the evpnd
-daemon, then FRR's zebra+bgpd with advertise-all-vni -- connects and installs them. Timed:
+A sender (benchmarks/bgp_blaster.py: a minimal BGP speaker that writes pre-encoded UPDATEs of
+~110 NLRIs as fast as TCP allows, so that the receiver is what is timed) in one namespace holds N
+type-2 routes for VNI 100 and waits passively. The device under test in another namespace -- the
+evpnd daemon, then FRR's zebra+bgpd with advertise-all-vni -- connects and installs them. Timed:
 
-  install   from the sender seeing the session Established to the N-th remote MAC appearing
+  install   from the sender seeing the session Established (it then writes everything) to the
+            N-th remote MAC appearing
             in the DUT's kernel (RTM_NEWNEIGH with a VXLAN `dst`, counted by a netlink listener
             inside the DUT's namespace; one per MAC even though both install two entries)
   withdraw  from closing the sender (the session goes down: the DUT must remove everything it
@@ -21,18 +23,15 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path as FsPath
 
 sys.path.insert(0, str(FsPath(__file__).resolve().parent.parent))
 
-from evpnd.bgp.speaker import Speaker  # noqa: E402
-from evpnd.events import PeerState  # noqa: E402
 from evpnd.lab.evpnd_node import EvpndNode  # noqa: E402
 from evpnd.lab.frr import Frr, evpn_leaf_conf  # noqa: E402
 from evpnd.lab.netns import Lab, Netns  # noqa: E402
-from tests.netns.speaker_lab import add_vni, mac_paths, pair, peer, speaker_config  # noqa: E402
+from tests.netns.speaker_lab import add_vni, pair  # noqa: E402
 
 # Runs inside the DUT's namespace: counts distinct MACs of VXLAN (dst) FDB adds, then deletes,
 # printing the monotonic time at which each count reaches N.
@@ -128,9 +127,11 @@ def dut_pids(kind: str, pids: list[int], handle) -> list[int]:
     return pids
 
 
+BLASTER = str(FsPath(__file__).resolve().parent / "bgp_blaster.py")
+
+
 async def run_one(kind: str, n: int) -> dict:
     lab = Lab(prefix="be2e")
-    tmp = FsPath(tempfile.mkdtemp(prefix="evpnd-e2e-"))
     try:
         p = pair(lab)
         counter = subprocess.Popen(
@@ -138,38 +139,27 @@ async def run_one(kind: str, n: int) -> dict:
         )
         lab.on_cleanup(counter.kill)
         assert await wait_line(counter, 30) == "ready"
-        pids, handle = start_dut(kind, lab, p.a)
-
-        up_at: list[float] = []
-
-        def on_event(event) -> None:
-            if isinstance(event, PeerState) and event.state == "up" and not up_at:
-                up_at.append(time.monotonic())
-
-        send_cfg = speaker_config(
-            tmp / "sender",
-            router_id="192.0.2.2",
-            asn=65002,
-            peers=[peer("10.0.1.1", 65001, "10.0.1.2", passive=True)],
-            exabgp={"listen": True},
+        blaster = subprocess.Popen(
+            p.b.cmd(sys.executable, BLASTER, str(n), "--listen", "10.0.1.2"),
+            stdout=subprocess.PIPE,
+            text=True,
         )
-        sender = Speaker(send_cfg, on_event, wrapper=p.b.cmd())
-        paths = mac_paths(n, rd="192.0.2.2:1", nh="192.0.2.2")
-        sender.set_resync(lambda: paths)
-        await sender.start()
+        lab.on_cleanup(blaster.kill)
+        assert (await wait_line(blaster, 120)).startswith("ready")
+        pids, handle = start_dut(kind, lab, p.a)
+        up = float((await wait_line(blaster, 120)).split()[1])
         line = await wait_line(counter, 300)
         assert line.startswith("added"), line
-        install = float(line.split()[1]) - up_at[0]
+        install = float(line.split()[1]) - up
         rss = sum(vm_hwm(pid) for pid in dut_pids(kind, pids, handle)) / 1024
         t0 = time.monotonic()
-        await sender.stop()
+        blaster.kill()  # the session drops: the DUT must remove everything it learned from it
         line = await wait_line(counter, 300)
         assert line.startswith("deleted"), line
         withdraw = float(line.split()[1]) - t0
         return {"kind": kind, "n": n, "install": install, "withdraw": withdraw, "rss": rss}
     finally:
         lab.cleanup()
-        subprocess.run(["rm", "-rf", str(tmp)], check=False)
 
 
 def main() -> None:
