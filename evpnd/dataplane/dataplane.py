@@ -341,7 +341,9 @@ class Dataplane:
         recreated: set[int] = set()
         for vni, dev in self.dm.vnis.items():
             before = old.vnis.get(vni)
-            if before is None or (before.bridge, before.vxlan) != (dev.bridge, dev.vxlan):
+            # (a bridge put into its VRF had its routes flushed without notifications)
+            new = before is None or (before.bridge, before.vxlan) != (dev.bridge, dev.vxlan)
+            if new or dev.vrf_moved:
                 recreated.add(vni)
             elif new_ports := dev.access_ports.keys() - before.access_ports.keys():
                 ports = await self.worker.call(self._kernel.dump_ports, sorted(new_ports))
@@ -537,11 +539,13 @@ class Dataplane:
             self._on_link(mtype, buf, off, end)
 
     def _on_link(self, mtype: int, buf, off: int, end: int) -> None:
-        """An evpnd device deleted, or a configured access port that appeared (a VM's tap)
-        or left its bridge: set the devices up again soon rather than at the next full pass."""
+        """An evpnd device deleted, a configured access port that appeared (a VM's tap) or left
+        its bridge, or a bridge out of its VRF: set the devices up again soon rather than at the
+        next full pass."""
         _f, _t, index, _fl, _ch = _IFINFO.unpack_from(buf, off)
+        vrfs = {d.vrf: d for d in self.dm.vnis.values() if d.vrf is not None}
         if mtype == nl.RTM_DELLINK:
-            if index in self.dm.by_vxlan or index in self.dm.by_bridge:
+            if index in self.dm.by_vxlan or index in self.dm.by_bridge or index in vrfs:
                 log.warning("an evpnd device was deleted; recreating", ifindex=index)
                 self._schedule_resetup()
             return
@@ -552,6 +556,9 @@ class Dataplane:
         for item in self.cfg.l2vnis:
             dev = self.dm.vnis.get(item.vni)
             if dev is not None and name in item.access_ports and master_index != dev.bridge:
+                self._schedule_resetup()
+        for vrf, dev in vrfs.items():  # a bridge taken out of its L3VNI's VRF
+            if name in dev.vrf_members and master_index != vrf:
                 self._schedule_resetup()
 
     def _schedule_resetup(self) -> None:

@@ -64,6 +64,9 @@ class VniDevices:
     vxlan_name: str
     table: int | None = None  # L3VNI: the routing table for type-5 routes
     vrf_name: str | None = None  # L3VNI with `vrf:`: the VRF device holding that table
+    vrf: int | None = None  # its ifindex
+    vrf_members: tuple[str, ...] = ()  # the bridges evpnd keeps in it
+    vrf_moved: bool = False  # a member was put into the VRF by this set-up (see `enslave`)
     access_ports: dict[int, str] = field(default_factory=dict)  # ifindex -> name
     sticky: frozenset[str] = frozenset()
     created: list[str] = field(default_factory=list)  # names evpnd created (this run)
@@ -214,20 +217,22 @@ class DeviceManager:
         self._set(index, state="up")
         return index, table, created
 
-    def enslave(self, name: str, vrf: int) -> None:
-        """Put a bridge into the VRF (the kernel cycles it down/up, so this is done only when
-        it is not there yet, and before evpnd's entries on it are dumped)."""
+    def enslave(self, name: str, vrf: int) -> bool:
+        """Put a bridge into the VRF; True if it was not there. The kernel cycles the bridge
+        down and up, which flushes the IPv4 routes through it without RTM_DELROUTE
+        notifications: the caller dumps that VNI's objects again."""
         index = self._index(name)
         if index is None:
             log.warning("vrf member missing", name=name)
-            return
+            return False
         if self._link(index).get_attr("IFLA_MASTER") == vrf:
-            return
+            return False
         try:
             self.ipr.link("set", index=index, master=vrf)
         except NetlinkError as exc:
             raise DeviceError(f"cannot put {name} into its vrf: {exc}") from exc
         log.info("vrf member added", name=name, vrf=vrf)
+        return True
 
     def ensure_port(self, name: str, bridge: int) -> int | None:
         index = self._index(name)
@@ -313,9 +318,8 @@ class DeviceManager:
         vx = self.ensure_vxlan(item.device, item.vni, local, mtu, br, item.router_mac)
         if not vx_existed:
             created.append(item.device)
-        if vrf is not None:
-            for name in vrf_members(cfg, item):
-                self.enslave(name, vrf)
+        members = tuple(vrf_members(cfg, item)) if vrf is not None else ()
+        moved = [self.enslave(name, vrf) for name in members]  # each one, no short cut
         return VniDevices(
             vni=item.vni,
             l3=True,
@@ -325,6 +329,9 @@ class DeviceManager:
             vxlan_name=item.device,
             table=table,
             vrf_name=item.vrf,
+            vrf=vrf,
+            vrf_members=members,
+            vrf_moved=any(moved),
             created=created,
         )
 

@@ -1,11 +1,14 @@
 """An L3VNI with `vrf: vrf-blue` on a kernel with VRFs: the Dataplane creates the VRF (table =
 the VNI when none is configured, marked with evpnd's ifalias), puts the L3VNI's bridge and its
 L2VNIs' SVIs into it, installs type-5 routes into the VRF's table with the router-MAC FDB and
-neighbour entries, withdraws them, adopts the VRF after a restart and removes it with its VNI."""
+neighbour entries, repairs all that when the VRF is deleted by hand, withdraws routes, adopts
+the VRF after a restart and removes it with its VNI."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 
 import pytest
 
@@ -46,6 +49,27 @@ def leaf(lab) -> Netns:
 
 def link(ns: Netns, dev: str) -> dict:
     return json.loads(ns.ip("-d", "-j", "link", "show", dev))[0]
+
+
+def all_back(ns: Netns) -> bool:
+    try:
+        masters = [link(ns, dev).get("master") for dev in ("br200", "br100")]
+    except RuntimeError:  # a device not there (yet)
+        return False
+    return (
+        masters == ["vrf-blue", "vrf-blue"]
+        and "10.2.0.0/24 via 10.0.0.2 dev br200" in ns.ip("route", "show", "vrf", "vrf-blue")
+        and RMAC2 in ns.ip("neigh", "show", "10.0.0.2", "dev", "br200")
+    )
+
+
+async def wait_until(predicate, timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def program(dp: Dataplane, desired: DesiredState, routes: dict[str, RouteNextHop]) -> None:
@@ -94,6 +118,13 @@ async def test_vrf_is_made_bridges_enslaved_and_type5_routes_land_in_its_table(l
         assert dp.kernel_diff()["counts"] == {
             "missing": 0, "extra": 0, "different": 0, "conflicts": 0
         }  # fmt: skip
+
+        # Drift: the VRF deleted by hand, a bridge taken out of it. Both come back (with the
+        # route and the router MAC's neighbour, which leaving the VRF flushed) within seconds.
+        for drift in (["link", "del", "vrf-blue"], ["link", "set", "br100", "nomaster"]):
+            ns.ip(*drift)
+            await wait_until(lambda: all_back(ns), what=f"repair after {drift}")
+        assert dp.kernel_diff()["counts"]["missing"] == 0
 
         # Withdrawn: the v4 route goes, the v6 route and the router MAC stay.
         program(dp, desired, {"fd00:2::/64": nh})
