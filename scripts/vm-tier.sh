@@ -52,18 +52,26 @@ fi
 
 # ---- the kernel: the .deb unpacked, not installed (nothing in the host's /boot or
 # /lib/modules). The ABI name changes with security updates: resolve it through the metapackage.
+kernel_pkg() {
+  apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}'
+}
 if ! compgen -G "$KROOT/boot/vmlinuz-*" >/dev/null; then
   apt-cache show linux-image-amd64 >/dev/null 2>&1 || apt-get update -qq
-  KPKG=${KPKG:-$(apt-cache depends linux-image-amd64 |
-    awk '/Depends: linux-image-[0-9]/{print $2; exit}')}
-  [ -n "$KPKG" ] || { log "cannot resolve linux-image-amd64"; exit 2; }
-  log "downloading $KPKG"
+  pinned=${KPKG:-}
+  KPKG=${pinned:-$(kernel_pkg)}
   dl=$(mktemp -d)
   chown _apt "$dl" 2>/dev/null || true
-  (cd "$dl" && apt-get download -q "$KPKG" >/dev/null)
+  log "downloading $KPKG"
+  if ! (cd "$dl" && apt-get download -q "$KPKG" >/dev/null); then
+    # a stale package list may name a kernel the archive no longer has: refresh, retry once
+    apt-get update -qq
+    KPKG=${pinned:-$(kernel_pkg)}
+    log "downloading $KPKG (after apt-get update)"
+    (cd "$dl" && apt-get download -q "$KPKG" >/dev/null)
+  fi
   rm -rf "$KROOT.tmp" && mkdir -p "$KROOT.tmp"
   dpkg-deb -x "$dl"/*.deb "$KROOT.tmp"
-  rm -rf "$dl" "$KROOT" && mv "$KROOT.tmp" "$KROOT"  # all or nothing: a rerun starts over
+  rm -rf "$dl" "$KROOT" && mv "$KROOT.tmp" "$KROOT" # all or nothing: a rerun starts over
 fi
 KIMG=$(compgen -G "$KROOT/boot/vmlinuz-*" | head -n1)
 KVER=${KIMG##*/vmlinuz-}
