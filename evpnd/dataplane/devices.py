@@ -24,6 +24,11 @@ log = get_logger("evpnd.dataplane.devices")
 
 ALIAS_PREFIX = "evpnd:"
 VXLAN_PORT = 4789  # RFC 7348 section 5
+# A VRF's table ends in unreachable defaults with the highest metric (the kernel's vrf.rst; FRR
+# does the same): a lookup that misses the tenant's routes must not fall through to the next
+# rule, the main table of the underlay. A type-5 default (metric 0) goes in front of them.
+VRF_DEFAULT_METRIC = 4278198272
+VRF_DEFAULTS = ("0.0.0.0/0", "::/0")
 
 
 def alias_for(vni: int) -> str:
@@ -215,7 +220,18 @@ class DeviceManager:
             data = link.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_DATA")
             table = vrf_table(item, data.get_attr("IFLA_VRF_TABLE") if data else None)
         self._set(index, state="up")
+        self._vrf_defaults("replace", table)
         return index, table, created
+
+    def _vrf_defaults(self, cmd: str, table: int) -> None:
+        for prefix in VRF_DEFAULTS:
+            try:
+                self.ipr.route(
+                    cmd, dst=prefix, table=table, type="unreachable", priority=VRF_DEFAULT_METRIC
+                )
+            except NetlinkError as exc:
+                if cmd == "replace":
+                    log.warning("vrf unreachable default failed", table=table, error=str(exc))
 
     def enslave(self, name: str, vrf: int) -> bool:
         """Put a bridge into the VRF; True if it was not there. The kernel cycles the bridge
@@ -342,8 +358,12 @@ class DeviceManager:
             index = self._index(name)
             if index is None:
                 continue
-            alias = self._link(index).get_attr("IFLA_IFALIAS") or ""
+            link = self._link(index)
+            alias = link.get_attr("IFLA_IFALIAS") or ""
             if alias.startswith(ALIAS_PREFIX):
+                if self._kind(link) == "vrf":  # its unreachable defaults stay behind otherwise
+                    data = link.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_DATA")
+                    self._vrf_defaults("del", data.get_attr("IFLA_VRF_TABLE"))
                 self.ipr.link("del", index=index)
                 removed.append(name)
             else:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from evpnd.dataplane import netlink as nl
-from evpnd.dataplane.devices import DeviceMap
+from evpnd.dataplane.devices import VRF_DEFAULTS, DeviceMap
 from evpnd.desired import FDB, FLOOD, NEIGH, RMAC, ROUTE, DirtyKey
 
 _TABLES = ("fdb", "brfdb", "flood", "neigh", "routes", "foreign_macs", "foreign_ips")
@@ -126,8 +126,8 @@ class Mirror:
 
     def on_route(self, r: nl.Route, dm: DeviceMap) -> Change | None:
         vni = dm.by_table.get(r.table)
-        if vni is None:
-            return None
+        if vni is None or (r.rtype == nl.RTN_UNREACHABLE and r.prefix in VRF_DEFAULTS):
+            return None  # (a VRF's catch-all, see devices.py: no type-5 default's conflict)
         if r.protocol == nl.RTPROT_EVPND:
             table = self.routes.setdefault(vni, {})
             if r.deleted:

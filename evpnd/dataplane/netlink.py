@@ -55,7 +55,7 @@ NUD_FAILED, NUD_NOARP, NUD_PERMANENT = 0x20, 0x40, 0x80
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_TABLE, RTA_VIA = 1, 4, 5, 6, 15, 18
 RTNH_F_ONLINK = 0x4
 RT_TABLE_COMPAT = 252
-RTN_UNICAST = 1
+RTN_UNICAST, RTN_UNREACHABLE = 1, 7
 RT_SCOPE_UNIVERSE = 0
 
 AF_BRIDGE = socket.AF_BRIDGE
@@ -258,10 +258,11 @@ class Route:
     gateway: str | None
     oif: int
     multipath: bool
+    rtype: int = RTN_UNICAST
 
 
 def parse_route(mtype: int, buf, off: int, end: int) -> Route:
-    family, dst_len, _s, _tos, table, proto, _scope, _type, _fl = _RTM.unpack_from(buf, off)
+    family, dst_len, _s, _tos, table, proto, _scope, rtype, _fl = _RTM.unpack_from(buf, off)
     attrs = parse_attrs(buf, off + 12, end)
     if RTA_TABLE in attrs:
         table = _U32.unpack(attrs[RTA_TABLE])[0]
@@ -284,6 +285,7 @@ def parse_route(mtype: int, buf, off: int, end: int) -> Route:
         gateway=gateway,
         oif=_U32.unpack(oif)[0] if oif else 0,
         multipath=9 in attrs,  # RTA_MULTIPATH
+        rtype=rtype,
     )
 
 

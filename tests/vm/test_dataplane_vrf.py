@@ -85,7 +85,7 @@ async def test_vrf_is_made_bridges_enslaved_and_type5_routes_land_in_its_table(l
     ns = leaf(lab)
     desired = DesiredState()
     nh = RouteNextHop(VTEP2, RMAC2)
-    program_now = {"10.2.0.0/24": nh, "fd00:2::/64": nh}
+    program_now = {"10.2.0.0/24": nh, "fd00:2::/64": nh, "0.0.0.0/0": nh}
     dp = Dataplane(config(), lambda e: None, netns=ns.name)
     await dp.start(desired)
     try:
@@ -99,6 +99,12 @@ async def test_vrf_is_made_bridges_enslaved_and_type5_routes_land_in_its_table(l
         assert link(ns, "vx200")["master"] == "br200"
         # The SVI's subnet moved into the VRF's table with it.
         assert "10.1.0.0/24 dev br100" in ns.ip("route", "show", "vrf", "vrf-blue")
+        # A miss in the VRF does not fall through to the main table (the underlay).
+        ns.ip("route", "add", "default", "via", "10.0.0.2")
+        for family in ("-4", "-6"):
+            catch_all = ns.ip(family, "route", "show", "vrf", "vrf-blue", "default")
+            assert "unreachable default" in catch_all and "metric 4278198272" in catch_all
+        assert "dev u0" not in ns.run(["ip", "route", "get", "vrf", "vrf-blue", "10.9.9.9"], False)
 
         program(dp, desired, program_now)
         await dp.idle()
@@ -107,6 +113,10 @@ async def test_vrf_is_made_bridges_enslaved_and_type5_routes_land_in_its_table(l
         v6 = ns.ip("-6", "route", "show", "vrf", "vrf-blue")
         assert "fd00:2::/64 via ::ffff:10.0.0.2 dev br200 proto 235" in v6, v6
         assert "10.2.0.0/24" in ns.ip("route", "show", "table", "200")
+        # A type-5 default goes in front of the VRF's catch-all (no conflict between them).
+        assert "default via 10.0.0.2 dev br200 proto 235 onlink" in v4, v4
+        got = ns.ip("route", "get", "vrf", "vrf-blue", "10.9.9.9")
+        assert "via 10.0.0.2 dev br200" in got, got
         assert "10.2.0.0/24" not in ns.ip("route", "show")  # not in main
         neigh = ns.ip("neigh", "show", "dev", "br200")
         assert f"10.0.0.2 lladdr {RMAC2} extern_learn NOARP proto 235" in neigh, neigh
@@ -126,10 +136,12 @@ async def test_vrf_is_made_bridges_enslaved_and_type5_routes_land_in_its_table(l
             await wait_until(lambda: all_back(ns), what=f"repair after {drift}")
         assert dp.kernel_diff()["counts"]["missing"] == 0
 
-        # Withdrawn: the v4 route goes, the v6 route and the router MAC stay.
+        # Withdrawn: the v4 routes go (not the catch-all), the v6 route and the router MAC stay.
         program(dp, desired, {"fd00:2::/64": nh})
         await dp.idle()
-        assert "10.2.0.0/24" not in ns.ip("route", "show", "vrf", "vrf-blue")
+        v4 = ns.ip("route", "show", "vrf", "vrf-blue")
+        assert "10.2.0.0/24" not in v4 and "proto 235" not in v4, v4
+        assert "unreachable default" in v4, v4
         assert "fd00:2::/64" in ns.ip("-6", "route", "show", "vrf", "vrf-blue")
         assert RMAC2 in ns.run(["bridge", "fdb", "show", "dev", "vx200"])
         assert dp.stats()["errors"] == 0
@@ -150,6 +162,8 @@ async def test_vrf_is_made_bridges_enslaved_and_type5_routes_land_in_its_table(l
         assert "vrf-blue" not in links and "br200" not in links and "vx200" not in links
         assert "master" not in ns.ip("link", "show", "br100")
         assert dp.stats()["device_problems"] == []
+        for family in ("-4", "-6"):  # the VRF's catch-all went with it
+            assert "unreachable" not in ns.ip(family, "route", "show", "table", "200")
     finally:
         await dp.stop()
 
