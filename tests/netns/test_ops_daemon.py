@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 
 import pytest
 
@@ -189,6 +190,7 @@ def test_sighup_adds_vni_and_peer_without_flapping(ops):
     for dev in ("vx200", "br200"):
         wait_for(lambda d=dev: a.ns.ip("link", "show", d, check=False), 20, what=f"{dev} exists")
     assert [v["vni"] for v in ctl_json(node, "show", "vni")["vnis"]] == [100, 200]
+    time.sleep(1.1)  # FRR's uptime has a granularity of one second
     after = frr_session(b.frr, a.vtep)
     assert after["bgpState"] == "Established"
     assert after["connectionsEstablished"] == before["connectionsEstablished"]
