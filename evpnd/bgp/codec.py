@@ -81,16 +81,11 @@ from evpnd.events import (
     RouteUpdate,
 )
 from evpnd.routes.communities import (
-    DEFAULT_GATEWAY,
-    ENCAPSULATION,
-    MAC_MOBILITY,
-    ROUTER_MAC,
     RT_AS2,
     RT_AS4,
     RT_IPV4,
     TUNNEL_VXLAN,
-    format_mac,
-    format_route_target,
+    interpret,
     tunnel_name,
 )
 from evpnd.routes.esi import ZERO_ESI, normalize_esi
@@ -439,35 +434,13 @@ def decode_attributes(attribute: object) -> Attributes:
     if type(attribute) is not dict:
         raise MalformedError(f"attribute is not an object: {attribute!r}")
     get = attribute.get  # type: ignore[union-attr]
-    route_targets: list[str] = []
-    others: list[int] = []
-    encap = None
-    seq = 0
-    sticky = False
-    has_mobility = False
-    rmac = None
-    default_gw = False
+    values = []
     for community in get("extended-community") or ():
         value = community["value"]
         if type(value) is not int or not 0 <= value <= 0xFFFFFFFFFFFFFFFF:
             raise MalformedError(f"extended community value is not 8 bytes: {community!r}")
-        kind = value >> 48
-        if kind in _RT_KINDS:
-            rt = format_route_target(value)
-            if rt not in route_targets:
-                route_targets.append(rt)  # type: ignore[arg-type]
-        elif kind == ENCAPSULATION:
-            encap = value & 0xFFFF  # RFC 9012 section 4.1: the tunnel type is the last 2 bytes
-        elif kind == MAC_MOBILITY:  # RFC 7432 section 7.7; the highest sequence wins
-            if not has_mobility or value & _U32 > seq:
-                seq, sticky = value & _U32, bool((value >> 40) & 0x01)
-            has_mobility = True
-        elif kind == ROUTER_MAC:  # RFC 9135 section 8.1
-            rmac = format_mac(value & 0xFFFFFFFFFFFF)
-        elif kind == DEFAULT_GATEWAY:  # RFC 7432 section 7.8
-            default_gw = True
-        elif value not in others:
-            others.append(value)
+        values.append(value)
+    ec = interpret(values)
     origin = get("origin", "igp")
     if type(origin) is not str:
         raise MalformedError(f"origin is not a string: {origin!r}")
@@ -480,13 +453,13 @@ def decode_attributes(attribute: object) -> Attributes:
         raise MalformedError(f"cluster-list is not a list: {clusters!r}")
     pmsi = get("pmsi")
     attrs = Attributes(
-        route_targets=tuple(route_targets),
-        encap=encap,
-        mobility_seq=seq,
-        sticky=sticky,
-        has_mobility=has_mobility,
-        router_mac=rmac,
-        default_gw=default_gw,
+        route_targets=ec.route_targets,
+        encap=ec.encap,
+        mobility_seq=ec.mobility_seq,
+        sticky=ec.sticky,
+        has_mobility=ec.has_mobility,
+        router_mac=ec.router_mac,
+        default_gw=ec.default_gw,
         as_path=() if as_path is None else _as_path(as_path),
         origin=origin,
         local_pref=_optional_int(get("local-preference"), "local-preference"),
@@ -494,7 +467,7 @@ def decode_attributes(attribute: object) -> Attributes:
         originator_id=originator,
         cluster_list=tuple(_ip(c, "cluster-list entry") for c in clusters),
         pmsi=None if pmsi is None else _pmsi(pmsi),
-        other_communities=tuple(others),
+        other_communities=ec.others,
     )
     shared = _attr_cache.get(attrs)
     if shared is not None:

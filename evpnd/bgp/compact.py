@@ -25,15 +25,7 @@ import socket
 from evpnd.bgp import wire
 from evpnd.events import EndOfRib, Event, RouteUpdate
 from evpnd.routes.communities import (
-    DEFAULT_GATEWAY,
-    ENCAPSULATION,
-    MAC_MOBILITY,
-    ROUTER_MAC,
-    RT_AS2,
-    RT_AS4,
-    RT_IPV4,
-    format_mac,
-    format_route_target,
+    interpret,
 )
 from evpnd.routes.esi import ZERO_ESI
 from evpnd.routes.evpn import Attributes, ImetKey, MacIpKey, Path, Pmsi, PrefixKey, RouteKey
@@ -215,12 +207,7 @@ def decode_attributes(data: bytes, asn4: bool) -> tuple[Attributes, bytes, bytes
 
 
 def _build_attributes(plain: list[tuple[int, bytes]], asn4: bool) -> Attributes:
-    route_targets: list[str] = []
-    others: list[int] = []
-    encap = None
-    seq = 0
-    sticky = has_mobility = default_gw = False
-    rmac = None
+    ec = interpret(())
     origin = "igp"
     as_path: tuple[int, ...] = ()
     local_pref = med = None
@@ -231,25 +218,9 @@ def _build_attributes(plain: list[tuple[int, bytes]], asn4: bool) -> Attributes:
         if code == wire.EXTENDED_COMMUNITIES:
             if len(value) % 8:
                 raise wire.WireError("extended communities not a multiple of 8 bytes")
-            for pos in range(0, len(value), 8):
-                v = int.from_bytes(value[pos : pos + 8], "big")
-                kind = v >> 48
-                if kind in (RT_AS2, RT_IPV4, RT_AS4):
-                    rt = format_route_target(v)
-                    if rt not in route_targets:
-                        route_targets.append(rt)  # type: ignore[arg-type]
-                elif kind == ENCAPSULATION:
-                    encap = v & 0xFFFF
-                elif kind == MAC_MOBILITY:  # RFC 7432 7.7: the highest sequence wins
-                    if not has_mobility or v & _U32 > seq:
-                        seq, sticky = v & _U32, bool((v >> 40) & 0x01)
-                    has_mobility = True
-                elif kind == ROUTER_MAC:
-                    rmac = format_mac(v & 0xFFFFFFFFFFFF)
-                elif kind == DEFAULT_GATEWAY:
-                    default_gw = True
-                elif v not in others:
-                    others.append(v)
+            ec = interpret(
+                int.from_bytes(value[pos : pos + 8], "big") for pos in range(0, len(value), 8)
+            )
         elif code == wire.ORIGIN:
             if len(value) != 1 or value[0] > 2:
                 raise wire.WireError("bad ORIGIN")
@@ -275,13 +246,13 @@ def _build_attributes(plain: list[tuple[int, bytes]], asn4: bool) -> Attributes:
         elif code == wire.PMSI_TUNNEL:
             pmsi = _pmsi(value)
     return Attributes(
-        route_targets=tuple(route_targets),
-        encap=encap,
-        mobility_seq=seq,
-        sticky=sticky,
-        has_mobility=has_mobility,
-        router_mac=rmac,
-        default_gw=default_gw,
+        route_targets=ec.route_targets,
+        encap=ec.encap,
+        mobility_seq=ec.mobility_seq,
+        sticky=ec.sticky,
+        has_mobility=ec.has_mobility,
+        router_mac=ec.router_mac,
+        default_gw=ec.default_gw,
         as_path=as_path,
         origin=origin,
         local_pref=local_pref,
@@ -289,7 +260,7 @@ def _build_attributes(plain: list[tuple[int, bytes]], asn4: bool) -> Attributes:
         originator_id=originator,
         cluster_list=clusters,
         pmsi=pmsi,
-        other_communities=tuple(others),
+        other_communities=ec.others,
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from evpnd.routes.rd import RDError
@@ -121,3 +122,53 @@ def format_mac(value: int) -> str:
 def community_kind(value: int) -> int:
     """The (type, sub-type) pair of an extended community."""
     return value >> 48
+
+
+class EvpnCommunities(NamedTuple):
+    """What a path's extended communities say, as evpnd's Attributes need it."""
+
+    route_targets: tuple[str, ...] = ()
+    encap: int | None = None
+    mobility_seq: int = 0
+    sticky: bool = False
+    has_mobility: bool = False
+    router_mac: str | None = None
+    default_gw: bool = False
+    others: tuple[int, ...] = ()
+
+
+_RT_KINDS = frozenset({RT_AS2, RT_IPV4, RT_AS4})
+
+
+def interpret(values: Iterable[int]) -> EvpnCommunities:
+    """Sort 8-byte extended communities (as integers) into what EVPN uses; keep the rest.
+
+    Both decoders (ExaBGP's JSON and raw UPDATE bytes) call this, so they agree by construction.
+    Duplicates are dropped; with several MAC mobility communities the highest sequence wins
+    (RFC 7432 section 7.7 allows one; be liberal in what is accepted).
+    """
+    route_targets: list[str] = []
+    others: list[int] = []
+    encap = rmac = None
+    seq, sticky, has_mobility, default_gw = 0, False, False, False
+    for value in values:
+        kind = value >> 48
+        if kind in _RT_KINDS:
+            rt = format_route_target(value)
+            if rt not in route_targets:
+                route_targets.append(rt)  # type: ignore[arg-type]
+        elif kind == ENCAPSULATION:
+            encap = value & 0xFFFF  # RFC 9012 section 4.1: the tunnel type is the last 2 bytes
+        elif kind == MAC_MOBILITY:
+            if not has_mobility or value & 0xFFFFFFFF > seq:
+                seq, sticky = value & 0xFFFFFFFF, bool((value >> 40) & 0x01)
+            has_mobility = True
+        elif kind == ROUTER_MAC:  # RFC 9135 section 8.1
+            rmac = format_mac(value & 0xFFFFFFFFFFFF)
+        elif kind == DEFAULT_GATEWAY:  # RFC 7432 section 7.8
+            default_gw = True
+        elif value not in others:
+            others.append(value)
+    return EvpnCommunities(
+        tuple(route_targets), encap, seq, sticky, has_mobility, rmac, default_gw, tuple(others)
+    )
