@@ -6,11 +6,10 @@ Each is an 8-byte value; ExaBGP hands them over as integers, so decoding works o
 from __future__ import annotations
 
 import ipaddress
-import struct
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from evpnd.routes.rd import RDError
+from evpnd.routes.rd import RDError, pack_rd
 
 # (type, sub-type) pairs, high byte first.
 RT_AS2 = 0x0002
@@ -36,27 +35,16 @@ class MacMobility(NamedTuple):
 
 
 def pack_route_target(text: str) -> int:
-    """'65000:100' / '192.0.2.1:5' / '4200000000:5' -> the 8-byte value as an integer."""
-    admin, sep, num_text = text.rpartition(":")
-    if not sep or not admin or not num_text.isdecimal():
-        raise RDError(f"route target not ADMIN:NUMBER: {text!r}")
-    num = int(num_text)
-    if "." in admin:
-        try:
-            ip = ipaddress.IPv4Address(admin)
-        except ValueError as exc:
-            raise RDError(f"bad IPv4 administrator in route target {text!r}") from exc
-        if num > 0xFFFF:
-            raise RDError(f"route target number above 65535: {text!r}")
-        return int.from_bytes(struct.pack("!H4sH", RT_IPV4, ip.packed, num), "big")
-    if not admin.isdecimal():
-        raise RDError(f"route target administrator is not an ASN or IPv4: {text!r}")
-    asn = int(admin)
-    if asn <= 0xFFFF and num <= 0xFFFFFFFF:
-        return (RT_AS2 << 48) | (asn << 32) | num
-    if asn <= 0xFFFFFFFF and num <= 0xFFFF:
-        return (RT_AS4 << 48) | (asn << 16) | num
-    raise RDError(f"route target out of range: {text!r}")
+    """'65000:100' / '192.0.2.1:5' / '4200000000:5' -> the 8-byte value as an integer.
+
+    The value part is laid out as an RD's (RFC 4360 section 3.1, RFC 5668): type 0x00/0x01/0x02
+    like RD types 0/1/2, then sub-type 0x02 (route target) instead of the RD's second type byte.
+    """
+    try:
+        rd = pack_rd(text)
+    except RDError as exc:
+        raise RDError(f"route target: {exc}") from None
+    return int.from_bytes(bytes((rd[1], 0x02)) + rd[2:], "big")
 
 
 def format_route_target(value: int) -> str | None:
