@@ -148,6 +148,13 @@ def test_evpnd_and_gobgp_exchange_types_2_and_3_over_ebgp(lab):
     gobgp.del_evpn("multicast", b.vtep, "etag", "0", "rd", f"{b.vtep}:100")
     wait_for(lambda: not a.flood("vx100"), 10, what="flood entry removed after type-3 withdraw")
 
+    # GoBGP goes away (SIGTERM: it sends a Cease NOTIFICATION): its remaining route goes too
+    assert a.remote_macs("vx100").get(GOBGP_MAC_IP[0]) == b.vtep
+    gobgp.stop()
+    wait_for(lambda: GOBGP_MAC_IP[0] not in a.remote_macs("vx100"), 15,
+             what="GoBGP's routes removed from evpnd's FDB after the session ended")  # fmt: skip
+    assert not [r for r in routes(a.node) if r["peer"] == b.vtep]
+
 
 def test_two_evpnd_leaves_through_gobgp_route_reflector(lab):
     spine = Leaf(lab.netns("sp"), "10.0.9.9", 65000)
