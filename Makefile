@@ -10,8 +10,10 @@ install:
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest -q -p no:cacheprovider
-	bash scripts/vm-tier.sh
+	rm -rf .test-results && mkdir -p .test-results
+	$(PY) -m pytest -q -p no:cacheprovider --junitxml=.test-results/host.xml
+	EVPND_TEST_RESULTS=.test-results bash scripts/vm-tier.sh
+	$(PY) scripts/test_summary.py .test-results
 
 # The full-kernel tier alone (VRF, geneve, gretap in a QEMU VM; README "Full-kernel test tier").
 test-vm: install

@@ -131,6 +131,8 @@ case $rc in
 esac
 log "VM ${vm_s} s, total ${total_s} s, exit code $rc$why"
 if [ -s "$RESULTS/junit.xml" ]; then
+  # make test adds this tier's results to the suite's summary
+  [ -n "${EVPND_TEST_RESULTS:-}" ] && cp "$RESULTS/junit.xml" "$EVPND_TEST_RESULTS/vm.xml"
   read -r tests failures errors skipped < <("$REPO/.venv/bin/python" - "$RESULTS/junit.xml" <<'EOF'
 import sys
 import xml.etree.ElementTree as ET
