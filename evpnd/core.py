@@ -436,6 +436,7 @@ class Core(LocalMacs, Origination, Indexes):
 
     def _peer_state(self, event: PeerState) -> None:
         stats = self._peer(event.peer)
+        was_up = stats.state == "up"
         stats.state = event.state
         stats.reason = event.reason
         if event.state == "up":
@@ -444,6 +445,12 @@ class Core(LocalMacs, Origination, Indexes):
             stats.since = None
             gr = self._view.graceful_restart
             if gr > 0:
+                if not was_up and event.peer in self.rib.stale_deadline:
+                    # A failed attempt to reconnect (ExaBGP retries every few seconds): the
+                    # restart time runs from the session loss, not from the latest attempt,
+                    # or a peer that never comes back would keep its paths forever (RFC 4724
+                    # section 4.2: delete them if the session is not re-established in time).
+                    return
                 # RFC 4724: keep forwarding on the paths, marked stale, for the restart time.
                 for key in self.rib.mark_stale(event.peer, self._now + gr):
                     if key in self.rib.multi:
