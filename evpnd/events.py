@@ -28,6 +28,19 @@ class PeerState:
 
 
 @dataclass(slots=True)
+class PeerOpen:
+    """The OPEN a peer sent: its graceful-restart capability (RFC 4724 section 3).
+
+    gr_time is the peer's Restart Time in seconds, None when it sent no such capability;
+    gr_families maps each family it listed ("l2vpn evpn") to its Forwarding State (F) bit.
+    """
+
+    peer: str
+    gr_time: int | None = None
+    gr_families: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class Notification:
     """A BGP NOTIFICATION from a peer, or ExaBGP's own shutdown notice (peer None)."""
 
@@ -60,4 +73,4 @@ class LocalMac:
     sticky: bool = False
 
 
-Event = RouteUpdate | PeerState | Notification | EndOfRib | CommandReply | LocalMac
+Event = RouteUpdate | PeerState | PeerOpen | Notification | EndOfRib | CommandReply | LocalMac

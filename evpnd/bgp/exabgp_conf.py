@@ -2,7 +2,8 @@
 
 ExaBGP is told about the neighbours only; routes come through the API (the extension).
 Every neighbour inherits one template: family l2vpn evpn only, the API process `evpnd`
-(the relay to evpnd's socket) with neighbour changes, parsed updates and notifications.
+(the relay to evpnd's socket) with neighbour changes, parsed updates, notifications and the
+peer's OPEN messages.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def render(
         "        api {",
         f"            processes [ {PROCESS} ];",
         "            neighbor-changes;",
-        "            receive { parsed; update; notification; }",
+        # open: the peer's capabilities, for its graceful restart (RFC 4724 section 4.2)
+        "            receive { parsed; update; notification; open; }",
         "        }",
         "    }",
         "}",

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from evpnd.bgp import codec
 from evpnd.bgp.codec import decode_line, encode_announce, encode_withdraw
-from evpnd.events import CommandReply, EndOfRib, Notification, PeerState, RouteUpdate
+from evpnd.events import CommandReply, EndOfRib, Notification, PeerOpen, PeerState, RouteUpdate
 from evpnd.routes import ZERO_ESI, Attributes, ImetKey, MacIpKey, Path, Pmsi, PrefixKey
 
 FIXTURES = FsPath(__file__).parent.parent / "fixtures" / "exabgp"
@@ -708,3 +708,26 @@ def test_commands_parse_in_the_extension_and_withdraws_match_their_announce():
         assert announce.code == withdraw.code == path.key.route_type
         assert (withdraw.data, withdraw.next_hop) == (announce.data, path.next_hop)
         assert announce.attrs is not None and withdraw.attrs is None
+
+
+# ----------------------------------------------------------------------------- OPEN
+
+
+def test_open_lines_give_the_peers_graceful_restart_capability():
+    # Real OPENs from FRR 8.4 (tests/fixtures/exabgp/frr-open-graceful-restart.txt):
+    # `bgp graceful-restart` (F bit clear), + `preserve-fw-state` and restart-time 30 (F bit
+    # set; ExaBGP prints it as "restart"), `bgp graceful-restart-disable` (no capability).
+    gr, preserved, disabled = lines("frr-open-graceful-restart.txt")
+    assert decode_line(gr) == [PeerOpen("10.0.1.2", 120, {"l2vpn evpn": False})]
+    assert decode_line(preserved) == [PeerOpen("10.0.1.2", 30, {"l2vpn evpn": True})]
+    assert decode_line(disabled) == [PeerOpen("10.0.1.2", None, {})]
+    # an OPEN evpnd's ExaBGP sent is not the peer's
+    msg = json.loads(gr)
+    msg["neighbor"]["direction"] = "send"
+    assert decode_line(json.dumps(msg)) == []
+    # a capability of a bad shape: dropped and counted, never raised
+    for bad in ({"time": "120"}, {"time": 5000}, {"address-family-flags": ["l2vpn/evpn"]}):
+        msg = json.loads(gr)
+        msg["neighbor"]["open"]["capabilities"]["64"].update(bad)
+        assert decode_line(json.dumps(msg)) == []
+    assert codec.stats()["malformed_lines"] == 3
