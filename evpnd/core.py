@@ -25,7 +25,7 @@ from evpnd import views
 from evpnd.config import Config
 from evpnd.config_view import ConfigView
 from evpnd.desired import FDB, NEIGH, DesiredState, compute_desired
-from evpnd.events import EndOfRib, Event, LocalMac, PeerState, RouteUpdate
+from evpnd.events import EndOfRib, Event, LocalMac, PeerOpen, PeerState, RouteUpdate
 from evpnd.indexes import Indexes
 from evpnd.local_macs import LocalMacs
 from evpnd.mobility import _VTEP_RANK, Mobility, vtep_rank
@@ -44,6 +44,7 @@ REJECT_REASONS = (
 )
 _MAX_REJECTION_RECORDS = 10_000
 _MAX_NOTICES = 1_000
+FAMILY = "l2vpn evpn"  # the key of PeerOpen.gr_families for EVPN (AFI 25, SAFI 70)
 
 
 class Core(LocalMacs, Origination, Indexes):
@@ -71,6 +72,9 @@ class Core(LocalMacs, Origination, Indexes):
         # Notable events for the daemon to log (the core does no I/O): drain_notices().
         self.notices: deque[dict] = deque(maxlen=_MAX_NOTICES)
         self._update_rejects: dict[str, int] = {}
+        # Graceful restart negotiated with each peer in its last OPEN: the restart time for
+        # l2vpn/evpn (min of ours and the peer's), absent when either side does not do it.
+        self.gr_restart_time: dict[str, int] = {}
         self.started = False
         self._make_tables()
 
@@ -85,7 +89,8 @@ class Core(LocalMacs, Origination, Indexes):
         return self._effects()
 
     def apply(self, event: Event, now: float) -> Effects:
-        """Apply one event (RouteUpdate, PeerState, EndOfRib, LocalMac; others are ignored)."""
+        """Apply one event (RouteUpdate, PeerState, PeerOpen, EndOfRib, LocalMac; others are
+        ignored)."""
         self._now = now
         kind = type(event)
         if kind is RouteUpdate:
@@ -94,6 +99,8 @@ class Core(LocalMacs, Origination, Indexes):
             self._local_mac(event)  # type: ignore[arg-type]
         elif kind is PeerState:
             self._peer_state(event)  # type: ignore[arg-type]
+        elif kind is PeerOpen:
+            self._peer_open(event)  # type: ignore[arg-type]
         elif kind is EndOfRib and event.peer in self.rib.stale:  # type: ignore[union-attr]
             self._sweep(event.peer)  # type: ignore[union-attr]
         return self._effects()
@@ -443,22 +450,41 @@ class Core(LocalMacs, Origination, Indexes):
             stats.since = self._now
         elif event.state == "down":
             stats.since = None
-            gr = self._view.graceful_restart
-            if gr > 0:
+            restart_time = self.gr_restart_time.get(event.peer, 0)
+            if restart_time > 0:
                 if not was_up and event.peer in self.rib.stale_deadline:
                     # A failed attempt to reconnect (ExaBGP retries every few seconds): the
                     # restart time runs from the session loss, not from the latest attempt,
                     # or a peer that never comes back would keep its paths forever (RFC 4724
                     # section 4.2: delete them if the session is not re-established in time).
                     return
-                # RFC 4724: keep forwarding on the paths, marked stale, for the restart time.
-                for key in self.rib.mark_stale(event.peer, self._now + gr):
+                # RFC 4724 section 4.2: keep forwarding on the paths, marked stale, for the
+                # restart time the peer advertised (or ours, if shorter).
+                for key in self.rib.mark_stale(event.peer, self._now + restart_time):
                     if key in self.rib.multi:
                         old, new = self.rib.reselect(key)
                         if old is not new:
                             self._best_changed(key, old, new)
             else:
+                # no graceful restart negotiated for l2vpn/evpn: as without GR
                 self._flush(event.peer)
+
+    def _peer_open(self, event: PeerOpen) -> None:
+        """Record what the peer's OPEN negotiates; end a restart it does not carry on.
+
+        RFC 4724 section 4.2: routes are retained only for a peer that advertised the
+        capability with the family; when the session comes back, stale routes are deleted at
+        once if the new OPEN lacks the capability, the family, or its Forwarding State bit.
+        """
+        peer = event.peer
+        ours = self._view.graceful_restart
+        forwarding = event.gr_families.get(FAMILY)
+        if ours > 0 and event.gr_time is not None and forwarding is not None:
+            self.gr_restart_time[peer] = min(ours, event.gr_time)
+        else:
+            self.gr_restart_time.pop(peer, None)
+        if peer in self.rib.stale_deadline and not (forwarding and peer in self.gr_restart_time):
+            self._sweep(peer)
 
     def _flush(self, peer: str) -> None:
         for key in self.rib.peer_keys(peer):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from evpnd.config import Config, parse_config
 from evpnd.core import Core
-from evpnd.events import LocalMac, PeerState, RouteUpdate
+from evpnd.events import LocalMac, PeerOpen, PeerState, RouteUpdate
 from evpnd.routes.evpn import Attributes, ImetKey, MacIpKey, Path, Pmsi, PrefixKey
 
 ME, B, C = "10.0.0.1", "10.0.0.2", "10.0.0.3"
@@ -92,6 +92,7 @@ def make_world() -> World:
     w = World(cfg, core)
     core.start(time.time())
     w.apply(PeerState(B, "up"))
+    w.apply(PeerOpen(C, 120, {"l2vpn evpn": True}))  # C negotiated graceful restart
     w.apply(PeerState(C, "up"))
     imet = Path(ImetKey(f"{B}:1", 0, B), B, B, vni=100,
                 attrs=attrs(65002, 100, pmsi=Pmsi(6, 100, B)))  # fmt: skip

@@ -7,7 +7,15 @@ import pytest
 from evpnd.config import parse_config
 from evpnd.core import Core
 from evpnd.desired import RouteNextHop
-from evpnd.events import CommandReply, EndOfRib, LocalMac, Notification, PeerState, RouteUpdate
+from evpnd.events import (
+    CommandReply,
+    EndOfRib,
+    LocalMac,
+    Notification,
+    PeerOpen,
+    PeerState,
+    RouteUpdate,
+)
 from evpnd.routes.evpn import ImetKey, MacIpKey, Pmsi, PrefixKey
 
 from .core_helpers import (
@@ -164,6 +172,7 @@ def test_graceful_restart_keeps_stale_paths_until_timeout():
     core = make_core(exabgp={"graceful_restart": 120})
     a, b = t2("192.0.2.2", MAC), t2("192.0.2.2", "02:00:00:00:00:02")
     apply_all(core, announce(a, b))
+    core.apply(PeerOpen(a.peer, 120, {"l2vpn evpn": True}), 0.0)  # negotiated graceful restart
     core.apply(PeerState(a.peer, "down"), 10.0)
     assert core.desired.fdb[100] == {MAC: "192.0.2.2", "02:00:00:00:00:02": "192.0.2.2"}
     flags = {item["path"].key: item["stale"] for item in core.iter_paths() if not item["local"]}
@@ -182,6 +191,7 @@ def test_end_of_rib_sweeps_stale_paths_at_once():
     core = make_core(exabgp={"graceful_restart": 120})
     a, b = t2("192.0.2.2", MAC), t2("192.0.2.2", "02:00:00:00:00:02")
     apply_all(core, announce(a, b))
+    core.apply(PeerOpen(a.peer, 120, {"l2vpn evpn": True}), 0.0)  # negotiated graceful restart
     core.apply(PeerState(a.peer, "down"), 10.0)
     core.apply(PeerState(a.peer, "up"), 11.0)
     apply_all(core, announce(b), now=12.0)
@@ -197,6 +207,7 @@ def test_stale_path_loses_to_a_fresh_one_from_another_peer():
     via2 = t2("192.0.2.2", MAC, peer="10.0.0.102", seq=1)
     apply_all(core, announce(via1, via2))
     assert core.rib.best[via1.key].peer == "10.0.0.101"
+    core.apply(PeerOpen("10.0.0.101", 120, {"l2vpn evpn": True}), 0.0)  # negotiated GR
     core.apply(PeerState("10.0.0.101", "down"), 1.0)
     assert core.rib.best[via1.key].peer == "10.0.0.102"
     assert_consistent(core)
@@ -440,6 +451,7 @@ def test_notices_for_the_daemon_to_log():
     apply_all(core, announce(t2("192.0.2.3", "02:00:00:00:00:08", seq=4)), now=2.0)
     core.apply(LocalMac(999, MAC), 3.0)
     core.apply(LocalMac(100, "nonsense"), 3.0)
+    core.apply(PeerOpen("10.0.0.2", 120, {"l2vpn evpn": True}), 4.0)  # negotiated GR
     core.apply(PeerState("10.0.0.2", "down"), 4.0)
     core.tick(10.0)
     events = [n["event"] for n in core.drain_notices()]
