@@ -14,6 +14,11 @@
    MACs of a VNI that the restarted bgpd no longer advertises (an outbound route-map) are swept
    at once.
 3. bgpd is killed and stays down: the stale paths are swept when the restart time runs out.
+4. What FRR's OPEN negotiated decides (RFC 4724 section 4.2): an FRR without graceful restart
+   (`bgp graceful-restart-disable`) has its paths flushed as soon as its bgpd dies, though
+   evpnd has graceful restart configured; an FRR whose new OPEN lacks the Forwarding State bit
+   for l2vpn/evpn (no `preserve-fw-state`) has its stale paths deleted when it comes back,
+   before its UPDATEs install them again.
 """
 
 from __future__ import annotations
@@ -35,7 +40,13 @@ pytestmark = [pytest.mark.netns, pytest.mark.frr]
 
 # FRR logs each received NLRI and End-of-RIB: the order on the wire after a restart
 FRR_RX_DEBUG = "debug bgp updates in\ndebug bgp neighbor-events\n"
-GR_FRR = " bgp graceful-restart\n bgp graceful-restart restart-time 30\n"
+# preserve-fw-state: FRR sets the Forwarding State bit for l2vpn/evpn in its OPEN; without it
+# the bit is clear and evpnd deletes FRR's stale paths as soon as the new OPEN arrives
+# (RFC 4724 section 4.2; see tests/fixtures/exabgp/frr-open-graceful-restart.txt)
+GR_FRR = (
+    " bgp graceful-restart\n bgp graceful-restart preserve-fw-state\n"
+    " bgp graceful-restart restart-time 30\n"
+)
 # FRR 8.4 matches `evpn vni` on type-2 labels only: its type-3 for VNI 200 still goes out
 DENY_MACS_200 = (
     "route-map NO-MACS-200 deny 10\n match evpn vni 200\nroute-map NO-MACS-200 permit 20\n"
@@ -43,9 +54,10 @@ DENY_MACS_200 = (
 
 
 def frr_gr_leaf(
-    lab: Lab, leaf: Leaf, peer: Leaf, vnis: dict[int, list[str]], debug: str = ""
+    lab: Lab, leaf: Leaf, peer: Leaf, vnis: dict[int, list[str]], debug: str = "", gr: str = GR_FRR
 ) -> Frr:
-    """An FRR leaf with graceful restart on, one bridge + vxlan per VNI (ports from `vnis`)."""
+    """An FRR leaf with graceful restart on (`gr`), one bridge + vxlan per VNI (ports from
+    `vnis`)."""
     ns = leaf.ns
     for vni, ports in vnis.items():
         ns.ip("link", "add", f"br{vni}", "type", "bridge")
@@ -57,7 +69,7 @@ def frr_gr_leaf(
             ns.ip("link", "set", port, "master", f"br{vni}")
         ns.ip("link", "set", f"vx{vni}", "up")
         ns.ip("link", "set", f"br{vni}", "up")
-    conf = debug + evpn_leaf_conf(leaf.asn, leaf.vtep, [(peer.vtep, peer.asn)], extra=GR_FRR)
+    conf = debug + evpn_leaf_conf(leaf.asn, leaf.vtep, [(peer.vtep, peer.asn)], extra=gr)
     frr = Frr(ns, conf).start()
     lab.on_cleanup(frr.remove)
     leaf.frr = frr
@@ -333,3 +345,76 @@ def test_frr_bgpd_stays_down_stale_paths_swept_after_restart_time(lab):
     wait_for(lambda: h1.mac not in evpnd_leaf.remote_macs("vx100"), 5, what="FDB entry gone")
     assert not evpnd_leaf.flood("vx100")
     assert gr - 1.0 <= swept_after <= gr + 5, swept_after
+
+
+def test_frr_without_graceful_restart_is_flushed_at_once(lab):
+    frr_leaf, evpnd_leaf = two_leaves(lab)
+    h1 = add_host(lab, frr_leaf, "h1", "p1", "10.100.0.1", host_mac(1, 1))
+    h2 = add_host(lab, evpnd_leaf, "h2", "p2", "10.100.0.2", host_mac(2, 2))
+    frr = frr_gr_leaf(
+        lab, frr_leaf, evpnd_leaf, {100: ["p1"]}, gr=" bgp graceful-restart-disable\n"
+    )
+    vnis = [{"vni": 100, "bridge": "br100", "access_ports": ["p2"]}]
+    cfg = evpnd_config(evpnd_leaf, [frr_leaf], vnis, exabgp={"graceful_restart": 30})
+    node = start_evpnd(lab, evpnd_leaf, cfg)
+    wait_for(lambda: h2.ns.ping(h1.ip, timeout=0.5), 60, interval=0.2, what="ping h2 -> h1")
+    caps = frr.json(f"show bgp neighbors {evpnd_leaf.vtep} json")[evpnd_leaf.vtep]
+    # evpnd offered the capability, FRR did not: not negotiated
+    assert caps["neighborCapabilities"].get("gracefulRestart") != "advertisedAndReceived", caps
+    assert len(paths_from(node, frr_leaf.vtep)) == 2
+
+    kill_bgpd(frr)
+    t0 = time.monotonic()
+    # no stale phase: the paths go with the session (RFC 4724 section 4.2 does not apply)
+    wait_for(lambda: not paths_from(node, frr_leaf.vtep), 10, interval=0.05, what="flush")
+    flushed_after = time.monotonic() - t0
+    assert peer_state(node, frr_leaf.vtep) != "up"
+    wait_for(lambda: h1.mac not in evpnd_leaf.remote_macs("vx100"), 5, what="FDB entry gone")
+    assert not evpnd_leaf.flood("vx100")
+    assert flushed_after < 5, flushed_after
+    print(f"FRR without graceful restart: paths flushed {flushed_after:.2f} s after bgpd died")
+
+
+def test_frr_back_without_forwarding_state_its_stale_paths_go_at_the_open(lab):
+    frr_leaf, evpnd_leaf = two_leaves(lab)
+    h1 = add_host(lab, frr_leaf, "h1", "p1", "10.100.0.1", host_mac(1, 1))
+    h2 = add_host(lab, evpnd_leaf, "h2", "p2", "10.100.0.2", host_mac(2, 2))
+    no_fw = " bgp graceful-restart\n bgp graceful-restart restart-time 30\n"
+    frr = frr_gr_leaf(lab, frr_leaf, evpnd_leaf, {100: ["p1"]}, gr=no_fw)
+    vnis = [{"vni": 100, "bridge": "br100", "access_ports": ["p2"]}]
+    cfg = evpnd_config(evpnd_leaf, [frr_leaf], vnis, exabgp={"graceful_restart": 30})
+    node = start_evpnd(lab, evpnd_leaf, cfg)
+    wait_for(lambda: h2.ns.ping(h1.ip, timeout=0.5), 60, interval=0.2, what="ping h2 -> h1")
+    before = {p["prefix"] + p["rd"] for p in paths_from(node, frr_leaf.vtep)}
+    assert len(before) == 2
+
+    mon = FdbMonitor(evpnd_leaf)
+    try:
+        kill_bgpd(frr)
+        wait_for(lambda: peer_state(node, frr_leaf.vtep) != "up", 15, what="session down")
+        # FRR advertised the capability with l2vpn/evpn: its paths are kept, stale
+        stale = [p for p in paths_from(node, frr_leaf.vtep) if "stale" in p["flags"]]
+        assert {p["prefix"] + p["rd"] for p in stale} == before
+        time.sleep(1.0)
+        assert evpnd_leaf.remote_macs("vx100").get(h1.mac) == frr_leaf.vtep
+        start_bgpd(frr)
+        wait_for(lambda: peer_state(node, frr_leaf.vtep) == "up", 30, what="session back")
+
+        def fresh() -> set[str]:
+            paths = paths_from(node, frr_leaf.vtep)
+            return (
+                set()
+                if any("stale" in p["flags"] for p in paths)
+                else {p["prefix"] + p["rd"] for p in paths}
+            )
+
+        wait_for(lambda: fresh() == before, 15, interval=0.2, what="FRR's paths again, fresh")
+        wait_for(lambda: evpnd_leaf.remote_macs("vx100").get(h1.mac) == frr_leaf.vtep, 10,
+                 what="h1's MAC installed again")  # fmt: skip
+    finally:
+        deleted = mon.stop()
+    # the new OPEN had no Forwarding State bit: h1's MAC and the flood entry were deleted,
+    # then installed again from FRR's UPDATEs (with preserve-fw-state nothing is deleted: above)
+    assert any(h1.mac in ln and "vx100" in ln for ln in deleted), deleted
+    assert any("00:00:00:00:00:00" in ln and "vx100" in ln for ln in deleted), deleted
+    wait_for(lambda: h2.ns.ping(h1.ip, timeout=0.5), 15, interval=0.2, what="ping again")
