@@ -13,7 +13,8 @@ hex, evpnd.bgp.batch), up to `batch_size` routes per line, many lines per write.
 announce()/withdraw() only record the latest operation per route key; a task writes them on
 the next turn of the event loop.
 In (ExaBGP -> evpnd): `evpnd-rx` lines (raw UPDATEs, evpnd.bgp.compact), `evpnd-ack` lines
-(matched by ticket, never by position), and ExaBGP's JSON (state, notification, End-of-RIB;
+(matched by ticket, never by position), and ExaBGP's JSON (state, notification, the peer's OPEN,
+End-of-RIB;
 evpnd.bgp.codec).
 
 Supervision: ExaBGP is restarted with exponential backoff (capped by
@@ -39,7 +40,7 @@ from pathlib import Path as FsPath
 
 from evpnd.bgp import batch, codec, compact, exabgp_conf
 from evpnd.config import Config
-from evpnd.events import EndOfRib, Event, Notification, PeerState, RouteUpdate
+from evpnd.events import EndOfRib, Event, Notification, PeerOpen, PeerState, RouteUpdate
 from evpnd.logs import get_logger
 from evpnd.routes.evpn import Path, RouteKey
 
@@ -437,6 +438,13 @@ class Speaker:
                 status = self._peers.get(event.peer)
                 if status is not None:
                     status.eor = True
+            elif isinstance(event, PeerOpen):  # the core decides graceful restart from it
+                log.info(
+                    "bgp open",
+                    peer=event.peer,
+                    graceful_restart_time=event.gr_time,
+                    graceful_restart_families=event.gr_families,
+                )
             elif isinstance(event, Notification):
                 log.info(
                     "bgp notification",
