@@ -14,8 +14,7 @@ announce()/withdraw() only record the latest operation per route key; a task wri
 the next turn of the event loop.
 In (ExaBGP -> evpnd): `evpnd-rx` lines (raw UPDATEs, evpnd.bgp.compact), `evpnd-ack` lines
 (matched by ticket, never by position), and ExaBGP's JSON (state, notification, the peer's OPEN,
-End-of-RIB;
-evpnd.bgp.codec).
+End-of-RIB; evpnd.bgp.codec).
 
 Supervision: ExaBGP is restarted with exponential backoff (capped by
 cfg.exabgp.respawn_max_backoff) whenever it exits; every peer then gets a PeerState 'down'
