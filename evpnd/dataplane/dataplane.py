@@ -361,7 +361,21 @@ class Dataplane:
             dm = DeviceMap()
             for vni in only & self.dm.vnis.keys():
                 dm.add(self.dm.vnis[vni])
-        mirror, ports, neighs = await self.worker.call(self._kernel.dump, dm)
+        # A dump is a snapshot: monitor events read before its result is applied could be
+        # newer than it and would be undone by it (a MAC learned meanwhile declared vanished).
+        # So events wait in the socket until the snapshot is applied, then replay in order.
+        fd = self._kernel.monitor.fileno()
+        paused = self._loop is not None and self._loop.remove_reader(fd)
+        try:
+            mirror, ports, neighs = await self.worker.call(self._kernel.dump, dm)
+            self._apply_dump(mirror, ports, neighs, dm, only)
+        finally:
+            if paused and self._kernel is not None and self._loop is not None:
+                self._loop.add_reader(fd, self._on_readable)
+        self._stats["dumps"] += 1
+        self._stats["last_dump_seconds"] = round(time.monotonic() - started, 4)
+
+    def _apply_dump(self, mirror, ports, neighs, dm: DeviceMap, only: set[int] | None) -> None:
         if only is None:
             self.mirror = mirror
             self._need_dump = False
@@ -377,8 +391,6 @@ class Dataplane:
                 macs = {n.mac for v, n in ports if v == vni and n.mac}
                 ips = {n.dst for v, n in neighs if v == vni and n.dst}
                 self._emit_all(self.learner.vanished(vni, macs, ips, self.dm))
-        self._stats["dumps"] += 1
-        self._stats["last_dump_seconds"] = round(time.monotonic() - started, 4)
 
     async def _apply(
         self, keys: Iterable[DirtyKey], allow_delete: bool, desired: DesiredState | None = None

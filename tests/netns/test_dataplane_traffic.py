@@ -372,3 +372,31 @@ async def test_nd_suppression_answers_locally(lab):
         assert H2_MAC in s1.host.ip("-6", "neigh", "show", h2_ip6)
     finally:
         await stop(s1, s2)
+
+
+async def test_mac_learned_while_a_dump_runs_is_not_declared_gone(lab):
+    """Regression: a dump is a snapshot; a MAC learned after the snapshot but read from the
+    monitor before the dump's result was applied used to be declared vanished by that result
+    (LocalMac present=False), so its route was never advertised. Monitor events now wait until
+    the dump is applied, and are then replayed in order."""
+    s1, s2, _ = await fabric(lab)
+    mac = "02:aa:00:00:01:77"
+    try:
+        assert s1.dp is not None and s1.dp._kernel is not None
+        kernel = s1.dp._kernel
+        real_dump = kernel.dump
+
+        def dump_then_learn(dm):
+            snapshot = real_dump(dm)  # taken before the MAC exists
+            s1.leaf.run(["bridge", "fdb", "add", mac, "dev", "p1", "master", "static"])
+            time.sleep(0.3)  # the event loop is free to read the monitor meanwhile
+            return snapshot
+
+        kernel.dump = dump_then_learn
+        await s1.dp.reconcile_all(redump=True)
+        kernel.dump = real_dump
+        await asyncio.sleep(0.3)
+        mine = [e for e in s1.events if e.mac == mac and e.ip is None]
+        assert mine and mine[-1].present, mine
+    finally:
+        await stop(s1, s2)
