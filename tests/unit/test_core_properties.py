@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from evpnd.core import Core, Effects
 from evpnd.desired import FDB, FLOOD, NEIGH, RMAC, ROUTE
-from evpnd.events import EndOfRib, LocalMac, PeerState, RouteUpdate
+from evpnd.events import EndOfRib, LocalMac, PeerOpen, PeerState, RouteUpdate
 from evpnd.routes.evpn import MacIpKey
 
 from .core_helpers import make_cfg, t2, t3, t5
@@ -89,6 +89,10 @@ event = st.one_of(
     local_mac.map(lambda e: ("event", e)),
     peers.map(lambda p: ("event", PeerState(p, "down"))),
     peers.map(lambda p: ("event", PeerState(p, "up"))),
+    # the peer's OPEN decides whether a later loss keeps its paths stale (RFC 4724 4.2)
+    st.tuples(peers, st.sampled_from([None, 5, 120]), st.booleans()).map(
+        lambda t: ("event", PeerOpen(t[0], t[1], {} if t[1] is None else {"l2vpn evpn": t[2]}))
+    ),
     peers.map(lambda p: ("event", EndOfRib(p))),
     st.just(("tick", None)),
     st.just(("clear", None)),
