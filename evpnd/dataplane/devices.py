@@ -129,7 +129,9 @@ class DeviceManager:
         index = self._index(name)
         created = False
         if index is None:
-            self.ipr.link("add", ifname=name, kind="bridge", br_stp_state=0)
+            # No default PVID: on kernels with bridge VLAN support every port would get VLAN 1
+            # and each FDB entry added without a VLAN would be added twice (also for VLAN 1).
+            self.ipr.link("add", ifname=name, kind="bridge", br_stp_state=0, br_vlan_default_pvid=0)
             index = self._index(name)
             assert index is not None
             self._set(index, ifalias=alias_for(vni), mtu=mtu)

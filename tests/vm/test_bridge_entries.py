@@ -1,0 +1,52 @@
+"""On a kernel with bridge VLAN support (Debian's), a bridge port gets VLAN 1 by default even with
+VLAN filtering off, and an FDB entry added without a VLAN is then added twice: once without a
+VLAN and once for VLAN 1. The bridges evpnd creates have no default PVID, so each remote MAC
+costs one bridge entry, as on a kernel without VLAN support."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from evpnd.config import parse_config
+from evpnd.dataplane import Dataplane
+from evpnd.desired import FDB, DesiredState
+
+pytestmark = pytest.mark.netns
+
+MACS = [f"02:bb:00:00:00:{i:02x}" for i in range(1, 6)]
+
+
+async def test_one_bridge_entry_per_remote_mac(lab):
+    ns = lab.netns("brent")
+    ns.ip("link", "add", "u0", "type", "veth", "peer", "name", "u1")
+    ns.ip("addr", "add", "10.0.0.1/24", "dev", "u0")
+    for dev in ("u0", "u1"):
+        ns.ip("link", "set", dev, "up")
+    cfg = parse_config(
+        {
+            "router_id": "10.0.0.1",
+            "asn": 65001,
+            "vtep": "10.0.0.1",
+            "sweep_hold_time": 0,
+            "l2vnis": [{"vni": 100, "bridge": "br100"}],
+        }
+    )
+    desired = DesiredState()
+    dp = Dataplane(cfg, lambda e: None, netns=ns.name)
+    await dp.start(desired)
+    try:
+        desired.fdb[100] = {mac: "10.0.0.2" for mac in MACS}
+        desired.dirty |= {(FDB, 100, mac) for mac in MACS}
+        dp.wanted_changed()
+        await asyncio.wait_for(dp.idle(), 20)
+        lines = ns.run(["bridge", "fdb", "show", "br", "br100"]).splitlines()
+        for mac in MACS:
+            master = [ln for ln in lines if ln.startswith(mac) and "master br100" in ln]
+            assert len(master) == 1, master  # not a second copy for "vlan 1"
+            assert "vlan" not in master[0], master
+        tunnel = ns.run(["bridge", "fdb", "show", "dev", "vx100"])
+        assert all(f"{mac} dst 10.0.0.2" in tunnel for mac in MACS), tunnel
+    finally:
+        await dp.stop()
