@@ -22,7 +22,7 @@ VNG_VERSION=1.42
 VM_TIMEOUT=${VM_TIMEOUT:-600}
 VM_MEM=${VM_MEM:-2G}
 VM_CPUS=${VM_CPUS:-2}
-APT_PKGS=(qemu-system-x86 kmod busybox-static udev iproute2)
+APT_PKGS=(qemu-system-x86 kmod busybox-static udev iproute2 file)
 
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }
@@ -38,7 +38,8 @@ fi
 # ---- host packages. qemu-system-x86: the VM (TCG: /dev/kvm here is PVM, which cannot run a
 # stock kernel); kmod: the guest autoloads modules with the host's /sbin/modprobe;
 # busybox-static: virtme-ng's initramfs; udev: without systemd-udevd virtme-ng-init finds no
-# virtio ports and neither the output nor the exit code of the command comes back.
+# virtio ports and neither the output nor the exit code of the command comes back; file:
+# virtme-ng runs it to tell the kernel image's type (a pristine Debian root lacks it).
 export DEBIAN_FRONTEND=noninteractive
 missing=()
 for p in "${APT_PKGS[@]}"; do
