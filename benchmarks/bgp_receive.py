@@ -21,7 +21,7 @@ from pathlib import Path as FsPath
 sys.path.insert(0, str(FsPath(__file__).resolve().parent.parent))
 
 from evpnd.bgp import codec, compact  # noqa: E402
-from evpnd.events import PeerState, RouteUpdate  # noqa: E402
+from evpnd.core.events import PeerState, RouteUpdate  # noqa: E402
 from evpnd.lab.netns import Lab  # noqa: E402
 from tests.netns.speaker_lab import (  # noqa: E402
     mac_paths,

@@ -24,9 +24,9 @@ import time
 import uuid
 
 from evpnd.config import parse_config
+from evpnd.core.desired import FDB, DesiredState
 from evpnd.dataplane import Dataplane
 from evpnd.dataplane import netlink as nl
-from evpnd.desired import FDB, DesiredState
 from evpnd.logs import setup_logging
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from evpnd.config import Config, ConfigError, load_config
 from evpnd.core import Core, Effects
-from evpnd.events import Event
+from evpnd.core.events import Event
 from evpnd.logs import get_logger, setup_logging
 
 BATCH_MAX = 5000  # events applied per owner-loop turn before the edges get to run

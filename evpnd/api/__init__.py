@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from evpnd.api.server import ApiServer
     from evpnd.config import Config
-    from evpnd.core import Core
+    from evpnd.core.core import Core
 
 
 class ApiContext(Protocol):

@@ -74,7 +74,7 @@ try:  # orjson parses ExaBGP's lines about twice as fast as the standard library
 except ImportError:  # pragma: no cover - orjson is a pinned dependency
     from json import loads as _json_loads
 
-from evpnd.events import (
+from evpnd.core.events import (
     CommandReply,
     EndOfRib,
     Event,

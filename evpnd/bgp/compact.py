@@ -23,7 +23,7 @@ import ipaddress
 import socket
 
 from evpnd.bgp import wire
-from evpnd.events import EndOfRib, Event, RouteUpdate
+from evpnd.core.events import EndOfRib, Event, RouteUpdate
 from evpnd.routes.communities import interpret
 from evpnd.routes.esi import ZERO_ESI
 from evpnd.routes.evpn import Attributes, ImetKey, MacIpKey, Path, Pmsi, PrefixKey, RouteKey

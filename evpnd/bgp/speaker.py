@@ -39,7 +39,7 @@ from pathlib import Path as FsPath
 
 from evpnd.bgp import batch, codec, compact, exabgp_conf
 from evpnd.config import Config
-from evpnd.events import EndOfRib, Event, Notification, PeerOpen, PeerState, RouteUpdate
+from evpnd.core.events import EndOfRib, Event, Notification, PeerOpen, PeerState, RouteUpdate
 from evpnd.logs import get_logger
 from evpnd.routes.evpn import Path, RouteKey
 

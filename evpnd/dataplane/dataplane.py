@@ -32,14 +32,14 @@ import time
 from collections.abc import Callable, Iterable
 
 from evpnd.config import Config
+from evpnd.core.desired import FDB, DesiredState, DirtyKey
+from evpnd.core.events import Event
 from evpnd.dataplane import netlink as nl
 from evpnd.dataplane.devices import DeviceManager, DeviceMap
 from evpnd.dataplane.learning import LocalLearner
 from evpnd.dataplane.mirror import Change, Mirror
 from evpnd.dataplane.plan import Planner, all_keys, apply_results, diff
 from evpnd.dataplane.worker import Worker
-from evpnd.desired import FDB, DesiredState, DirtyKey
-from evpnd.events import Event
 from evpnd.logs import get_logger
 
 log = get_logger("evpnd.dataplane")

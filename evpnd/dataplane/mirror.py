@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from evpnd.core.desired import FDB, FLOOD, NEIGH, RMAC, ROUTE, DirtyKey
 from evpnd.dataplane import netlink as nl
 from evpnd.dataplane.devices import VRF_DEFAULTS, DeviceMap
-from evpnd.desired import FDB, FLOOD, NEIGH, RMAC, ROUTE, DirtyKey
 
 _TABLES = ("fdb", "brfdb", "flood", "neigh", "routes", "foreign_macs", "foreign_ips")
 _TABLES += ("foreign_routes",)

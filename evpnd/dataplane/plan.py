@@ -25,10 +25,10 @@ import errno
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from evpnd.core.desired import FDB, FLOOD, NEIGH, RMAC, ROUTE, DesiredState, DirtyKey
 from evpnd.dataplane import netlink as nl
 from evpnd.dataplane.devices import DeviceMap
 from evpnd.dataplane.mirror import Mirror
-from evpnd.desired import FDB, FLOOD, NEIGH, RMAC, ROUTE, DesiredState, DirtyKey
 
 _CREATE = nl.NLM_F_CREATE | nl.NLM_F_REPLACE
 _FDB_FLAGS = nl.NTF_SELF | nl.NTF_MASTER | nl.NTF_EXT_LEARNED

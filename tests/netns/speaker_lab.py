@@ -9,7 +9,7 @@ from pathlib import Path as FsPath
 
 from evpnd.bgp.speaker import Speaker
 from evpnd.config import Config, parse_config
-from evpnd.events import Event, PeerState, RouteUpdate
+from evpnd.core.events import Event, PeerState, RouteUpdate
 from evpnd.lab.frr import Frr, evpn_leaf_conf
 from evpnd.lab.netns import Lab, Netns
 from evpnd.routes.evpn import LOCAL_PEER, Attributes, MacIpKey, Path

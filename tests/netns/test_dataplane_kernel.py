@@ -14,10 +14,10 @@ import time
 import pytest
 
 from evpnd.config import parse_config
+from evpnd.core.desired import FDB, FLOOD, NEIGH, RMAC, ROUTE, DesiredState, RouteNextHop
 from evpnd.dataplane import Dataplane
 from evpnd.dataplane import netlink as nl
 from evpnd.dataplane.worker import enter_netns
-from evpnd.desired import FDB, FLOOD, NEIGH, RMAC, ROUTE, DesiredState, RouteNextHop
 from evpnd.lab.netns import Netns
 
 pytestmark = pytest.mark.netns

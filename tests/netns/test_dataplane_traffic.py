@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import pytest
 
 from evpnd.config import parse_config
+from evpnd.core.desired import FDB, FLOOD, NEIGH, RMAC, ROUTE, DesiredState, RouteNextHop
+from evpnd.core.events import LocalMac
 from evpnd.dataplane import Dataplane
-from evpnd.desired import FDB, FLOOD, NEIGH, RMAC, ROUTE, DesiredState, RouteNextHop
-from evpnd.events import LocalMac
 from evpnd.lab.netns import Lab, Netns
 
 pytestmark = pytest.mark.netns

@@ -9,8 +9,8 @@ import subprocess
 import pytest
 
 from evpnd.config import parse_config
+from evpnd.core.desired import FDB, ROUTE, DesiredState, RouteNextHop
 from evpnd.dataplane import Dataplane
-from evpnd.desired import FDB, ROUTE, DesiredState, RouteNextHop
 
 pytestmark = pytest.mark.netns
 

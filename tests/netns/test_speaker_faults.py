@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from evpnd.events import PeerState
+from evpnd.core.events import PeerState
 from tests.netns.speaker_lab import (
     Recorder,
     frr_evpn_routes,

@@ -6,7 +6,7 @@ from typing import Any
 
 from evpnd.config import Config, parse_config
 from evpnd.core import Core
-from evpnd.events import RouteUpdate
+from evpnd.core.events import RouteUpdate
 from evpnd.routes.evpn import Attributes, ImetKey, MacIpKey, Path, Pmsi, PrefixKey
 
 ROUTER_MAC = "02:00:00:00:50:00"

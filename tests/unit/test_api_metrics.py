@@ -8,7 +8,7 @@ import socket
 from prometheus_client.parser import text_string_to_metric_families
 
 from evpnd.config import parse_config
-from evpnd.events import PeerState, RouteUpdate
+from evpnd.core.events import PeerState, RouteUpdate
 from evpnd.metrics import start_metrics
 from tests.unit.test_api_world import CONFIG, B, C, make_world, type2
 

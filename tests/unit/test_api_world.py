@@ -1,6 +1,6 @@
 """A small but real EVPN world for the API tests: a real Core fed with real events.
 
-Not a fake: the state the queries read is what evpnd.core computes from evpnd.events. Only the
+Not a fake: the state the queries read is what evpnd.core computes from evpnd.core.events. Only the
 edges (speaker status, dataplane stats and kernel diff) are canned, as the daemon's context
 would return them; `clear_duplicates` calls the core directly, as the owner task does.
 """
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from evpnd.config import Config, parse_config
 from evpnd.core import Core
-from evpnd.events import LocalMac, PeerOpen, PeerState, RouteUpdate
+from evpnd.core.events import LocalMac, PeerOpen, PeerState, RouteUpdate
 from evpnd.routes.evpn import Attributes, ImetKey, MacIpKey, Path, Pmsi, PrefixKey
 
 ME, B, C = "10.0.0.1", "10.0.0.2", "10.0.0.3"

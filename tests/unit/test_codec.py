@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from evpnd.bgp import codec
 from evpnd.bgp.codec import decode_line, encode_announce, encode_withdraw
-from evpnd.events import CommandReply, EndOfRib, Notification, PeerOpen, PeerState, RouteUpdate
+from evpnd.core.events import CommandReply, EndOfRib, Notification, PeerOpen, PeerState, RouteUpdate
 from evpnd.routes import ZERO_ESI, Attributes, ImetKey, MacIpKey, Path, Pmsi, PrefixKey
 
 FIXTURES = FsPath(__file__).parent.parent / "fixtures" / "exabgp"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from evpnd.bgp import codec, compact
-from evpnd.events import EndOfRib, RouteUpdate
+from evpnd.core.events import EndOfRib, RouteUpdate
 from evpnd.routes.evpn import LOCAL_PEER, Attributes, ImetKey, MacIpKey, Path, Pmsi, PrefixKey
 from tests.unit.exabgp_helpers import negotiated_and_neighbor, outgoing_rib, updates_for
 

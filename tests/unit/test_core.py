@@ -6,8 +6,8 @@ import pytest
 
 from evpnd.config import parse_config
 from evpnd.core import Core
-from evpnd.desired import RouteNextHop
-from evpnd.events import (
+from evpnd.core.desired import RouteNextHop
+from evpnd.core.events import (
     CommandReply,
     EndOfRib,
     LocalMac,

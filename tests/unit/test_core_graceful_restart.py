@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from evpnd.events import EndOfRib, PeerOpen, PeerState
+from evpnd.core.events import EndOfRib, PeerOpen, PeerState
 from tests.unit.core_helpers import announce, apply_all, assert_consistent, make_core, t2
 
 MAC = "02:00:00:00:00:01"

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evpnd.core import Core, Effects
-from evpnd.desired import FDB, FLOOD, NEIGH, RMAC, ROUTE
-from evpnd.events import EndOfRib, LocalMac, PeerOpen, PeerState, RouteUpdate
+from evpnd.core.desired import FDB, FLOOD, NEIGH, RMAC, ROUTE
+from evpnd.core.events import EndOfRib, LocalMac, PeerOpen, PeerState, RouteUpdate
 from evpnd.routes.evpn import MacIpKey
 
 from .core_helpers import make_cfg, t2, t3, t5

@@ -6,12 +6,12 @@ import socket
 
 import pytest
 
+from evpnd.core.desired import FDB, FLOOD, NEIGH
+from evpnd.core.events import LocalMac
 from evpnd.dataplane import netlink as nl
 from evpnd.dataplane.devices import DeviceMap, VniDevices
 from evpnd.dataplane.learning import LocalLearner
 from evpnd.dataplane.mirror import Mirror
-from evpnd.desired import FDB, FLOOD, NEIGH
-from evpnd.events import LocalMac
 
 BR, VX, PORT = 10, 11, 12
 M1, M2 = "02:00:00:00:00:01", "02:00:00:00:00:02"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from evpnd.core.desired import FDB, FLOOD, NEIGH, RMAC, ROUTE, DesiredState, RouteNextHop
 from evpnd.dataplane import netlink as nl
 from evpnd.dataplane.devices import DeviceMap, VniDevices
 from evpnd.dataplane.mirror import Mirror
 from evpnd.dataplane.plan import Planner, all_keys, apply_result, diff
-from evpnd.desired import FDB, FLOOD, NEIGH, RMAC, ROUTE, DesiredState, RouteNextHop
 
 BR, VX, BR3, VX3 = 10, 11, 20, 21
 M1, M2 = "02:00:00:00:00:01", "02:00:00:00:00:02"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from evpnd.desired import (
+from evpnd.core.desired import (
     FDB,
     FLOOD,
     NEIGH,
@@ -18,8 +18,8 @@ from evpnd.desired import (
     rmac_value,
     route_value,
 )
-from evpnd.events import LocalMac
-from evpnd.rib import Rib
+from evpnd.core.events import LocalMac
+from evpnd.core.rib import Rib
 
 from .core_helpers import announce, apply_all, make_cfg, make_core, t2, t3, t5
 

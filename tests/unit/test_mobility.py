@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from evpnd.events import LocalMac
-from evpnd.mobility import Mobility, rank, vtep_rank
+from evpnd.core.events import LocalMac
+from evpnd.core.mobility import Mobility, rank, vtep_rank
 
 from .core_helpers import announce, apply_all, assert_consistent, make_core, t2, withdraw
 

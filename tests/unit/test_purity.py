@@ -21,16 +21,7 @@ FORBIDDEN = ("asyncio", "pyroute2", "exabgp")
 PURE_FILES = sorted(
     [
         *(ROOT / "evpnd" / "routes").glob("*.py"),
-        ROOT / "evpnd" / "rib.py",
-        ROOT / "evpnd" / "mobility.py",
-        ROOT / "evpnd" / "desired.py",
-        ROOT / "evpnd" / "core.py",
-        ROOT / "evpnd" / "path_groups.py",
-        ROOT / "evpnd" / "views.py",
-        ROOT / "evpnd" / "indexes.py",
-        ROOT / "evpnd" / "config_view.py",
-        ROOT / "evpnd" / "origination.py",
-        ROOT / "evpnd" / "local_macs.py",
+        *(ROOT / "evpnd" / "core").glob("*.py"),
         ROOT / "evpnd" / "bgp" / "codec.py",
     ]
 )

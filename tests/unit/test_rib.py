@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evpnd.rib import ImportMap, Rib, path_targets, select_best
+from evpnd.core.rib import ImportMap, Rib, path_targets, select_best
 from evpnd.routes.evpn import Attributes
 
 from .core_helpers import make_cfg, t2, t3, t5

@@ -10,8 +10,8 @@ import asyncio
 import pytest
 
 from evpnd.config import parse_config
+from evpnd.core.desired import FDB, DesiredState
 from evpnd.dataplane import Dataplane
-from evpnd.desired import FDB, DesiredState
 
 pytestmark = pytest.mark.netns
 

@@ -13,8 +13,8 @@ import time
 import pytest
 
 from evpnd.config import parse_config
+from evpnd.core.desired import RMAC, ROUTE, DesiredState, RouteNextHop
 from evpnd.dataplane import Dataplane
-from evpnd.desired import RMAC, ROUTE, DesiredState, RouteNextHop
 from evpnd.lab.netns import Netns
 
 pytestmark = pytest.mark.netns

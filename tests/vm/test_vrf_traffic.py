@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from evpnd.config import parse_config
+from evpnd.core.desired import RMAC, ROUTE, DesiredState, RouteNextHop
 from evpnd.dataplane import Dataplane
-from evpnd.desired import RMAC, ROUTE, DesiredState, RouteNextHop
 from tests.netns.test_dataplane_traffic import H1_MAC, H2_MAC, Capture, host, ping
 
 pytestmark = pytest.mark.netns

@@ -25,9 +25,9 @@ from evpnd.routes.evpn import (
 )
 
 if TYPE_CHECKING:
-    from evpnd.config_view import ConfigView
-    from evpnd.mobility import LocalMacState
-    from evpnd.rib import Rib
+    from evpnd.core.config_view import ConfigView
+    from evpnd.core.mobility import LocalMacState
+    from evpnd.core.rib import Rib
 
 
 @dataclass

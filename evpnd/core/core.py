@@ -21,17 +21,17 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 
-from evpnd import views
 from evpnd.config import Config
-from evpnd.config_view import ConfigView
-from evpnd.desired import FDB, NEIGH, DesiredState, compute_desired
-from evpnd.events import EndOfRib, Event, LocalMac, PeerOpen, PeerState, RouteUpdate
-from evpnd.indexes import Indexes
-from evpnd.local_macs import LocalMacs
-from evpnd.mobility import _VTEP_RANK, Mobility, vtep_rank
-from evpnd.origination import Effects, Origination, OwnRoutes
-from evpnd.path_groups import ABSENT, Group, group_del, group_put
-from evpnd.rib import PeerStats, Rib
+from evpnd.core import views
+from evpnd.core.config_view import ConfigView
+from evpnd.core.desired import FDB, NEIGH, DesiredState, compute_desired
+from evpnd.core.events import EndOfRib, Event, LocalMac, PeerOpen, PeerState, RouteUpdate
+from evpnd.core.indexes import Indexes
+from evpnd.core.local_macs import LocalMacs
+from evpnd.core.mobility import _VTEP_RANK, Mobility, vtep_rank
+from evpnd.core.origination import Effects, Origination, OwnRoutes
+from evpnd.core.path_groups import ABSENT, Group, group_del, group_put
+from evpnd.core.rib import PeerStats, Rib
 from evpnd.routes.evpn import LOCAL_PEER, Attributes, ImetKey, MacIpKey, Path, PrefixKey, RouteKey
 
 REJECT_REASONS = (

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
-from evpnd.mobility import order, rank
+from evpnd.core.mobility import order, rank
 from evpnd.routes.evpn import LOCAL_PEER, ImetKey, MacIpKey, Path
 
 if TYPE_CHECKING:
@@ -159,7 +159,7 @@ def compute_desired(source: object, cfg: Config) -> DesiredState:
     `source` is a Core (its RIB and the frozen duplicate MACs are used) or a bare Rib. Best
     paths are selected again and imported again, so this checks the incremental bookkeeping.
     """
-    from evpnd.rib import ImportMap, path_targets, select_best
+    from evpnd.core.rib import ImportMap, path_targets, select_best
 
     rib = getattr(source, "rib", source)
     mobility = getattr(source, "mobility", None)

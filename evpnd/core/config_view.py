@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from evpnd.config import Config
-from evpnd.mobility import vtep_rank
-from evpnd.rib import ImportMap, own_rds
+from evpnd.core.mobility import vtep_rank
+from evpnd.core.rib import ImportMap, own_rds
 
 
 class ConfigView:

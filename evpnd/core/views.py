@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from evpnd.local_macs import remote_best
-from evpnd.mobility import rank, why_wins
-from evpnd.path_groups import group_paths
-from evpnd.rib import path_targets
+from evpnd.core.local_macs import remote_best
+from evpnd.core.mobility import rank, why_wins
+from evpnd.core.path_groups import group_paths
+from evpnd.core.rib import path_targets
 from evpnd.routes.evpn import LOCAL_PEER, MacIpKey, Path, describe
 
 if TYPE_CHECKING:
-    from evpnd.core import Core
+    from evpnd.core.core import Core
 
 
 def iter_paths(core: Core) -> Iterator[dict]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from evpnd.desired import (
+from evpnd.core.desired import (
     FDB,
     FLOOD,
     NEIGH,
@@ -30,14 +30,14 @@ from evpnd.desired import (
     rmac_value,
     route_value,
 )
-from evpnd.path_groups import ABSENT, Group, group_del, group_paths, group_put
-from evpnd.rib import Rib, path_targets
+from evpnd.core.path_groups import ABSENT, Group, group_del, group_paths, group_put
+from evpnd.core.rib import Rib, path_targets
 from evpnd.routes.evpn import LOCAL_PEER, ImetKey, MacIpKey, Path, RouteKey
 
 if TYPE_CHECKING:
     from evpnd.config import Config
-    from evpnd.config_view import ConfigView
-    from evpnd.mobility import Mobility
+    from evpnd.core.config_view import ConfigView
+    from evpnd.core.mobility import Mobility
 
 Targets = tuple[tuple[int, ...], tuple[int, ...]]  # (L2VNIs, L3VNIs) a path is imported into
 

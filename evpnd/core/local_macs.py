@@ -11,15 +11,15 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
-from evpnd.events import LocalMac
-from evpnd.mobility import LocalMacState, Mobility, rank
-from evpnd.path_groups import Group, group_paths
+from evpnd.core.events import LocalMac
+from evpnd.core.mobility import LocalMacState, Mobility, rank
+from evpnd.core.path_groups import Group, group_paths
 from evpnd.routes.evpn import LOCAL_PEER, Path, RouteKey
 
 if TYPE_CHECKING:
-    from evpnd.config_view import ConfigView
-    from evpnd.desired import DesiredState
-    from evpnd.origination import OwnRoutes
+    from evpnd.core.config_view import ConfigView
+    from evpnd.core.desired import DesiredState
+    from evpnd.core.origination import OwnRoutes
 
 
 def remote_best(group: Group | None) -> tuple[Path | None, int]:
