@@ -38,7 +38,7 @@ from pathlib import Path as FsPath
 
 sys.path.insert(0, str(FsPath(__file__).resolve().parents[1]))
 
-from evpnd.config import parse_config  # noqa: E402
+from evpnd.config import core_settings, parse_config  # noqa: E402
 from evpnd.core import Core  # noqa: E402
 
 PEER = "10.0.1.2"
@@ -219,7 +219,7 @@ def main() -> None:
         f"({sum(map(len, announce)) / 1e6:.1f} MB JSON) in {time.perf_counter() - t0:.1f} s"
     )
     if args.profile:
-        core = Core(_config())
+        core = Core(core_settings(_config()))
         core.start(0.0)
         for title, lines in (("announce", announce), ("withdraw", withdraw)):
             prof = cProfile.Profile()
@@ -231,7 +231,7 @@ def main() -> None:
         return
     best = {"announce": {"wall": 0.0, "cpu": 0.0}, "withdraw": {"wall": 0.0, "cpu": 0.0}}
     for _ in range(args.repeat):
-        core = Core(_config())
+        core = Core(core_settings(_config()))
         core.start(0.0)
         core.desired.drain()
         for title, lines in (("announce", announce), ("withdraw", withdraw)):
@@ -252,7 +252,7 @@ def main() -> None:
     # Memory the core holds for the routes: traced allocations still alive after the announce
     # stage (the decoded events are gone by then; the Paths live on in the RIB).
     tracemalloc.start()
-    core = Core(_config())
+    core = Core(core_settings(_config()))
     core.start(0.0)
     run_stage(core, announce, decode_line)
     held = tracemalloc.get_traced_memory()[0] / 2**20

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from evpnd.core import CoreSettings, DadSettings, L2VniSettings, L3VniSettings
 from evpnd.routes.communities import normalize_route_target
 from evpnd.routes.rd import RDError, auto_rd, normalize_rd
 
@@ -356,3 +357,48 @@ def load_config(path: str | Path) -> Config:
     except RecursionError:
         raise ConfigError(str(path), [("", "invalid YAML: nested too deeply")]) from None
     return parse_config(data, str(path))
+
+
+def core_settings(cfg: Config) -> CoreSettings:
+    """What the core needs from a validated Config, as the core's own plain values.
+
+    Lives here, outside evpnd.core, so that the core never imports pydantic or this module.
+    """
+
+    def l3_of(vni: int) -> int | None:
+        l3 = cfg.l3vni_of(vni)
+        return None if l3 is None else l3.vni
+
+    def rts(values: list[str] | None) -> tuple[str, ...] | None:
+        return None if values is None else tuple(values)
+
+    dad = cfg.duplicate_detection
+    return CoreSettings(
+        router_id=str(cfg.router_id),
+        asn=cfg.asn,
+        vtep=str(cfg.vtep),
+        l2vnis=tuple(
+            L2VniSettings(
+                vni=item.vni,
+                rd=cfg.rd_for(item.vni),
+                export_rts=tuple(cfg.export_rts_for(item.vni)),
+                import_rts=rts(item.import_rts),
+                sticky_macs=frozenset(item.sticky_macs),
+                l3vni=l3_of(item.vni),
+            )
+            for item in cfg.l2vnis
+        ),
+        l3vnis=tuple(
+            L3VniSettings(
+                vni=item.vni,
+                rd=cfg.rd_for(item.vni),
+                export_rts=tuple(cfg.export_rts_for(item.vni)),
+                import_rts=rts(item.import_rts),
+                router_mac=item.router_mac,
+                advertise_prefixes=tuple(str(net) for net in item.advertise_prefixes),
+            )
+            for item in cfg.l3vnis
+        ),
+        duplicate_detection=DadSettings(dad.enabled, dad.max_moves, float(dad.time)),
+        graceful_restart=cfg.exabgp.graceful_restart,
+    )

@@ -19,9 +19,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from evpnd.config import Config, ConfigError, load_config
-from evpnd.core import Core, Effects
-from evpnd.core.events import Event
+from evpnd.config import Config, ConfigError, core_settings, load_config
+from evpnd.core import Core, Effects, Event
 from evpnd.logs import get_logger, setup_logging
 
 BATCH_MAX = 5000  # events applied per owner-loop turn before the edges get to run
@@ -47,7 +46,7 @@ class Daemon:
         self.started_at = time.time()
         self.log = get_logger("daemon")
         self.queue: asyncio.Queue[Event | Command] = asyncio.Queue()
-        self.core = Core(cfg)
+        self.core = Core(core_settings(cfg))
         self.speaker = Speaker(cfg, self.emit)
         self.dataplane = Dataplane(cfg, self.emit)
         self.ready = asyncio.Event()
@@ -135,7 +134,7 @@ class Daemon:
                     if isinstance(item, Command) and not item.done.done():
                         item.done.set_exception(exc)
             self._publish(effects)
-            if self.core.notices:
+            if self.core.has_notices():
                 self._log_notices()
 
     async def _ticker(self) -> None:
@@ -171,7 +170,8 @@ class Daemon:
             return False
         old = self.cfg
         await self.dataplane.reconfigure(cfg)
-        await self.submit(lambda now: self.core.reconfigure(cfg, now))
+        settings = core_settings(cfg)
+        await self.submit(lambda now: self.core.reconfigure(settings, now))
         await self.speaker.reconfigure(cfg)
         self.cfg = cfg
         self.reloads += 1

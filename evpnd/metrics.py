@@ -27,7 +27,6 @@ from evpnd.logs import get_logger
 from evpnd.routes.evpn import LOCAL_PEER
 
 log = get_logger("metrics")
-_TYPES = {2: "2", 3: "3", 5: "5"}
 
 
 def _num(value: object) -> float | None:
@@ -68,7 +67,7 @@ class EvpndCollector(Collector):
 
     # -- BGP sessions -------------------------------------------------------------------------
     def _sessions(self, ctx) -> Iterator:
-        stats = ctx.core.peer_stats()
+        stats = ctx.core.views.peers()
         up = GaugeMetricFamily("evpnd_bgp_session_up", "1 when the session is Established",
                                labels=["peer"])  # fmt: skip
         since = GaugeMetricFamily(
@@ -88,13 +87,19 @@ class EvpndCollector(Collector):
         }
         peers = {str(p.address) for p in ctx.cfg.peers} | {p for p in stats if p != LOCAL_PEER}
         for peer in sorted(peers):
-            s = stats.get(peer, {})
-            is_up = s.get("state") == "up"
+            s = stats.get(peer)
+            is_up = s is not None and s.state == "up"
             up.add_metric([peer], 1.0 if is_up else 0.0)
-            if is_up and s.get("since"):
-                since.add_metric([peer], s["since"])
+            if s is not None and is_up and s.since:
+                since.add_metric([peer], s.since)
+            values = {
+                "received": s.received if s else 0,
+                "accepted": s.accepted if s else 0,
+                "rejected": s.rejected if s else 0,
+                "withdrawn": s.withdrawn if s else 0,
+            }
             for n in names:
-                counters[n].add_metric([peer], s.get(n, 0))
+                counters[n].add_metric([peer], values[n])
         yield up
         yield since
         yield from counters.values()
@@ -107,24 +112,12 @@ class EvpndCollector(Collector):
                                 labels=["type"])  # fmt: skip
         best = GaugeMetricFamily("evpnd_bgp_best_paths", "Routes with a best path, per type",
                                  labels=["type"])  # fmt: skip
-        rib = ctx.core.rib
-        for peer, table in rib.adj_in.items():
-            counts = dict.fromkeys(_TYPES, 0)
-            for key in table:
-                counts[key.route_type] = counts.get(key.route_type, 0) + 1
-            target = adv if peer == LOCAL_PEER else None
-            for rtype, n in counts.items():
-                if target is not None:
-                    target.add_metric([str(rtype)], n)
-                else:
-                    held.add_metric([peer, str(rtype)], n)
-        if LOCAL_PEER not in rib.adj_in:
-            for rtype in _TYPES.values():
-                adv.add_metric([rtype], 0)
-        counts = dict.fromkeys(_TYPES, 0)
-        for key in rib.best:
-            counts[key.route_type] = counts.get(key.route_type, 0) + 1
-        for rtype, n in counts.items():
+        found = ctx.core.views.route_counts()
+        for (peer, rtype), n in sorted(found.held.items()):
+            held.add_metric([peer, str(rtype)], n)
+        for rtype, n in sorted(found.advertised.items()):
+            adv.add_metric([str(rtype)], n)
+        for rtype, n in sorted(found.best.items()):
             best.add_metric([str(rtype)], n)
         yield held
         yield adv
@@ -132,7 +125,8 @@ class EvpndCollector(Collector):
 
     # -- core counters ------------------------------------------------------------------------
     def _core_counters(self, ctx) -> Iterator:
-        counters = dict(getattr(ctx.core, "counters", {}) or {})
+        core = ctx.core.views.stats()
+        counters = core.counters
         rejected = CounterMetricFamily(
             "evpnd_bgp_rejected", "Paths rejected by the core, by reason", labels=["reason"]
         )
@@ -144,16 +138,15 @@ class EvpndCollector(Collector):
                 events.add_metric([name], value)
         yield rejected
         yield events
-        mobility = ctx.core.mobility
         g = GaugeMetricFamily("evpnd_local_macs", "MACs learned on local ports")
-        g.add_metric([], sum(1 for st in mobility.local.values() if st.present))
+        g.add_metric([], core.local_macs)
         yield g
         g = GaugeMetricFamily("evpnd_duplicate_macs", "MACs frozen by duplicate detection")
-        g.add_metric([], len(mobility.duplicates()))
+        g.add_metric([], core.duplicate_macs)
         yield g
         g = GaugeMetricFamily("evpnd_desired_entries", "Kernel objects wanted, per kind",
                               labels=["kind"])  # fmt: skip
-        for kind, n in ctx.core.desired.counts().items():
+        for kind, n in core.desired.items():
             g.add_metric([kind], n)
         yield g
 

@@ -11,7 +11,7 @@ import ipaddress
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -33,7 +33,12 @@ from evpnd.api.models import (
     VniEntry,
     VnisReply,
 )
+from evpnd.config import L2VniConfig
+from evpnd.core import Candidate, RouteNextHop
 from evpnd.routes.evpn import ImetKey, MacIpKey, Path, PrefixKey, describe
+
+if TYPE_CHECKING:
+    from evpnd.api import ApiContext
 
 
 class QueryError(Exception):
@@ -93,27 +98,9 @@ def route_entry(path: Path, flags: list[str]) -> RouteEntry:
     return RouteEntry.model_validate(route_dict(path, flags))
 
 
-def _flags(item: dict) -> list[str]:
-    """Core.iter_paths() booleans -> flag names ('duplicate' is shown as 'frozen')."""
-    names = (("best", "best"), ("stale", "stale"), ("duplicate", "frozen"))
-    names += (("sticky", "sticky"), ("local", "local"))
-    return [name for field, name in names if item.get(field)]
-
-
-def path_flags(ctx, path: Path) -> list[str]:
-    rib = ctx.core.rib
-    flags = []
-    if rib.best.get(path.key) is path:
-        flags.append("best")
-    if rib.is_stale(path):
-        flags.append("stale")
-    if type(path.key) is MacIpKey and ctx.core.mobility.is_frozen(path.vni, path.key.mac):
-        flags.append("frozen")
-    if path.attrs.sticky:
-        flags.append("sticky")
-    if path.is_local:
-        flags.append("local")
-    return flags
+def candidate_entry(candidate: Candidate) -> RouteEntry:
+    """A path with its flags (decided by the core's one rule, CoreViews.flags)."""
+    return route_entry(candidate.path, candidate.flags.names())
 
 
 # -- show routes ------------------------------------------------------------------------------
@@ -130,19 +117,17 @@ def show_routes(ctx, args: p.RoutesArgs) -> Raw:
         except RDError as exc:
             raise QueryError(f"bad RD: {exc}") from None
     out = []
-    for item in ctx.core.iter_paths():
-        path: Path = item["path"]
+    for row in ctx.core.views.routes():
+        path = row.path
         key = path.key
         if args.type is not None and key.route_type != args.type:
             continue
         if rd is not None and key.rd != rd:
             continue
-        if args.vni is not None:
-            # Where the best path is imported; other paths by their label.
-            vnis = {*item.get("l2vnis", ()), *item.get("l3vnis", ()), path.vni}
-            if args.vni not in vnis:
-                continue
-        out.append(route_dict(path, _flags(item)))
+        # Where the best path is imported; other paths by their label.
+        if args.vni is not None and args.vni not in {*row.l2vnis, *row.l3vnis, path.vni}:
+            continue
+        out.append(route_dict(path, row.flags.names()))
     return Raw(RoutesReply, {"routes": out})
 
 
@@ -169,15 +154,15 @@ def show_peers(ctx, args: p.PeersArgs) -> PeersReply:
     now = time.time()
     status = speaker_status(ctx)
     speaker = _speaker_peers(status)
-    core_stats = ctx.core.peer_stats()
-    advertised = len(ctx.core.advertised())
+    core_stats = ctx.core.views.peers()
+    advertised = len(ctx.core.views.advertised())
     entries = []
     for peer in ctx.cfg.peers:
         addr = str(peer.address)
-        stats = core_stats.get(addr, {})
+        stats = core_stats.get(addr)
         sp = speaker.get(addr, {})
-        state = stats.get("state") or sp.get("state") or "idle"
-        since = stats.get("since") or sp.get("since")
+        state = (stats.state if stats else None) or sp.get("state") or "idle"
+        since = (stats.since if stats else None) or sp.get("since")
         up = state == "up"
         entries.append(
             PeerEntry(
@@ -186,11 +171,11 @@ def show_peers(ctx, args: p.PeersArgs) -> PeersReply:
                 description=peer.description,
                 state=state,
                 uptime=(now - since) if up and since else None,
-                received=stats.get("received", 0),
-                accepted=stats.get("accepted", 0),
-                rejected=stats.get("rejected", 0),
+                received=stats.received if stats else 0,
+                accepted=stats.accepted if stats else 0,
+                rejected=stats.rejected if stats else 0,
                 advertised=advertised if up else 0,
-                last_error=str(stats.get("reason") or sp.get("last_reason") or ""),
+                last_error=str((stats.reason if stats else "") or sp.get("last_reason") or ""),
             )
         )
     pid = status.get("exabgp_pid", status.get("pid"))
@@ -218,10 +203,10 @@ def _sorted_ips(values: Iterable[str]) -> list[str]:
     return sorted(values, key=order)
 
 
-def vni_entry(ctx, vni: int, local_macs: dict[int, int]) -> VniEntry:
+def vni_entry(ctx: ApiContext, vni: int) -> VniEntry:
     cfg = ctx.cfg
     item = cfg.vni(vni)
-    desired = ctx.core.desired
+    state = ctx.core.views.vni_state(vni)
     imports = cfg.import_rts_for(vni)
     common = {
         "vni": vni,
@@ -230,15 +215,15 @@ def vni_entry(ctx, vni: int, local_macs: dict[int, int]) -> VniEntry:
         "import_rts": imports if imports is not None else [AUTO_IMPORT],
         "export_rts": cfg.export_rts_for(vni),
     }
-    if any(v.vni == vni for v in cfg.l2vnis):
+    if isinstance(item, L2VniConfig):
         l3 = cfg.l3vni_of(vni)
         return VniEntry(
             **common,
             kind="l2",
             bridge=item.bridge,
-            local_macs=local_macs.get(vni, 0),
-            remote_macs=len(desired.fdb.get(vni, {})),
-            remote_vteps=_sorted_ips(desired.flood.get(vni, ())),
+            local_macs=state.local_macs,
+            remote_macs=state.remote_macs,
+            remote_vteps=_sorted_ips(state.flood_vteps),
             l3vni=l3.vni if l3 else None,
         )
     return VniEntry(
@@ -247,19 +232,15 @@ def vni_entry(ctx, vni: int, local_macs: dict[int, int]) -> VniEntry:
         bridge=item.bridge_name,
         table=item.table,
         l2vnis=list(item.l2vnis),
-        prefixes=len(desired.routes.get(vni, {})),
-        remote_vteps=_sorted_ips(desired.rmacs.get(vni, {})),
+        prefixes=state.prefixes,
+        remote_vteps=_sorted_ips(state.rmac_vteps),
     )
 
 
 def show_vni(ctx, args: p.VniArgs) -> VnisReply:
     _check_vni(ctx, args.vni)
     vnis = [args.vni] if args.vni is not None else [v.vni for v in ctx.cfg.all_vnis()]
-    local: dict[int, int] = {}
-    for (v, _mac), st in ctx.core.mobility.local.items():
-        if st.present:
-            local[v] = local.get(v, 0) + 1
-    return VnisReply(vnis=[vni_entry(ctx, v, local) for v in vnis])
+    return VnisReply(vnis=[vni_entry(ctx, v) for v in vnis])
 
 
 # -- show macs --------------------------------------------------------------------------------
@@ -268,26 +249,24 @@ def show_vni(ctx, args: p.VniArgs) -> VnisReply:
 def show_macs(ctx, args: p.MacsArgs) -> Raw:
     """FRR's `show evpn mac vni all`: per (VNI, MAC) one entry, local or remote."""
     _check_vni(ctx, args.vni)
-    is_frozen = ctx.core.mobility.is_frozen
     out = []
-    for row in ctx.core.mac_table(args.vni):
-        if args.duplicate and not row.get("duplicate"):
+    for row in ctx.core.views.mac_table(args.vni):
+        if args.duplicate and not row.duplicate:
             continue
-        vni, mac = row["vni"], row["mac"]
         out.append(
             {
-                "vni": vni,
-                "mac": mac,
-                "type": row["type"],
-                "vtep": row.get("vtep"),
-                "ips": list(row.get("ips", ())),
-                "local_seq": row.get("local_seq", 0),
-                "remote_seq": row.get("remote_seq", 0),
-                "sticky": bool(row.get("sticky")),
-                "duplicate": bool(row.get("duplicate")),
-                "frozen": is_frozen(vni, mac),
-                "moves": row.get("moves", 0),
-                "paths": row.get("paths", 0),
+                "vni": row.vni,
+                "mac": row.mac,
+                "type": row.type,
+                "vtep": row.vtep,
+                "ips": list(row.ips),
+                "local_seq": row.local_seq,
+                "remote_seq": row.remote_seq,
+                "sticky": row.sticky,
+                "duplicate": row.duplicate,
+                "frozen": row.frozen,
+                "moves": row.moves,
+                "paths": row.paths,
             }
         )
     return Raw(MacsReply, {"macs": out})
@@ -344,9 +323,9 @@ def show_kernel_diff(ctx, args: p.KernelDiffArgs) -> KernelDiffReply:
 
 async def clear_dup(ctx, args: p.ClearDupArgs) -> ClearDupReply:
     _check_vni(ctx, args.vni)
-    before = len(ctx.core.mobility.duplicates(args.vni, args.mac))
+    before = len(ctx.core.views.duplicates(args.vni, args.mac))
     await ctx.clear_duplicates(args.vni, args.mac)
-    after = len(ctx.core.mobility.duplicates(args.vni, args.mac))
+    after = len(ctx.core.views.duplicates(args.vni, args.mac))
     return ClearDupReply(vni=args.vni, mac=args.mac, cleared=before - after)
 
 
@@ -365,58 +344,45 @@ def _normalize_target(text: str) -> str:
         raise QueryError(f"not a MAC or IP address: {text!r}") from None
 
 
-def _type2_key(rd: str, text: str) -> MacIpKey | None:
-    """describe()'s '[2]:[0]:[48]:[mac]' or '[2]:[0]:[48]:[mac]:[32]:[ip]' back to the key."""
-    parts = [x.strip("[]") for x in text.split("]:[")]
-    if len(parts) not in (4, 6) or parts[0] != "2" or not parts[1].isdigit():
-        return None
-    return MacIpKey(rd, int(parts[1]), parts[3], parts[5] if len(parts) == 6 else None)
-
-
-def _explained_path(ctx, d: dict | None) -> RouteEntry | None:
-    """Core.explain()'s path description -> the full route (looked up in the RIB)."""
-    if not d:
-        return None
-    key = d.get("key") or _type2_key(d.get("rd", ""), str(d.get("route", "")))
-    path = ctx.core.rib.get(d.get("peer"), key) if key is not None else None
-    if path is None:  # cannot happen within one loop turn, unless the core's format changed
-        return None
-    return route_entry(path, path_flags(ctx, path))
-
-
-def explain(ctx, args: p.ExplainArgs) -> ExplainReply:
+def explain(ctx: ApiContext, args: p.ExplainArgs) -> ExplainReply:
     _check_vni(ctx, args.vni)
     query = _normalize_target(args.target)
-    raw = ctx.core.explain(query, args.vni)
+    found = ctx.core.views.explain(query, args.vni)
     vnis = []
-    for v in raw.get("vnis", []):
-        local = v.get("local")
-        candidates = [_explained_path(ctx, c) for c in v.get("candidates", [])]
+    for v in found.vnis:
+        local = v.local
         vnis.append(
             ExplainVni(
-                vni=v["vni"],
-                kernel=_text(v.get("kernel")),
-                winner=_explained_path(ctx, v.get("winner")),
-                reason=v.get("reason"),
-                why_not=v.get("why_not"),
-                note=v.get("note"),
-                duplicate=bool(v.get("duplicate")),
-                local=LocalMacInfo(**local) if local else None,
-                candidates=[c for c in candidates if c is not None],
+                vni=v.vni,
+                kernel=v.kernel,
+                winner=candidate_entry(v.winner) if v.winner is not None else None,
+                reason=v.reason,
+                why_not=v.why_not,
+                note=v.note,
+                duplicate=v.duplicate,
+                local=LocalMacInfo(
+                    present=local.present,
+                    ips=list(local.ips),
+                    seq=local.seq,
+                    sticky=local.sticky,
+                    advertised=local.advertised,
+                )
+                if local is not None
+                else None,
+                candidates=[candidate_entry(c) for c in v.candidates],
             )
         )
     routes = [
-        HostRoute(vni=r["vni"], prefix=r["prefix"], kernel=_route_text(r.get("kernel")))
-        for r in raw.get("routes", [])
+        HostRoute(vni=r.vni, prefix=r.prefix, kernel=_route_text(r.kernel)) for r in found.routes
     ]
-    if raw.get("kind") == "ip":
+    if found.kind == "ip":
         routes += _covering_routes(ctx, query, {(r.vni, r.prefix) for r in routes})
     return ExplainReply(
-        query=raw.get("query", query),
-        kind=raw.get("kind", "mac"),
+        query=found.query,
+        kind="ip" if found.kind == "ip" else "mac",
         vnis=vnis,
         routes=routes,
-        why_not=raw.get("why_not"),
+        why_not=found.why_not,
     )
 
 
@@ -425,44 +391,39 @@ def _covering_routes(ctx, ip: str, seen: set[tuple[int, str]]) -> list[HostRoute
     kernel uses for it comes first)."""
     addr = ipaddress.ip_address(ip)
     found = []
-    for vni, table in ctx.core.desired.routes.items():
-        for prefix, nexthop in table.items():
-            if (vni, prefix) in seen:
-                continue
-            try:
-                net = ipaddress.ip_network(prefix, strict=False)
-            except ValueError:
-                continue
-            if net.version == addr.version and addr in net:
-                found.append((net.prefixlen, vni, prefix, nexthop))
+    for route in ctx.core.views.kernel_routes():
+        if (route.vni, route.prefix) in seen:
+            continue
+        try:
+            net = ipaddress.ip_network(route.prefix, strict=False)
+        except ValueError:
+            continue
+        if net.version == addr.version and addr in net:
+            found.append((net.prefixlen, route.vni, route.prefix, route.kernel))
     found.sort(key=lambda f: (-f[0], f[1], f[2]))
     return [HostRoute(vni=v, prefix=pfx, kernel=_route_text(nh)) for _, v, pfx, nh in found]
 
 
-def _route_text(value: Any) -> str | None:
+def _route_text(value: RouteNextHop | None) -> str | None:
     if value is None:
         return None
-    vtep = getattr(value, "vtep", None)
-    if vtep is not None:
-        rmac = getattr(value, "router_mac", None)
-        return f"via {vtep}" + (f" rmac {rmac}" if rmac else "")
-    return str(value)
+    return f"via {value.vtep}" + (f" rmac {value.router_mac}" if value.router_mac else "")
 
 
 # -- show status ------------------------------------------------------------------------------
 
 
 def show_status(ctx, args: p.StatusArgs) -> StatusReply:
-    stats = ctx.core.peer_stats()
+    stats = ctx.core.views.peers()
     return StatusReply(
         version=_version(),
         router_id=str(ctx.cfg.router_id),
         asn=ctx.cfg.asn,
         uptime=time.time() - ctx.started_at,
         vnis=len(ctx.cfg.all_vnis()),
-        peers_up=sum(1 for s in stats.values() if s.get("state") == "up"),
+        peers_up=sum(1 for s in stats.values() if s.state == "up"),
         peers=len(ctx.cfg.peers),
-        routes=sum(len(t) for t in ctx.core.rib.adj_in.values()),
+        routes=ctx.core.views.path_count(),
         reloads=int(getattr(ctx, "reloads", 0)),
     )
 

@@ -8,15 +8,15 @@ scratch; tests check that both agree.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple, cast
 
 from evpnd.core.mobility import order, rank
-from evpnd.routes.evpn import LOCAL_PEER, ImetKey, MacIpKey, Path
-
-if TYPE_CHECKING:
-    from evpnd.config import Config
+from evpnd.core.path_groups import Group, group_put
+from evpnd.core.rib import ImportMap, Rib, path_targets, select_best
+from evpnd.core.settings import CoreSettings
+from evpnd.routes.evpn import LOCAL_PEER, ImetKey, MacIpKey, Path, PrefixKey, RouteKey
 
 # Object kinds, as they appear in dirty keys: (kind, vni, key)
 FDB = "fdb"  # key: MAC          -> remote VTEP
@@ -50,6 +50,7 @@ class DesiredState:
 
     def lookup(self, kind: str, vni: int, key: str) -> object | None:
         """The wanted value of one object, or None when it should not exist."""
+        table: Mapping[str, object] | None
         if kind == FDB:
             table = self.fdb.get(vni)
         elif kind == NEIGH:
@@ -57,29 +58,22 @@ class DesiredState:
         elif kind == FLOOD:
             return True if key in self.flood.get(vni, ()) else None
         elif kind == ROUTE:
-            table = self.routes.get(vni)  # type: ignore[assignment]
+            table = self.routes.get(vni)
         elif kind == RMAC:
             table = self.rmacs.get(vni)
         else:
             raise KeyError(kind)
         return None if table is None else table.get(key)
 
-    def snapshot(self) -> dict[str, dict]:
+    def snapshot(self) -> dict[str, dict[int, dict[str, object]]]:
         """Every wanted object as plain, comparable data (empty per-VNI tables left out)."""
-        out: dict[str, dict] = {}
-        for kind, table in (
-            (FDB, self.fdb),
-            (FLOOD, self.flood),
-            (NEIGH, self.neigh),
-            (ROUTE, self.routes),
-            (RMAC, self.rmacs),
-        ):
-            out[kind] = {
-                vni: dict.fromkeys(v, True) if kind == FLOOD else dict(v)
-                for vni, v in table.items()
-                if v
-            }
-        return out
+        return {
+            FDB: _plain(self.fdb),
+            FLOOD: {vni: dict.fromkeys(v, True) for vni, v in self.flood.items() if v},
+            NEIGH: _plain(self.neigh),
+            ROUTE: _plain(self.routes),
+            RMAC: _plain(self.rmacs),
+        }
 
     def counts(self) -> dict[str, int]:
         return {
@@ -91,7 +85,13 @@ class DesiredState:
         }
 
 
-# The decisions, shared by the incremental updates in evpnd.core and by compute_desired().
+def _plain(tables: Mapping[int, Mapping[str, object]]) -> dict[int, dict[str, object]]:
+    return {vni: dict(table) for vni, table in tables.items() if table}
+
+
+# The decisions, shared by the incremental upkeep (evpnd.core.indexes) and compute_desired().
+
+MacId = tuple[int, str]  # (L2VNI, MAC) or (L2VNI, IP)
 
 
 def host_prefix(ip: str) -> str:
@@ -104,26 +104,54 @@ def flood_vtep(path: Path) -> str:
     return pmsi.endpoint if pmsi is not None and pmsi.endpoint else path.next_hop
 
 
-def fdb_value(group: Iterable[Path] | None) -> str | None:
+def fdb_value(group: Group | None) -> str | None:
     """The VTEP for a MAC, from the best paths of all type-2 keys carrying it in one L2VNI.
 
     The MAC mobility winner decides (RFC 7432 section 15); a local winner needs no FDB entry.
     """
-    if not group:
+    if group is None:
         return None
-    winner = max(group, key=rank)
+    winner = max(group.values(), key=rank) if isinstance(group, dict) else group
     return None if winner.peer == LOCAL_PEER else winner.next_hop
 
 
-def neigh_value(group: Iterable[Path] | None) -> str | None:
+def neigh_value(group: Group | None) -> str | None:
     """The MAC for an IP (ARP/ND suppression), from the MAC+IP paths carrying that IP.
 
     Same order as for MACs; equal paths from one VTEP with different MACs: the lowest MAC.
     """
-    if not group:
+    if group is None:
         return None
-    winner = min(group, key=lambda p: (order(p), p.key.mac))  # type: ignore[union-attr]
-    return None if winner.peer == LOCAL_PEER else winner.key.mac  # type: ignore[union-attr]
+    winner = min(group.values(), key=_neigh_order) if isinstance(group, dict) else group
+    if winner.peer == LOCAL_PEER:
+        return None
+    return cast(MacIpKey, winner.key).mac  # only type-2 MAC+IP paths carry an IP
+
+
+def _neigh_order(path: Path) -> tuple[tuple[bool, bool, int, int], str]:
+    return order(path), cast(MacIpKey, path.key).mac
+
+
+def fdb_entry(
+    macs: Mapping[MacId, Group], frozen: Mapping[MacId, str | None], vni: int, mac: str
+) -> str | None:
+    """THE rule for the FDB entry of (L2VNI, MAC): the value a duplicate MAC was frozen at,
+    else the VTEP of the MAC mobility winner among its best paths (none if local wins).
+
+    Every path that sets an FDB entry calls this (the batch loops in evpnd.core.bgp_input set
+    the value directly only where it is provably what this returns; see their comments)."""
+    if frozen and (vni, mac) in frozen:
+        return frozen[(vni, mac)]
+    return fdb_value(macs.get((vni, mac)))
+
+
+def neigh_entry(
+    ips: Mapping[MacId, Group], frozen: Mapping[MacId, str | None], vni: int, ip: str
+) -> str | None:
+    """THE rule for the neighbour entry of (L2VNI, IP): frozen value, else neigh_value."""
+    if frozen and (vni, ip) in frozen:
+        return frozen[(vni, ip)]
+    return neigh_value(ips.get((vni, ip)))
 
 
 def route_value(group: Iterable[Path] | None) -> RouteNextHop | None:
@@ -153,63 +181,59 @@ def rmac_value(counts: dict[str, int] | None) -> str | None:
     return min(counts)
 
 
-def compute_desired(source: object, cfg: Config) -> DesiredState:
+@dataclass(frozen=True, slots=True)
+class Frozen:
+    """The kernel values duplicate (frozen) MACs keep: Mobility.frozen()."""
+
+    fdb: Mapping[MacId, str | None] = field(default_factory=dict)
+    neigh: Mapping[MacId, str | None] = field(default_factory=dict)
+
+
+def compute_desired(rib: Rib, settings: CoreSettings, frozen: Frozen | None = None) -> DesiredState:
     """The desired kernel state computed from scratch: from every path in the Adj-RIBs-In.
 
-    `source` is a Core (its RIB and the frozen duplicate MACs are used) or a bare Rib. Best
-    paths are selected again and imported again, so this checks the incremental bookkeeping.
+    Best paths are selected again and imported again, and every value is decided by the same
+    rules as the incremental upkeep (fdb_entry, neigh_entry, route_value, rmac_value), so
+    comparing both checks the incremental bookkeeping.
     """
-    from evpnd.core.rib import ImportMap, path_targets, select_best
-
-    rib = getattr(source, "rib", source)
-    mobility = getattr(source, "mobility", None)
-    frozen_fdb = mobility.frozen_fdb if mobility is not None else {}
-    frozen_neigh = mobility.frozen_neigh if mobility is not None else {}
-    imports = ImportMap(cfg)
-    candidates: dict = {}
+    frozen = frozen or Frozen()
+    imports = ImportMap(settings.l2vnis, settings.l3vnis)
+    candidates: dict[RouteKey, dict[str, Path]] = {}
     for peer, table in rib.adj_in.items():
         for key, path in table.items():
             candidates.setdefault(key, {})[peer] = path
-    macs: dict[tuple[int, str], list[Path]] = {}
-    ips: dict[tuple[int, str], list[Path]] = {}
+    macs: dict[MacId, Group] = {}
+    ips: dict[MacId, Group] = {}
     prefixes: dict[tuple[int, str], list[Path]] = {}
     state = DesiredState()
-    for item in cfg.l2vnis:
-        state.fdb[item.vni], state.flood[item.vni], state.neigh[item.vni] = {}, set(), {}
-    for item in cfg.l3vnis:
-        state.routes[item.vni], state.rmacs[item.vni] = {}, {}
+    for l2 in settings.l2vnis:
+        state.fdb[l2.vni], state.flood[l2.vni], state.neigh[l2.vni] = {}, set(), {}
+    for l3 in settings.l3vnis:
+        state.routes[l3.vni], state.rmacs[l3.vni] = {}, {}
     for key, cands in candidates.items():
         best = select_best(cands, rib.stale)
-        l2, l3 = path_targets(best, imports)
+        l2s, l3s = path_targets(best, imports)
         if type(key) is MacIpKey:
-            for vni in l2:
-                macs.setdefault((vni, key.mac), []).append(best)
+            for vni in l2s:
+                group_put(macs, (vni, key.mac), key, best)
                 if key.ip is not None:
-                    ips.setdefault((vni, key.ip), []).append(best)
+                    group_put(ips, (vni, key.ip), key, best)
             if key.ip is not None:
-                for vni in l3:
+                for vni in l3s:
                     prefixes.setdefault((vni, host_prefix(key.ip)), []).append(best)
         elif type(key) is ImetKey:
             if best.peer != LOCAL_PEER:
-                for vni in l2:
+                for vni in l2s:
                     state.flood.setdefault(vni, set()).add(flood_vtep(best))
         else:
-            for vni in l3:
-                prefixes.setdefault((vni, key.prefix), []).append(best)
-    for (vni, mac), group in macs.items():
-        if (vni, mac) not in frozen_fdb:
-            value = fdb_value(group)
-            if value is not None:
-                state.fdb.setdefault(vni, {})[mac] = value
-    for (vni, mac), value in frozen_fdb.items():
+            for vni in l3s:
+                prefixes.setdefault((vni, cast(PrefixKey, key).prefix), []).append(best)
+    for vni, mac in {*macs, *frozen.fdb}:
+        value = fdb_entry(macs, frozen.fdb, vni, mac)
         if value is not None:
             state.fdb.setdefault(vni, {})[mac] = value
-    for (vni, ip), group in ips.items():
-        if (vni, ip) not in frozen_neigh:
-            mac_value = neigh_value(group)
-            if mac_value is not None:
-                state.neigh.setdefault(vni, {})[ip] = mac_value
-    for (vni, ip), mac_value in frozen_neigh.items():
+    for vni, ip in {*ips, *frozen.neigh}:
+        mac_value = neigh_entry(ips, frozen.neigh, vni, ip)
         if mac_value is not None:
             state.neigh.setdefault(vni, {})[ip] = mac_value
     rmac_counts: dict[tuple[int, str], dict[str, int]] = {}
@@ -221,7 +245,7 @@ def compute_desired(source: object, cfg: Config) -> DesiredState:
                 counts = rmac_counts.setdefault((vni, nh.vtep), {})
                 counts[nh.router_mac] = counts.get(nh.router_mac, 0) + 1
     for (vni, vtep), counts in rmac_counts.items():
-        value = rmac_value(counts)
-        if value is not None:
-            state.rmacs.setdefault(vni, {})[vtep] = value
+        rmac = rmac_value(counts)
+        if rmac is not None:
+            state.rmacs.setdefault(vni, {})[vtep] = rmac
     return state

@@ -1,19 +1,26 @@
 """Indexes of best paths by kernel object, and the incremental upkeep of the desired state.
 
 Kept from best paths as they change (nothing scans all routes on an update):
-  _macs[(l2vni, mac)]      best type-2 paths carrying the MAC (any RD, any IP, local too)
-  _ips[(l2vni, ip)]        best type-2 MAC+IP paths carrying the IP
-  _prefixes[(l3vni, pfx)]  best type-5 paths and symmetric-IRB host routes
+  macs[(l2vni, mac)]      best type-2 paths carrying the MAC (any RD, any IP, local too)
+  ips[(l2vni, ip)]        best type-2 MAC+IP paths carrying the IP
+  prefixes[(l3vni, pfx)]  best type-5 paths and symmetric-IRB host routes
   (each a Group: one Path, or {key: Path} when there are several)
-  _flood[(l2vni, vtep)]    keys of imported remote type-3 routes towards that VTEP
-  _rmac_refs[(l3vni, vtep)]  {router MAC: routes via that VTEP carrying it}
+  flood[(l2vni, vtep)]    keys of imported remote type-3 routes towards that VTEP
+  rmac_refs[(l3vni, vtep)]  {router MAC: routes via that VTEP carrying it}
 From them the desired FDB, neighbour, flood, route and router-MAC entries are refreshed one
-object at a time, each change recorded in `desired.dirty`.
+object at a time by the rules in desired.py, each change recorded in `desired.dirty`.
+
+The flow has one direction: this object never calls back into the rest of the core. The FDB
+entry of a MAC this VTEP has local state for, and the neighbour entries of its IPs, wait for
+the local-versus-remote decision: they are queued in `unsettled`, which LocalMacs drains
+(it decides, re-originates, then asks for refresh_fdb / refresh_neigh here).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections import deque
+from collections.abc import Mapping
+from typing import cast
 
 from evpnd.core.desired import (
     FDB,
@@ -22,107 +29,116 @@ from evpnd.core.desired import (
     RMAC,
     ROUTE,
     DesiredState,
-    compute_desired,
-    fdb_value,
+    fdb_entry,
     flood_vtep,
     host_prefix,
-    neigh_value,
+    neigh_entry,
     rmac_value,
     route_value,
 )
+from evpnd.core.mobility import Mobility
 from evpnd.core.path_groups import ABSENT, Group, group_del, group_paths, group_put
 from evpnd.core.rib import Rib, path_targets
-from evpnd.routes.evpn import LOCAL_PEER, ImetKey, MacIpKey, Path, RouteKey
-
-if TYPE_CHECKING:
-    from evpnd.config import Config
-    from evpnd.core.config_view import ConfigView
-    from evpnd.core.mobility import Mobility
+from evpnd.core.settings import SettingsView
+from evpnd.routes.evpn import LOCAL_PEER, ImetKey, MacIpKey, Path, PrefixKey, RouteKey
 
 Targets = tuple[tuple[int, ...], tuple[int, ...]]  # (L2VNIs, L3VNIs) a path is imported into
+Unsettled = tuple[int, str, str | None]  # (L2VNI, MAC, IP of the changed key or None)
 
 
-class Indexes:
-    """Mixin of Core: the index and desired-state upkeep. A MAC whose paths changed is
-    settled by Core._settle_mac (local or remote wins: local_macs.py), which refreshes its FDB
-    entry here."""
+class BestPathIndexes:
+    """Best paths by kernel object, and the desired state kept from them."""
 
-    # Core's state this part reads and writes (set in Core.__init__).
-    cfg: Config
-    desired: DesiredState
-    rib: Rib
-    mobility: Mobility
-    _view: ConfigView
-    _macs: dict[tuple[int, str], Group]
-    _ips: dict[tuple[int, str], Group]
-    _prefixes: dict[tuple[int, str], Group]
-    _flood: dict[tuple[int, str], set[RouteKey]]
-    _rmac_refs: dict[tuple[int, str], dict[str, int]]
+    def __init__(self, view: SettingsView, desired: DesiredState, mobility: Mobility) -> None:
+        self.view = view
+        self.desired = desired
+        self.mobility = mobility  # read only: local MACs (who waits to settle), frozen values
+        self.macs: dict[tuple[int, str], Group] = {}
+        self.ips: dict[tuple[int, str], Group] = {}
+        self.prefixes: dict[tuple[int, str], Group] = {}
+        self.flood: dict[tuple[int, str], set[RouteKey]] = {}
+        self.rmac_refs: dict[tuple[int, str], dict[str, int]] = {}
+        # MACs with local state whose paths changed: LocalMacs.settle_pending() drains it.
+        self.unsettled: deque[Unsettled] = deque()
+        self.make_tables()
 
-    def _best_changed(self, key: RouteKey, old: Path | None, new: Path | None) -> None:
+    # ------------------------------------------------ a best path changed
+
+    def best_changed(self, key: RouteKey, old: Path | None, new: Path | None) -> None:
         """A key's best path changed: move it in the indexes, refresh the objects it feeds."""
-        imports = self._view.imports
+        imports = self.view.imports
         old_t = None if old is None else path_targets(old, imports)
         new_t = None if new is None else path_targets(new, imports)
-        kind = type(key)
-        if kind is MacIpKey:
-            self._type2_changed(key, old, new, old_t, new_t)  # type: ignore[arg-type]
-        elif kind is ImetKey:
-            self._type3_changed(key, old, new, old_t, new_t)  # type: ignore[arg-type]
+        if isinstance(key, MacIpKey):
+            self._type2_changed(key, new, old_t, new_t)
+        elif isinstance(key, ImetKey):
+            self._type3_changed(key, old, new, old_t, new_t)
         else:
-            prefix = key.prefix  # type: ignore[union-attr]
-            vnis = set()
-            if old_t:
-                for vni in old_t[1]:
-                    group_del(self._prefixes, (vni, prefix), key)
-                    vnis.add(vni)
-            if new_t:
-                for vni in new_t[1]:
-                    group_put(self._prefixes, (vni, prefix), key, new)  # type: ignore
-                    vnis.add(vni)
-            for vni in vnis:
-                self._refresh_route(vni, prefix)
+            self._type5_changed(key, new, old_t, new_t)
+
+    def _type5_changed(
+        self, key: PrefixKey, new: Path | None, old_t: Targets | None, new_t: Targets | None
+    ) -> None:
+        prefix = key.prefix
+        vnis = set()
+        if old_t:
+            for vni in old_t[1]:
+                group_del(self.prefixes, (vni, prefix), key)
+                vnis.add(vni)
+        if new_t and new is not None:
+            for vni in new_t[1]:
+                group_put(self.prefixes, (vni, prefix), key, new)
+                vnis.add(vni)
+        for vni in vnis:
+            self.refresh_route(vni, prefix)
 
     def _type2_changed(
-        self,
-        key: MacIpKey,
-        old: Path | None,
-        new: Path | None,
-        old_t: Targets | None,
-        new_t: Targets | None,
+        self, key: MacIpKey, new: Path | None, old_t: Targets | None, new_t: Targets | None
     ) -> None:
         mac, ip = key.mac, key.ip
-        macs, ips, prefixes = self._macs, self._ips, self._prefixes
+        macs, ips, prefixes = self.macs, self.ips, self.prefixes
         if old_t is not None:
             for vni in old_t[0]:
                 group_del(macs, (vni, mac), key)
                 if ip is not None:
                     group_del(ips, (vni, ip), key)
-            if old_t[1]:
-                pfx = host_prefix(ip)  # type: ignore[arg-type]
+            if old_t[1] and ip is not None:
+                pfx = host_prefix(ip)
                 for vni in old_t[1]:
                     group_del(prefixes, (vni, pfx), key)
-        if new_t is not None:
+        if new_t is not None and new is not None:
             for vni in new_t[0]:
-                group_put(macs, (vni, mac), key, new)  # type: ignore[arg-type]
+                group_put(macs, (vni, mac), key, new)
                 if ip is not None:
-                    group_put(ips, (vni, ip), key, new)  # type: ignore[arg-type]
-            if new_t[1]:
-                pfx = host_prefix(ip)  # type: ignore[arg-type]
+                    group_put(ips, (vni, ip), key, new)
+            if new_t[1] and ip is not None:
+                pfx = host_prefix(ip)
                 for vni in new_t[1]:
-                    group_put(prefixes, (vni, pfx), key, new)  # type: ignore[arg-type]
-        l2 = new_t[0] if old_t is None else (old_t[0] if new_t is None else {*old_t[0], *new_t[0]})
+                    group_put(prefixes, (vni, pfx), key, new)
+        l2: tuple[int, ...] | set[int] = ()
+        if old_t is None:
+            l2 = new_t[0] if new_t is not None else ()
+        else:
+            l2 = old_t[0] if new_t is None else {*old_t[0], *new_t[0]}
         for vni in l2:
-            self._settle_mac(vni, mac)
-            if ip is not None:
-                self._refresh_neigh(vni, ip)
-        l3 = () if old_t is None else old_t[1]
+            self.mac_changed(vni, mac, ip)
+        l3: tuple[int, ...] | set[int] = () if old_t is None else old_t[1]
         if new_t is not None:
             l3 = new_t[1] if not l3 else {*l3, *new_t[1]}
-        if l3:
-            pfx = host_prefix(ip)  # type: ignore[arg-type]
+        if l3 and ip is not None:
+            pfx = host_prefix(ip)
             for vni in l3:
-                self._refresh_route(vni, pfx)
+                self.refresh_route(vni, pfx)
+
+    def mac_changed(self, vni: int, mac: str, ip: str | None) -> None:
+        """The paths of a MAC (and of one of its IPs) changed in an L2VNI: refresh its FDB and
+        neighbour entries, or queue them behind the local-versus-remote decision."""
+        if (vni, mac) in self.mobility.local:
+            self.unsettled.append((vni, mac, ip))
+            return
+        self.refresh_fdb(vni, mac)
+        if ip is not None:
+            self.refresh_neigh(vni, ip)
 
     def _type3_changed(
         self,
@@ -136,20 +152,20 @@ class Indexes:
         if old is not None and old_t is not None and old.peer != LOCAL_PEER:
             vtep = flood_vtep(old)
             for vni in old_t[0]:
-                refs = self._flood.get((vni, vtep))
+                refs = self.flood.get((vni, vtep))
                 if refs is not None:
                     refs.discard(key)
                     if not refs:
-                        del self._flood[(vni, vtep)]
+                        del self.flood[(vni, vtep)]
                 touched.append((vni, vtep))
         if new is not None and new_t is not None and new.peer != LOCAL_PEER:
             vtep = flood_vtep(new)
             for vni in new_t[0]:
-                self._flood.setdefault((vni, vtep), set()).add(key)
+                self.flood.setdefault((vni, vtep), set()).add(key)
                 touched.append((vni, vtep))
         desired = self.desired
         for vni, vtep in touched:
-            wanted = (vni, vtep) in self._flood
+            wanted = (vni, vtep) in self.flood
             table = desired.flood.get(vni)
             if table is None:
                 table = desired.flood[vni] = set()
@@ -160,17 +176,19 @@ class Indexes:
                     table.discard(vtep)
                 desired.dirty.add((FLOOD, vni, vtep))
 
-    def _type2_added(
+    def type2_added(
         self, key: MacIpKey, path: Path, l2: tuple[int, ...], l3: tuple[int, ...]
     ) -> None:
         """A remote type-2 key that had no path before: _type2_changed(old=None), made short.
 
-        The FDB entry is set directly when the MAC has no local state, is not frozen and
-        either has no other path or already points at this path's VTEP (adding a path from
-        the VTEP that already wins cannot change the winner's VTEP).
+        The FDB entry is set directly when the MAC has no local state, is not frozen and had
+        no path before: fdb_entry() of a group of one remote path is its next hop. When the
+        MAC had paths, fdb_entry() decides (refresh_fdb), unless the current entry already
+        points at this path's VTEP: a path from the winning VTEP cannot change the winner's
+        VTEP (equal rank means equal VTEP), so the entry stays what fdb_entry() would say.
         """
         mac, ip, nh = key.mac, key.ip, path.next_hop
-        macs, ips = self._macs, self._ips
+        macs, ips = self.macs, self.ips
         local = self.mobility.local
         frozen_fdb = self.mobility.frozen_fdb
         frozen_neigh = self.mobility.frozen_neigh
@@ -180,45 +198,52 @@ class Indexes:
             gk = (vni, mac)
             fresh = gk not in macs
             group_put(macs, gk, key, path)
+            if ip is not None:
+                group_put(ips, (vni, ip), key, path)
+            if gk in local:
+                self.unsettled.append((vni, mac, ip))
+                continue
             table = desired.fdb.get(vni)
             if table is None:
                 table = desired.fdb[vni] = {}
-            if gk in local or gk in frozen_fdb or (not fresh and table.get(mac) != nh):
-                self._settle_mac(vni, mac)
+            if gk in frozen_fdb or (not fresh and table.get(mac) != nh):
+                self.refresh_fdb(vni, mac)
             elif fresh and table.get(mac) != nh:
                 table[mac] = nh
                 dirty.add((FDB, vni, mac))
             if ip is not None:
                 gk = (vni, ip)
-                fresh = gk not in ips
-                group_put(ips, gk, key, path)
-                if fresh and gk not in frozen_neigh:
-                    table = desired.neigh.get(vni)
-                    if table is None:
-                        table = desired.neigh[vni] = {}
-                    if table.get(ip) != mac:
-                        table[ip] = mac
+                group = ips[gk]
+                if group is path and gk not in frozen_neigh:
+                    # the IP's only path: neigh_entry() is its MAC
+                    neigh = desired.neigh.get(vni)
+                    if neigh is None:
+                        neigh = desired.neigh[vni] = {}
+                    if neigh.get(ip) != mac:
+                        neigh[ip] = mac
                         dirty.add((NEIGH, vni, ip))
                 else:
-                    self._refresh_neigh(vni, ip)
-        if l3:
-            prefix = host_prefix(ip)  # type: ignore[arg-type]
+                    self.refresh_neigh(vni, ip)
+        if l3 and ip is not None:
+            prefix = host_prefix(ip)
             for vni in l3:
-                group_put(self._prefixes, (vni, prefix), key, path)
-                self._refresh_route(vni, prefix)
+                group_put(self.prefixes, (vni, prefix), key, path)
+                self.refresh_route(vni, prefix)
 
-    def _type2_removed(self, key: MacIpKey, old: Path) -> None:
-        """A remote type-2 key lost its last path: _type2_changed(new=None), made short.
+    def type2_removed(self, key: MacIpKey, old: Path) -> None:
+        """A type-2 key lost its last path: _type2_changed(new=None), made short.
 
         The FDB entry is dropped directly when the MAC has no other path, no local state and
-        is not frozen; it is left alone when the removed path was not from the winning VTEP.
+        is not frozen (fdb_entry() of no group is None); it is left alone when the removed
+        path was not from the winning VTEP (removing a path that does not hold the highest
+        rank leaves the winner, see type2_added); otherwise fdb_entry() decides.
         """
         if old.peer == LOCAL_PEER:
-            self._best_changed(key, old, None)
+            self.best_changed(key, old, None)
             return
-        l2, l3 = path_targets(old, self._view.imports)
+        l2, l3 = path_targets(old, self.view.imports)
         mac, ip, nh = key.mac, key.ip, old.next_hop
-        macs, ips = self._macs, self._ips
+        macs, ips = self.macs, self.ips
         local = self.mobility.local
         frozen_fdb = self.mobility.frozen_fdb
         desired = self.desired
@@ -226,41 +251,33 @@ class Indexes:
         for vni in l2:
             gk = (vni, mac)
             left = group_del(macs, gk, key)
+            ip_left = ABSENT if ip is None else group_del(ips, (vni, ip), key)
+            if gk in local:
+                if left is not ABSENT or ip_left is not ABSENT:
+                    self.unsettled.append((vni, mac, None if ip_left is ABSENT else ip))
+                continue
             if left is not ABSENT:
                 table = desired.fdb.get(vni)
-                if gk in local or gk in frozen_fdb or table is None:
-                    self._settle_mac(vni, mac)
+                if gk in frozen_fdb or table is None:
+                    self.refresh_fdb(vni, mac)
                 elif left is None:
                     if mac in table:
                         del table[mac]
                         dirty.add((FDB, vni, mac))
                 elif table.get(mac) == nh:
-                    self._refresh_fdb(vni, mac)
-            if ip is not None:
-                gk = (vni, ip)
-                left = group_del(ips, gk, key)
-                if left is not ABSENT:
-                    self._refresh_neigh(vni, ip)
-        if l3:
-            prefix = host_prefix(ip)  # type: ignore[arg-type]
+                    self.refresh_fdb(vni, mac)
+            if ip is not None and ip_left is not ABSENT:
+                self.refresh_neigh(vni, ip)
+        if l3 and ip is not None:
+            prefix = host_prefix(ip)
             for vni in l3:
-                group_del(self._prefixes, (vni, prefix), key)
-                self._refresh_route(vni, prefix)
+                group_del(self.prefixes, (vni, prefix), key)
+                self.refresh_route(vni, prefix)
 
     # ------------------------------------------------ desired kernel objects from the indexes
 
-    def _refresh_fdb(self, vni: int, mac: str) -> None:
-        frozen = self.mobility.frozen_fdb
-        if frozen and (vni, mac) in frozen:
-            value = frozen[(vni, mac)]
-        else:
-            group = self._macs.get((vni, mac))
-            if group is None:
-                value = None
-            elif type(group) is not dict:
-                value = None if group.peer == LOCAL_PEER else group.next_hop
-            else:
-                value = fdb_value(group.values())
+    def refresh_fdb(self, vni: int, mac: str) -> None:
+        value = fdb_entry(self.macs, self.mobility.frozen_fdb, vni, mac)
         desired = self.desired
         table = desired.fdb.get(vni)
         if table is None:
@@ -272,18 +289,8 @@ class Indexes:
                 table[mac] = value
             desired.dirty.add((FDB, vni, mac))
 
-    def _refresh_neigh(self, vni: int, ip: str) -> None:
-        frozen = self.mobility.frozen_neigh
-        if frozen and (vni, ip) in frozen:
-            value = frozen[(vni, ip)]
-        else:
-            group = self._ips.get((vni, ip))
-            if group is None:
-                value = None
-            elif type(group) is not dict:
-                value = None if group.peer == LOCAL_PEER else group.key.mac  # type: ignore
-            else:
-                value = neigh_value(group.values())
+    def refresh_neigh(self, vni: int, ip: str) -> None:
+        value = neigh_entry(self.ips, self.mobility.frozen_neigh, vni, ip)
         desired = self.desired
         table = desired.neigh.get(vni)
         if table is None:
@@ -295,8 +302,8 @@ class Indexes:
                 table[ip] = value
             desired.dirty.add((NEIGH, vni, ip))
 
-    def _refresh_route(self, vni: int, prefix: str) -> None:
-        value = route_value(group_paths(self._prefixes.get((vni, prefix))))
+    def refresh_route(self, vni: int, prefix: str) -> None:
+        value = route_value(group_paths(self.prefixes.get((vni, prefix))))
         desired = self.desired
         table = desired.routes.get(vni)
         if table is None:
@@ -315,12 +322,12 @@ class Indexes:
             self._rmac_ref(vni, value.vtep, value.router_mac, +1)
 
     def _rmac_ref(self, vni: int, vtep: str, rmac: str, delta: int) -> None:
-        counts = self._rmac_refs.setdefault((vni, vtep), {})
+        counts = self.rmac_refs.setdefault((vni, vtep), {})
         counts[rmac] = counts.get(rmac, 0) + delta
         if counts[rmac] <= 0:
             del counts[rmac]
         if not counts:
-            del self._rmac_refs[(vni, vtep)]
+            del self.rmac_refs[(vni, vtep)]
         value = rmac_value(counts)
         table = self.desired.rmacs.setdefault(vni, {})
         if table.get(vtep) != value:
@@ -330,45 +337,44 @@ class Indexes:
                 table[vtep] = value
             self.desired.dirty.add((RMAC, vni, vtep))
 
-    def _make_tables(self) -> None:
+    def make_tables(self) -> None:
         desired = self.desired
-        for vni in self._view.l2:
+        for vni in self.view.l2:
             desired.fdb.setdefault(vni, {})
             desired.flood.setdefault(vni, set())
             desired.neigh.setdefault(vni, {})
-        for vni in self._view.l3:
+        for vni in self.view.l3:
             desired.routes.setdefault(vni, {})
             desired.rmacs.setdefault(vni, {})
 
-    def _rebuild_indexes(self) -> None:
-        """After a configuration change: re-select, re-import everything, diff desired state."""
-        self._macs, self._ips, self._prefixes, self._flood = {}, {}, {}, {}
-        self._rmac_refs = {}
-        rib, imports = self.rib, self._view.imports
-        for key in list(rib.multi):
-            rib.reselect(key)
+    def rebuild(self, view: SettingsView, rib: Rib, new: DesiredState) -> None:
+        """After a configuration change: re-index every best path under the new settings and
+        take over `new` (the state computed from scratch), marking what differs as dirty."""
+        self.view = view
+        self.macs, self.ips, self.prefixes, self.flood = {}, {}, {}, {}
+        self.rmac_refs = {}
+        imports = view.imports
         for key, best in rib.best.items():
             l2, l3 = path_targets(best, imports)
-            if type(key) is MacIpKey:
+            if isinstance(key, MacIpKey):
                 for vni in l2:
-                    group_put(self._macs, (vni, key.mac), key, best)
+                    group_put(self.macs, (vni, key.mac), key, best)
                     if key.ip is not None:
-                        group_put(self._ips, (vni, key.ip), key, best)
+                        group_put(self.ips, (vni, key.ip), key, best)
                 if key.ip is not None:
                     for vni in l3:
-                        group_put(self._prefixes, (vni, host_prefix(key.ip)), key, best)
-            elif type(key) is ImetKey:
+                        group_put(self.prefixes, (vni, host_prefix(key.ip)), key, best)
+            elif isinstance(key, ImetKey):
                 if best.peer != LOCAL_PEER:
                     for vni in l2:
-                        self._flood.setdefault((vni, flood_vtep(best)), set()).add(key)
+                        self.flood.setdefault((vni, flood_vtep(best)), set()).add(key)
             else:
                 for vni in l3:
-                    group_put(self._prefixes, (vni, key.prefix), key, best)
-        new = compute_desired(self, self.cfg)
+                    group_put(self.prefixes, (vni, cast(PrefixKey, key).prefix), key, best)
         for vni, route_table in new.routes.items():
             for nh in route_table.values():
                 if nh.router_mac is not None:
-                    counts = self._rmac_refs.setdefault((vni, nh.vtep), {})
+                    counts = self.rmac_refs.setdefault((vni, nh.vtep), {})
                     counts[nh.router_mac] = counts.get(nh.router_mac, 0) + 1
         self._adopt(new)
 
@@ -376,23 +382,35 @@ class Indexes:
         """Take over a recomputed desired state, marking every object whose value differs."""
         old = self.desired
         dirty = old.dirty
-        for kind, old_tables, new_tables in (
-            (FDB, old.fdb, new.fdb),
-            (NEIGH, old.neigh, new.neigh),
-            (ROUTE, old.routes, new.routes),
-            (RMAC, old.rmacs, new.rmacs),
-        ):
-            for vni in set(old_tables) | set(new_tables):
-                a, b = old_tables.get(vni, {}), new_tables.get(vni, {})
-                for k in set(a) | set(b):
-                    if a.get(k) != b.get(k):
-                        dirty.add((kind, vni, k))
+        _mark_changed(dirty, FDB, old.fdb, new.fdb)
+        _mark_changed(dirty, NEIGH, old.neigh, new.neigh)
+        _mark_changed(dirty, ROUTE, old.routes, new.routes)
+        _mark_changed(dirty, RMAC, old.rmacs, new.rmacs)
         for vni in set(old.flood) | set(new.flood):
             for vtep in old.flood.get(vni, set()) ^ new.flood.get(vni, set()):
                 dirty.add((FLOOD, vni, vtep))
         # In place: the dataplane holds a reference to this DesiredState.
-        for name in ("fdb", "flood", "neigh", "routes", "rmacs"):
-            table = getattr(old, name)
-            table.clear()
-            table.update(getattr(new, name))
-        self._make_tables()
+        old.fdb.clear()
+        old.fdb.update(new.fdb)
+        old.flood.clear()
+        old.flood.update(new.flood)
+        old.neigh.clear()
+        old.neigh.update(new.neigh)
+        old.routes.clear()
+        old.routes.update(new.routes)
+        old.rmacs.clear()
+        old.rmacs.update(new.rmacs)
+        self.make_tables()
+
+
+def _mark_changed(
+    dirty: set[tuple[str, int, str]],
+    kind: str,
+    old: Mapping[int, Mapping[str, object]],
+    new: Mapping[int, Mapping[str, object]],
+) -> None:
+    for vni in set(old) | set(new):
+        a, b = old.get(vni, {}), new.get(vni, {})
+        for k in set(a) | set(b):
+            if a.get(k) != b.get(k):
+                dirty.add((kind, vni, k))

@@ -4,22 +4,23 @@ A LocalMac event updates the MAC's LocalMacState (present, IPs, sticky). Then th
 settled: advertised with a sequence number above every remote one, or withdrawn when a remote
 path wins (the MAC moved away); moves are counted for duplicate detection, which freezes the
 MAC's kernel entries and stops advertising it until clear_duplicates().
+
+Settling is a work list, not a recursion: BestPathIndexes queues the MACs with local state
+whose paths changed (`unsettled`); settle_pending() decides each, re-originates through
+Origination (which may queue the same MAC again: deciding again is a no-op), then asks the
+indexes to refresh the MAC's FDB entry and the queued neighbour entries.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from typing import TYPE_CHECKING
-
 from evpnd.core.events import LocalMac
+from evpnd.core.indexes import BestPathIndexes
+from evpnd.core.journal import Journal
 from evpnd.core.mobility import LocalMacState, Mobility, rank
+from evpnd.core.origination import Origination
 from evpnd.core.path_groups import Group, group_paths
-from evpnd.routes.evpn import LOCAL_PEER, Path, RouteKey
-
-if TYPE_CHECKING:
-    from evpnd.core.config_view import ConfigView
-    from evpnd.core.desired import DesiredState
-    from evpnd.core.origination import OwnRoutes
+from evpnd.core.settings import SettingsView
+from evpnd.routes.evpn import LOCAL_PEER, MacIpKey, Path
 
 
 def remote_best(group: Group | None) -> tuple[Path | None, int]:
@@ -36,33 +37,46 @@ def remote_best(group: Group | None) -> tuple[Path | None, int]:
 
 
 class LocalMacs:
-    """Mixin of Core: local MAC events, local-versus-remote resolution, duplicate freezing."""
+    """Local MAC events, local-versus-remote resolution, duplicate freezing."""
 
-    # Core's state this part reads and writes (set in Core.__init__).
-    desired: DesiredState
-    mobility: Mobility
-    counters: dict[str, int]
-    notices: deque[dict]
-    _view: ConfigView
-    _own: OwnRoutes
-    _now: float
-    _macs: dict[tuple[int, str], Group]
-    _local_keys: dict[tuple[int, str], set[RouteKey]]
-    _settling: set[tuple[int, str]]  # MACs being settled (re-entry from _set_local)
+    def __init__(
+        self,
+        view: SettingsView,
+        mobility: Mobility,
+        indexes: BestPathIndexes,
+        origination: Origination,
+        journal: Journal,
+    ) -> None:
+        self.view = view
+        self.mobility = mobility
+        self.indexes = indexes
+        self.origination = origination
+        self.journal = journal
+
+    def configure(self, view: SettingsView) -> None:
+        self.view = view
+        for st in self.mobility.local.values():
+            st.sticky = st.sticky or st.mac in view.sticky[st.vni]
+
+    def wanted_paths(self) -> dict[tuple[int, str], dict[MacIpKey, Path]]:
+        """The type-2 paths of every advertised local MAC, as the current settings want them."""
+        own = self.origination.own
+        return {mk: own.mac_paths(st) for mk, st in self.mobility.local.items() if st.advertised}
 
     def _local_rank(self, st: LocalMacState) -> tuple[bool, bool, int, int]:
-        return (st.sticky, st.sticky, st.seq, self._view.vtep_rank)
+        return (st.sticky, st.sticky, st.seq, self.view.vtep_rank)
 
-    def _local_mac(self, event: LocalMac) -> None:
-        view = self._view
+    def local_mac(self, event: LocalMac) -> None:
+        view = self.view
         vni = event.vni
+        journal = self.journal
         if vni not in view.l2:
-            self.counters["local_unknown_vni"] = self.counters.get("local_unknown_vni", 0) + 1
-            self._notice("local_mac_refused", vni=vni, mac=event.mac, reason="unknown VNI")
+            journal.count("local_unknown_vni")
+            journal.notice("local_mac_refused", vni=vni, mac=event.mac, reason="unknown VNI")
             return
         if not isinstance(event.mac, str) or len(event.mac) != 17:
-            self.counters["local_malformed"] = self.counters.get("local_malformed", 0) + 1
-            self._notice("local_mac_refused", vni=vni, mac=repr(event.mac), reason="malformed")
+            journal.count("local_malformed")
+            journal.notice("local_mac_refused", vni=vni, mac=repr(event.mac), reason="malformed")
             return
         mac = event.mac.lower()
         mk = (vni, mac)
@@ -70,7 +84,7 @@ class LocalMacs:
         st = mobility.local.get(mk)
         if event.present:
             if st is None:
-                st = mobility.local[mk] = LocalMacState(vni, mac, learned_at=self._now)
+                st = mobility.local[mk] = LocalMacState(vni, mac, learned_at=journal.now)
             configured_sticky = mac in view.sticky[vni]
             if event.ip is None:
                 st.present = True
@@ -79,14 +93,14 @@ class LocalMacs:
                 st.ips.add(event.ip)
                 st.sticky = st.sticky or event.sticky or configured_sticky
             if not st.advertised and not mobility.is_frozen(vni, mac):
-                remote, top = remote_best(self._macs.get((vni, mac)))
+                remote, top = remote_best(self.indexes.macs.get((vni, mac)))
                 # RFC 7432 section 15.1: a MAC learned locally while a remote route exists is
                 # advertised with the highest remote sequence + 1, unless a remote sticky
                 # route pins it (section 15.2).
                 if remote is not None and (st.sticky or not remote.attrs.sticky):
                     st.seq = max(st.seq, top + 1)
-                    if self.desired.fdb.get(vni, {}).get(mac) is not None and (
-                        mobility.record_move(vni, mac, self._now, local_learn=True)
+                    if self.indexes.desired.fdb.get(vni, {}).get(mac) is not None and (
+                        mobility.record_move(vni, mac, journal.now, local_learn=True)
                     ):
                         self._freeze(vni, mac)
         else:
@@ -97,73 +111,83 @@ class LocalMacs:
                 st.ips.clear()  # the MAC is gone, so are the neighbours on it
             else:
                 st.ips.discard(event.ip)
-        self._settle_mac(vni, mac)
+        self.settle(vni, mac)
+
+    def settle(self, vni: int, mac: str) -> None:
+        """Decide local vs remote for a MAC, then refresh its FDB entry."""
+        self.indexes.unsettled.append((vni, mac, None))
+        self.settle_pending()
+
+    def settle_pending(self) -> None:
+        """Settle every MAC the indexes queued (see the module docstring)."""
+        pending = self.indexes.unsettled
+        local = self.mobility.local
+        while pending:
+            vni, mac, ip = pending.popleft()
+            st = local.get((vni, mac))
+            if st is not None:
+                self._resolve(st)
+            self.indexes.refresh_fdb(vni, mac)
+            if ip is not None:
+                self.indexes.refresh_neigh(vni, ip)
+
+    def thaw(self, vni: int, mac: str) -> None:
+        """clear_duplicates for one MAC: unfreeze, decide again, refresh its entries."""
+        ips = self.mobility.thaw(vni, mac)
+        self.journal.count("duplicates_cleared")
+        self.settle(vni, mac)
+        for ip in ips:
+            self.indexes.refresh_neigh(vni, ip)
 
     def _freeze(self, vni: int, mac: str) -> None:
         """Duplicate detected: keep the kernel as it is now, stop advertising the MAC."""
-        self.counters["duplicates_detected"] = self.counters.get("duplicates_detected", 0) + 1
-        ips = {p.key.ip for p in group_paths(self._macs.get((vni, mac))) if p.key.ip is not None}  # type: ignore
+        self.journal.count("duplicates_detected")
+        ips = set()
+        for path in group_paths(self.indexes.macs.get((vni, mac))):
+            ip = path.key.ip if isinstance(path.key, MacIpKey) else None
+            if ip is not None:
+                ips.add(ip)
         st = self.mobility.local.get((vni, mac))
         if st is not None:
             ips.update(st.ips)
-        neigh = self.desired.neigh.get(vni, {})
-        self._notice("duplicate_detected", vni=vni, mac=mac, ips=sorted(ips))
+        desired = self.indexes.desired
+        neigh = desired.neigh.get(vni, {})
+        self.journal.notice("duplicate_detected", vni=vni, mac=mac, ips=sorted(ips))
         self.mobility.freeze(
-            vni, mac, self.desired.fdb.get(vni, {}).get(mac), {ip: neigh.get(ip) for ip in ips}
+            vni, mac, desired.fdb.get(vni, {}).get(mac), {ip: neigh.get(ip) for ip in ips}
         )
         if st is not None and st.advertised:
             st.advertised = False
-            self._sync_local_routes(st, {})
+            self.origination.sync_mac(st, {})
 
-    def _sync_local_routes(self, st: LocalMacState, wanted: dict[RouteKey, Path]) -> None:
-        mk = (st.vni, st.mac)
-        for key in list(self._local_keys.get(mk, ())):
-            if key not in wanted:
-                self._set_local(key, None)
-        for key, path in wanted.items():
-            self._set_local(key, path)
-
-    def _settle_mac(self, vni: int, mac: str) -> None:
-        """Decide local vs remote for a MAC, then refresh its FDB entry."""
-        mk = (vni, mac)
-        st = self.mobility.local.get(mk)
-        if st is not None and mk not in self._settling:
-            self._settling.add(mk)
-            try:
-                self._resolve_local(st)
-            finally:
-                self._settling.discard(mk)
-        if mk not in self._settling:
-            self._refresh_fdb(vni, mac)
-
-    def _resolve_local(self, st: LocalMacState) -> None:
+    def _resolve(self, st: LocalMacState) -> None:
         """Advertise a local MAC iff it wins against every remote path (RFC 7432 section 15)."""
         vni, mac = st.vni, st.mac
         mobility = self.mobility
         if not st.present and not st.ips:
             if st.advertised:
                 st.advertised = False
-                self._sync_local_routes(st, {})
+                self.origination.sync_mac(st, {})
             del mobility.local[(vni, mac)]
             return
         if mobility.is_frozen(vni, mac):
             return
-        remote, _ = remote_best(self._macs.get((vni, mac)))
-        local_wins = remote is None or self._local_rank(st) > rank(remote)
-        if st.advertised and not local_wins:
-            # A remote path with a higher sequence (or sticky): the MAC moved away.
-            st.advertised = False
-            self.counters["local_mac_lost"] = self.counters.get("local_mac_lost", 0) + 1
-            self._notice(
-                "mac_moved_away",
-                vni=vni,
-                mac=mac,
-                vtep=remote.next_hop,
-                seq=remote.attrs.mobility_seq,  # type: ignore[union-attr]
-            )
-            if mobility.record_move(vni, mac, self._now, local_learn=False):
-                self._freeze(vni, mac)
-            self._sync_local_routes(st, {})
-        elif local_wins:
+        remote, _ = remote_best(self.indexes.macs.get((vni, mac)))
+        if remote is not None and self._local_rank(st) <= rank(remote):
+            if st.advertised:
+                # A remote path with a higher sequence (or sticky): the MAC moved away.
+                st.advertised = False
+                self.journal.count("local_mac_lost")
+                self.journal.notice(
+                    "mac_moved_away",
+                    vni=vni,
+                    mac=mac,
+                    vtep=remote.next_hop,
+                    seq=remote.attrs.mobility_seq,
+                )
+                if mobility.record_move(vni, mac, self.journal.now, local_learn=False):
+                    self._freeze(vni, mac)
+                self.origination.sync_mac(st, {})
+        else:
             st.advertised = True
-            self._sync_local_routes(st, self._own.mac_paths(st))
+            self.origination.sync_mac(st, self.origination.own.mac_paths(st))

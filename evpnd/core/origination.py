@@ -1,17 +1,20 @@
 """evpnd's own routes: the paths it originates, and the BGP effects of changing them.
 
 OwnRoutes builds the paths from the configuration (pure: config view in, Paths out): a type-3
-per L2VNI, a type-5 per configured prefix, the type-2s of a local MAC. The Origination part of
-Core puts them in the RIB as the LOCAL_PEER's paths and turns the changes of one call into
-Effects (what the speaker announces and withdraws).
+per L2VNI, a type-5 per configured prefix, the type-2s of a local MAC (OwnRoutes). Origination
+puts them in the RIB as the LOCAL_PEER's paths, hands the best-path changes to the indexes, and
+turns the changes of one call into Effects (what the speaker announces and withdraws).
 """
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from evpnd.core.indexes import BestPathIndexes
+from evpnd.core.mobility import LocalMacState
+from evpnd.core.rib import Rib
+from evpnd.core.settings import SettingsView
 from evpnd.routes.communities import TUNNEL_VXLAN
 from evpnd.routes.evpn import (
     LOCAL_PEER,
@@ -23,11 +26,6 @@ from evpnd.routes.evpn import (
     PrefixKey,
     RouteKey,
 )
-
-if TYPE_CHECKING:
-    from evpnd.core.config_view import ConfigView
-    from evpnd.core.mobility import LocalMacState
-    from evpnd.core.rib import Rib
 
 
 @dataclass
@@ -74,9 +72,9 @@ class OwnRoutes:
     """The paths evpnd originates, as one configuration wants them. Built anew on a config
     change (the cached attributes carry the configured route targets and router MAC)."""
 
-    def __init__(self, view: ConfigView) -> None:
+    def __init__(self, view: SettingsView) -> None:
         self.view = view
-        self._attrs: dict[tuple, Attributes] = {}
+        self._attrs: dict[tuple[int, bool, int, bool], Attributes] = {}
 
     def static_paths(self) -> dict[RouteKey, Path]:
         """Type-3 per L2VNI (ingress replication, RFC 8365 section 9) and configured type-5s."""
@@ -95,8 +93,8 @@ class OwnRoutes:
                 route_targets=view.export[vni], encap=TUNNEL_VXLAN, router_mac=l3.router_mac
             )
             for net in l3.advertise_prefixes:
-                pkey = PrefixKey(view.rd[vni], 0, str(net))
-                gateway = "::" if net.version == 6 else "0.0.0.0"
+                pkey = PrefixKey(view.rd[vni], 0, net)
+                gateway = "::" if ":" in net else "0.0.0.0"
                 out[pkey] = Path(pkey, LOCAL_PEER, view.vtep, vni=vni, gateway=gateway, attrs=attrs)
         return out
 
@@ -150,42 +148,78 @@ class OwnRoutes:
 
 
 class Origination:
-    """Mixin of Core: own paths into the RIB, remembering what was advertised before, so that
-    each entry point returns the Effects of exactly what changed."""
+    """Own paths into the RIB (as LOCAL_PEER's), their best-path changes to the indexes, and
+    what was advertised before, so that each entry point returns the Effects of exactly what
+    changed."""
 
-    # Core's state this part reads and writes (set in Core.__init__).
-    rib: Rib
-    _before: dict[RouteKey, Path | None]  # local paths at the start of a call
-    _local_keys: dict[tuple[int, str], set[RouteKey]]  # (l2vni, MAC) -> its own type-2 keys
+    def __init__(self, view: SettingsView, rib: Rib, indexes: BestPathIndexes) -> None:
+        self.own = OwnRoutes(view)
+        self.rib = rib
+        self.indexes = indexes
+        self._before: dict[RouteKey, Path | None] = {}  # local paths at the start of a call
+        self.local_keys: dict[tuple[int, str], set[RouteKey]] = {}  # (l2vni, MAC) -> type-2s
 
-    def _remember_before(self, key: RouteKey) -> None:
+    def configure(self, view: SettingsView) -> None:
+        self.own = OwnRoutes(view)  # own attributes carry the configured RTs and router MAC
+
+    def advertised(self) -> list[Path]:
+        """Every local path currently advertised."""
+        return list(self.rib.adj_in.get(LOCAL_PEER, {}).values())
+
+    def remember_before(self, key: RouteKey) -> None:
         if key not in self._before:
             self._before[key] = self.rib.get(LOCAL_PEER, key)
 
-    def _set_local(self, key: RouteKey, path: Path | None) -> None:
+    def set_local(self, key: RouteKey, path: Path | None) -> None:
+        """Advertise `path` under `key` (None: withdraw it)."""
         current = self.rib.get(LOCAL_PEER, key)
         if current == path:
             return
-        self._remember_before(key)
-        if type(key) is MacIpKey:
-            vni = (path or current).vni  # type: ignore[union-attr]
+        self.remember_before(key)
+        if isinstance(key, MacIpKey):
+            vni = path.vni if path is not None else current.vni if current is not None else 0
             mk = (vni, key.mac)
             if path is None:
-                keys = self._local_keys.get(mk)
+                keys = self.local_keys.get(mk)
                 if keys is not None:
                     keys.discard(key)
                     if not keys:
-                        del self._local_keys[mk]
+                        del self.local_keys[mk]
             else:
-                self._local_keys.setdefault(mk, set()).add(key)
+                self.local_keys.setdefault(mk, set()).add(key)
         if path is None:
             old, new = self.rib.remove(LOCAL_PEER, key)
         else:
             old, new = self.rib.put(path)
         if old is not new:
-            self._best_changed(key, old, new)
+            self.indexes.best_changed(key, old, new)
 
-    def _effects(self) -> Effects:
+    def sync_mac(self, st: LocalMacState, wanted: dict[RouteKey, Path]) -> None:
+        """Make the type-2 routes advertised for a local MAC exactly `wanted`."""
+        for key in list(self.local_keys.get((st.vni, st.mac), ())):
+            if key not in wanted:
+                self.set_local(key, None)
+        for key, path in wanted.items():
+            self.set_local(key, path)
+
+    def replace_all(self, wanted: dict[RouteKey, Path]) -> None:
+        """After a configuration change: the local paths become exactly `wanted`, in the RIB
+        only (the caller re-indexes everything at once)."""
+        for key in list(self.rib.adj_in.get(LOCAL_PEER, ())):
+            if key not in wanted:
+                self.remember_before(key)
+                self.rib.remove(LOCAL_PEER, key)
+        for key, path in wanted.items():
+            if self.rib.get(LOCAL_PEER, key) != path:
+                self.remember_before(key)
+                self.rib.put(path)
+        self.local_keys = {}
+        for key, path in self.rib.adj_in.get(LOCAL_PEER, {}).items():
+            if isinstance(key, MacIpKey):
+                self.local_keys.setdefault((path.vni, key.mac), set()).add(key)
+
+    def effects(self) -> Effects:
+        """What changed in the local paths since the last call."""
         effects = Effects()
         if not self._before:
             return effects
@@ -195,7 +229,8 @@ class Origination:
             if before == after:
                 continue
             if after is None:
-                effects.withdraw.append(before)  # type: ignore[arg-type]
+                if before is not None:
+                    effects.withdraw.append(before)
             elif before is None:
                 effects.announce.append(after)
             else:

@@ -6,12 +6,15 @@ withdraw with label 0, DESIGN rule 6). evpnd's own routes live here too, under L
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from evpnd.config import Config
 from evpnd.routes.communities import rt_number
 from evpnd.routes.evpn import LOCAL_PEER, ImetKey, MacIpKey, Path, RouteKey
+
+if TYPE_CHECKING:
+    from evpnd.core.settings import L2VniSettings, L3VniSettings
 
 _ORIGIN_ORDER = {"igp": 0, "egp": 1, "incomplete": 2}
 NO_TARGETS: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
@@ -26,14 +29,15 @@ class ImportMap:
     host routes (RFC 9135).
     """
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, l2vnis: Iterable[L2VniSettings], l3vnis: Iterable[L3VniSettings]) -> None:
         self.exact_l2: dict[str, list[int]] = {}
         self.exact_l3: dict[str, list[int]] = {}
         self.auto_l2: dict[int, list[int]] = {}
         self.auto_l3: dict[int, list[int]] = {}
+        items: Iterable[L2VniSettings | L3VniSettings]
         for items, exact, auto in (
-            (cfg.l2vnis, self.exact_l2, self.auto_l2),
-            (cfg.l3vnis, self.exact_l3, self.auto_l3),
+            (l2vnis, self.exact_l2, self.auto_l2),
+            (l3vnis, self.exact_l3, self.auto_l3),
         ):
             for item in items:
                 if item.import_rts is None:
@@ -223,7 +227,3 @@ class Rib:
     def get(self, peer: str, key: RouteKey) -> Path | None:
         table = self.adj_in.get(peer)
         return None if table is None else table.get(key)
-
-
-def own_rds(cfg: Config) -> frozenset[str]:
-    return frozenset(cfg.rd_for(item.vni) for item in cfg.all_vnis())

@@ -1,219 +1,421 @@
-"""Read views of the core for the control API and the metrics: routes, peers, MACs, explain.
+"""Typed read views of the core, for the control API and the metrics.
 
-Plain functions of a Core: they only read its state (DESIGN: the API never mutates the core).
-`Core.iter_paths()`, `Core.peer_stats()`, `Core.mac_table()` and `Core.explain()` call them.
+CoreViews only reads (DESIGN: the API never mutates the core); every row is a frozen
+dataclass, so callers never read the RIB, mobility or desired-state internals and never parse
+text back into keys. The flags a path shows (best, stale, frozen, sticky, local) are decided
+in one place, CoreViews.flags(), for every command.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
+from evpnd.core.desired import DesiredState, RouteNextHop
+from evpnd.core.indexes import BestPathIndexes
+from evpnd.core.journal import Journal
 from evpnd.core.local_macs import remote_best
-from evpnd.core.mobility import rank, why_wins
+from evpnd.core.mobility import Mobility, rank, why_wins
+from evpnd.core.origination import Origination
 from evpnd.core.path_groups import group_paths
-from evpnd.core.rib import path_targets
-from evpnd.routes.evpn import LOCAL_PEER, MacIpKey, Path, describe
+from evpnd.core.rib import Rib, path_targets
+from evpnd.routes.evpn import LOCAL_PEER, MacIpKey, Path
 
-if TYPE_CHECKING:
-    from evpnd.core.core import Core
+FLAG_NAMES = ("best", "stale", "frozen", "sticky", "local")
+ROUTE_TYPES = (2, 3, 5)
 
 
-def iter_paths(core: Core) -> Iterator[dict]:
-    """Every path of every peer (local ones too) with its flags, for `show routes`.
+@dataclass(frozen=True, slots=True)
+class PathFlags:
+    best: bool
+    stale: bool
+    frozen: bool  # a type-2 path whose MAC is frozen (duplicate) where the path is imported
+    sticky: bool
+    local: bool
 
-    Each item: {"path": Path, "best": bool, "stale": bool, "local": bool, "sticky": bool,
-    "duplicate": bool (type-2 of a frozen MAC), "l2vnis": [...], "l3vnis": [...]}.
-    `l2vnis`/`l3vnis` are where the best path is imported (empty for non-best paths).
-    """
-    rib = core.rib
-    for peer, table in rib.adj_in.items():
-        stale = rib.stale.get(peer, ())
-        for key, path in table.items():
-            best = rib.best.get(key) is path
-            l2, l3 = path_targets(path, core._view.imports) if best else ((), ())
-            duplicate = type(key) is MacIpKey and any(
-                core.mobility.is_frozen(v, key.mac) for v in (l2 or (path.vni,))
+    def names(self) -> list[str]:
+        """The set flags by name, in FLAG_NAMES order (what `show routes` prints)."""
+        return [name for name in FLAG_NAMES if getattr(self, name)]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRow:
+    """One path of one peer (local ones too), for `show routes`."""
+
+    path: Path
+    flags: PathFlags
+    l2vnis: tuple[int, ...]  # where the best path is imported (empty for other paths)
+    l3vnis: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PeerRow:
+    peer: str
+    state: str
+    since: float | None  # when it became Established, None when not up
+    reason: str
+    received: int
+    withdrawn: int
+    accepted: int
+    rejected: int
+    paths: int  # held now
+    stale: int  # of which stale
+
+
+@dataclass(frozen=True, slots=True)
+class MacRow:
+    """FRR's `show evpn mac vni all`: one (L2VNI, MAC) known locally or remotely."""
+
+    vni: int
+    mac: str
+    type: str  # "local" or "remote": who wins
+    vtep: str | None  # the remote winner's VTEP (None when local)
+    local_seq: int
+    remote_seq: int  # highest seen
+    sticky: bool
+    duplicate: bool  # flagged by duplicate detection
+    frozen: bool  # its kernel entries are frozen
+    moves: int
+    ips: tuple[str, ...]
+    paths: int
+    fdb: str | None  # the desired FDB value
+
+
+@dataclass(frozen=True, slots=True)
+class LocalMacView:
+    present: bool
+    ips: tuple[str, ...]
+    seq: int
+    sticky: bool
+    advertised: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    path: Path
+    flags: PathFlags
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainVni:
+    vni: int
+    kernel: str | None  # the desired FDB (VTEP) or neighbour (MAC) value
+    candidates: tuple[Candidate, ...]  # winner first
+    winner: Candidate | None
+    reason: str | None
+    why_not: str | None = None
+    note: str | None = None
+    duplicate: bool = False
+    local: LocalMacView | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HostRouteView:
+    vni: int
+    prefix: str
+    kernel: RouteNextHop | None
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    query: str
+    kind: str  # "mac" or "ip"
+    vnis: tuple[ExplainVni, ...]
+    routes: tuple[HostRouteView, ...] = ()  # IP: its host routes in L3VNI tables
+    why_not: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VniState:
+    """What `show vni` counts for one VNI."""
+
+    local_macs: int  # learned on local ports
+    remote_macs: int  # desired FDB entries
+    flood_vteps: tuple[str, ...]
+    prefixes: int  # desired routes (L3VNI)
+    rmac_vteps: tuple[str, ...]  # VTEPs with a router MAC (L3VNI)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteCounts:
+    """Paths held, per (peer, route type); local paths per type; best paths per type (every
+    peer with a table and every route type is present, 0 when none)."""
+
+    held: dict[tuple[str, int], int] = field(default_factory=dict)
+    advertised: dict[int, int] = field(default_factory=dict)
+    best: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CoreStats:
+    """Counters (rejections by reason, core events), local and duplicate MACs, desired
+    objects per kind: what the metrics read."""
+
+    counters: dict[str, int]
+    local_macs: int
+    duplicate_macs: int
+    desired: dict[str, int]
+
+
+class CoreViews:
+    def __init__(
+        self,
+        rib: Rib,
+        indexes: BestPathIndexes,
+        mobility: Mobility,
+        origination: Origination,
+        journal: Journal,
+    ) -> None:
+        self.rib = rib
+        self.indexes = indexes
+        self.mobility = mobility
+        self.origination = origination
+        self.journal = journal
+
+    @property
+    def desired(self) -> DesiredState:
+        return self.indexes.desired
+
+    # ------------------------------------------------ the one rule for flags
+
+    def flags(self, path: Path) -> PathFlags:
+        best = self.rib.best.get(path.key) is path
+        key = path.key
+        frozen = False
+        if isinstance(key, MacIpKey) and self.mobility.frozen_fdb:
+            l2 = path_targets(path, self.indexes.view.imports)[0] or (path.vni,)
+            frozen = any(self.mobility.is_frozen(v, key.mac) for v in l2)
+        return PathFlags(
+            best=best,
+            stale=self.rib.is_stale(path),
+            frozen=frozen,
+            sticky=path.attrs.sticky,
+            local=path.peer == LOCAL_PEER,
+        )
+
+    # ------------------------------------------------ show routes, peers, status
+
+    def routes(self) -> Iterator[RouteRow]:
+        """Every path of every peer (local ones too) with its flags."""
+        imports = self.indexes.view.imports
+        for table in self.rib.adj_in.values():
+            for path in table.values():
+                flags = self.flags(path)
+                l2, l3 = path_targets(path, imports) if flags.best else ((), ())
+                yield RouteRow(path, flags, l2, l3)
+
+    def path_count(self) -> int:
+        return sum(len(t) for t in self.rib.adj_in.values())
+
+    def advertised(self) -> list[Path]:
+        return self.origination.advertised()
+
+    def peers(self) -> dict[str, PeerRow]:
+        out = {}
+        rib = self.rib
+        for peer, stats in rib.peers.items():
+            out[peer] = PeerRow(
+                peer=peer,
+                state=stats.state,
+                since=stats.since,
+                reason=stats.reason,
+                received=stats.received,
+                withdrawn=stats.withdrawn,
+                accepted=stats.accepted,
+                rejected=stats.rejected,
+                paths=len(rib.adj_in.get(peer, ())),
+                stale=len(rib.stale.get(peer, ())),
             )
-            yield {
-                "path": path,
-                "best": best,
-                "stale": key in stale,
-                "local": peer == LOCAL_PEER,
-                "sticky": path.attrs.sticky,
-                "duplicate": duplicate,
-                "l2vnis": list(l2),
-                "l3vnis": list(l3),
-            }
+        return out
 
+    def route_counts(self) -> RouteCounts:
+        counts = RouteCounts()
+        for peer, table in self.rib.adj_in.items():
+            if peer != LOCAL_PEER:
+                for rtype in ROUTE_TYPES:
+                    counts.held[(peer, rtype)] = 0
+            for key in table:
+                if peer == LOCAL_PEER:
+                    counts.advertised[key.route_type] = counts.advertised.get(key.route_type, 0) + 1
+                else:
+                    hk = (peer, key.route_type)
+                    counts.held[hk] = counts.held.get(hk, 0) + 1
+        for rtype in ROUTE_TYPES:
+            counts.advertised.setdefault(rtype, 0)
+            counts.best.setdefault(rtype, 0)
+        for key in self.rib.best:
+            counts.best[key.route_type] = counts.best.get(key.route_type, 0) + 1
+        return counts
 
-def peer_stats(core: Core) -> dict[str, dict]:
-    """Per peer: state, established-since time (None when not up), NLRIs received /
-    withdrawn / accepted / rejected, paths held now and how many of them are stale."""
-    out = {}
-    for peer, stats in core.rib.peers.items():
-        out[peer] = {
-            "state": stats.state,
-            "since": stats.since,
-            "reason": stats.reason,
-            "received": stats.received,
-            "withdrawn": stats.withdrawn,
-            "accepted": stats.accepted,
-            "rejected": stats.rejected,
-            "paths": len(core.rib.adj_in.get(peer, ())),
-            "stale": len(core.rib.stale.get(peer, ())),
-        }
-    return out
-
-
-def mac_table(core: Core, vni: int | None = None) -> list[dict]:
-    """FRR's `show evpn mac vni all`: one row per (L2VNI, MAC) known locally or remotely.
-
-    Row: vni, mac, type ("local" or "remote": who wins), vtep (remote winner's VTEP, None if
-    local), local_seq, remote_seq (highest seen), sticky, duplicate, moves (DAD count),
-    ips (IPs known with it), paths (number of candidate paths).
-    """
-    keys = set(core._macs) | set(core.mobility.local) | set(core.mobility.frozen_fdb)
-    rows = []
-    for v, mac in sorted(keys):
-        if vni is not None and v != vni:
-            continue
-        group = list(group_paths(core._macs.get((v, mac))))
-        st = core.mobility.local.get((v, mac))
-        remote, top = remote_best(core._macs.get((v, mac)))
-        winner = max(group, key=rank) if group else None
-        is_local = (winner is not None and winner.peer == LOCAL_PEER) or (
-            winner is None and st is not None
+    def stats(self) -> CoreStats:
+        mobility = self.mobility
+        return CoreStats(
+            counters=dict(self.journal.counters),
+            local_macs=sum(1 for st in mobility.local.values() if st.present),
+            duplicate_macs=len(mobility.duplicates()),
+            desired=self.desired.counts(),
         )
-        dad = core.mobility.dad.get((v, mac))
-        ips = {p.key.ip for p in group if p.key.ip is not None}  # type: ignore[union-attr]
+
+    # ------------------------------------------------ show vni, kernel routes
+
+    def vni_state(self, vni: int) -> VniState:
+        desired = self.desired
+        local = sum(1 for (v, _), st in self.mobility.local.items() if v == vni and st.present)
+        return VniState(
+            local_macs=local,
+            remote_macs=len(desired.fdb.get(vni, {})),
+            flood_vteps=tuple(desired.flood.get(vni, ())),
+            prefixes=len(desired.routes.get(vni, {})),
+            rmac_vteps=tuple(desired.rmacs.get(vni, {})),
+        )
+
+    def kernel_routes(self) -> Iterator[HostRouteView]:
+        """Every desired route in every L3VNI table."""
+        for vni, table in self.desired.routes.items():
+            for prefix, nh in table.items():
+                yield HostRouteView(vni, prefix, nh)
+
+    # ------------------------------------------------ MACs and duplicates
+
+    def duplicates(self, vni: int | None = None, mac: str | None = None) -> list[tuple[int, str]]:
+        return self.mobility.duplicates(vni, mac)
+
+    def mac_table(self, vni: int | None = None) -> list[MacRow]:
+        mobility = self.mobility
+        macs = self.indexes.macs
+        keys = set(macs) | set(mobility.local) | set(mobility.frozen_fdb)
+        rows = []
+        for v, mac in sorted(keys):
+            if vni is not None and v != vni:
+                continue
+            group = list(group_paths(macs.get((v, mac))))
+            st = mobility.local.get((v, mac))
+            remote, top = remote_best(macs.get((v, mac)))
+            winner = max(group, key=rank) if group else None
+            is_local = (winner is not None and winner.peer == LOCAL_PEER) or (
+                winner is None and st is not None
+            )
+            dad = mobility.dad.get((v, mac))
+            ips = {p.key.ip for p in group if isinstance(p.key, MacIpKey) and p.key.ip}
+            if st is not None:
+                ips |= st.ips
+            rows.append(
+                MacRow(
+                    vni=v,
+                    mac=mac,
+                    type="local" if is_local else "remote",
+                    vtep=None if is_local or remote is None else remote.next_hop,
+                    local_seq=st.seq if st is not None else 0,
+                    remote_seq=max(top, 0),
+                    sticky=bool((winner and winner.attrs.sticky) or (st and st.sticky)),
+                    duplicate=bool(dad and dad.duplicate),
+                    frozen=mobility.is_frozen(v, mac),
+                    moves=dad.count if dad else 0,
+                    ips=tuple(sorted(ips)),
+                    paths=len(group),
+                    fdb=self.desired.fdb.get(v, {}).get(mac),
+                )
+            )
+        return rows
+
+    # ------------------------------------------------ explain
+
+    def explain(self, query: str, vni: int | None = None) -> Explanation:
+        """Why the kernel holds (or does not hold) an entry for a MAC or an IP.
+
+        Per VNI: the candidates (winner first), why the winner won (higher sequence / sticky /
+        lowest VTEP tie-break / only path / local), the desired value and, when nothing is
+        installed, why not (local, duplicate-frozen, rejected: REASON, no VNI imports it).
+        """
+        query = query.strip().lower()
+        is_mac = query.count(":") == 5 and len(query) == 17 and "." not in query
+        mobility = self.mobility
+        groups = self.indexes.macs if is_mac else self.indexes.ips
+        frozen = mobility.frozen_fdb if is_mac else mobility.frozen_neigh
+        found = {v for (v, k) in groups if k == query} | {v for (v, k) in frozen if k == query}
+        if is_mac:
+            found |= {v for (v, m) in mobility.local if m == query}
+        vnis = sorted(found)
+        if vni is not None:
+            vnis = [v for v in vnis if v == vni] or [vni]
+        routes: tuple[HostRouteView, ...] = ()
+        if not is_mac:
+            table = self.desired.routes
+            routes = tuple(
+                HostRouteView(v, p, table.get(v, {}).get(p))
+                for (v, p) in self.indexes.prefixes
+                if p.split("/")[0] == query
+            )
+        return Explanation(
+            query=query,
+            kind="mac" if is_mac else "ip",
+            vnis=tuple(self._explain_one(query, v, is_mac) for v in vnis),
+            routes=routes,
+            why_not=None if vnis else self._why_unknown(query, is_mac),
+        )
+
+    def _explain_one(self, query: str, vni: int, is_mac: bool) -> ExplainVni:
+        groups = self.indexes.macs if is_mac else self.indexes.ips
+        paths = sorted(group_paths(groups.get((vni, query))), key=rank, reverse=True)
+        desired = self.desired
+        kernel = (desired.fdb if is_mac else desired.neigh).get(vni, {}).get(query)
+        candidates = tuple(Candidate(p, self.flags(p)) for p in paths)
+        mac: str | None = query
+        if not is_mac:
+            first = paths[0].key if paths else None
+            mac = first.mac if isinstance(first, MacIpKey) else None
+        mobility = self.mobility
+        st = mobility.local.get((vni, mac)) if mac else None
+        frozen = mac is not None and mobility.is_frozen(vni, mac)
+        reason = None
+        if paths:
+            winner = paths[0]
+            if len(paths) == 1:
+                reason = "only path" + (" (local)" if winner.peer == LOCAL_PEER else "")
+            else:
+                reason = why_wins(winner, paths[1])
+                if winner.peer == LOCAL_PEER:
+                    reason = f"local: {reason}"
+        local = None
         if st is not None:
-            ips |= st.ips
-        rows.append(
-            {
-                "vni": v,
-                "mac": mac,
-                "type": "local" if is_local else "remote",
-                "vtep": None if is_local or remote is None else remote.next_hop,
-                "local_seq": st.seq if st is not None else 0,
-                "remote_seq": max(top, 0),
-                "sticky": bool((winner and winner.attrs.sticky) or (st and st.sticky)),
-                "duplicate": bool(dad and dad.duplicate),
-                "moves": dad.count if dad else 0,
-                "ips": sorted(ips),
-                "paths": len(group),
-                "fdb": core.desired.fdb.get(v, {}).get(mac),
-            }
+            local = LocalMacView(
+                st.present, tuple(sorted(st.ips)), st.seq, st.sticky, st.advertised
+            )
+        why_not = note = None
+        if frozen:
+            text = "duplicate: frozen after too many moves; `clear duplicates` thaws it"
+            if kernel is None:
+                why_not = text
+            else:
+                note = text
+        elif kernel is None:
+            if paths and paths[0].peer == LOCAL_PEER:
+                why_not = "local: the MAC is on this VTEP, no remote entry needed"
+            elif st is not None and not paths:
+                why_not = "local: learned here"
+            else:
+                why_not = self._why_unknown(query, is_mac, vni)
+        return ExplainVni(
+            vni=vni,
+            kernel=kernel,
+            candidates=candidates,
+            winner=candidates[0] if candidates else None,
+            reason=reason,
+            why_not=why_not,
+            note=note,
+            duplicate=frozen,
+            local=local,
         )
-    return rows
 
-
-def explain(core: Core, mac_or_ip: str, vni: int | None = None) -> dict:
-    """Why the kernel holds (or does not hold) an entry for a MAC or an IP.
-
-    Returns {"query", "kind": "mac"|"ip", "vnis": [per-VNI dict]} where each per-VNI dict
-    has: vni, candidates (paths: peer, rd, next hop, seq, sticky, stale, local), winner
-    (path or None), reason (higher sequence / sticky / lowest VTEP tie-break / only path /
-    local), kernel (the desired FDB/neighbour/route value, or None) and, when nothing is
-    installed, why_not (local, duplicate-frozen, rejected: REASON, no VNI imports it).
-    """
-    query = mac_or_ip.strip().lower()
-    is_mac = query.count(":") == 5 and len(query) == 17 and "." not in query
-    groups = core._macs if is_mac else core._ips
-    vnis = sorted({v for (v, k) in groups if k == query} | _frozen_vnis(core, query, is_mac))
-    if is_mac:
-        vnis = sorted(set(vnis) | {v for (v, m) in core.mobility.local if m == query})
-    if vni is not None:
-        vnis = [v for v in vnis if v == vni] or [vni]
-    out = {"query": query, "kind": "mac" if is_mac else "ip", "vnis": []}
-    for v in vnis:
-        out["vnis"].append(_explain_one(core, query, v, is_mac))
-    if not vnis:
-        out["why_not"] = _why_unknown(core, query, is_mac)
-    # Host routes in L3VNIs for an IP.
-    if not is_mac:
-        out["routes"] = [
-            {"vni": v, "prefix": p, "kernel": core.desired.routes.get(v, {}).get(p)}
-            for (v, p) in core._prefixes
-            if p.split("/")[0] == query
-        ]
-    return out
-
-
-def _frozen_vnis(core: Core, query: str, is_mac: bool) -> set[int]:
-    if is_mac:
-        return {v for (v, m) in core.mobility.frozen_fdb if m == query}
-    return {v for (v, ip) in core.mobility.frozen_neigh if ip == query}
-
-
-def _describe_path(core: Core, path: Path) -> dict:
-    return {
-        "peer": path.peer,
-        "rd": path.key.rd,
-        "key": path.key,  # the RouteKey (rib.get(peer, key) finds the Path)
-        "route": describe(path.key),
-        "next_hop": path.next_hop,
-        "seq": path.attrs.mobility_seq,
-        "sticky": path.attrs.sticky,
-        "stale": core.rib.is_stale(path),
-        "local": path.peer == LOCAL_PEER,
-    }
-
-
-def _explain_one(core: Core, query: str, vni: int, is_mac: bool) -> dict:
-    group = (core._macs if is_mac else core._ips).get((vni, query))
-    paths = sorted(group_paths(group), key=rank, reverse=True)
-    kernel = (core.desired.fdb if is_mac else core.desired.neigh).get(vni, {}).get(query)
-    item: dict = {
-        "vni": vni,
-        "candidates": [_describe_path(core, p) for p in paths],
-        "winner": None,
-        "reason": None,
-        "kernel": kernel,
-    }
-    mac = query if is_mac else (paths[0].key.mac if paths else None)  # type: ignore
-    st = core.mobility.local.get((vni, mac)) if mac else None
-    frozen = mac is not None and core.mobility.is_frozen(vni, mac)
-    if paths:
-        winner = paths[0]
-        item["winner"] = _describe_path(core, winner)
-        if len(paths) == 1:
-            item["reason"] = "only path" + (" (local)" if winner.peer == LOCAL_PEER else "")
-        else:
-            item["reason"] = why_wins(winner, paths[1])
-            if winner.peer == LOCAL_PEER:
-                item["reason"] = f"local: {item['reason']}"
-    if st is not None:
-        item["local"] = {
-            "present": st.present,
-            "ips": sorted(st.ips),
-            "seq": st.seq,
-            "sticky": st.sticky,
-            "advertised": st.advertised,
-        }
-    if frozen:
-        item["duplicate"] = True
-        item["why_not" if kernel is None else "note"] = (
-            "duplicate: frozen after too many moves; `clear duplicates` thaws it"
-        )
-    elif kernel is None:
-        if paths and paths[0].peer == LOCAL_PEER:
-            item["why_not"] = "local: the MAC is on this VTEP, no remote entry needed"
-        elif st is not None and not paths:
-            item["why_not"] = "local: learned here"
-        else:
-            item["why_not"] = _why_unknown(core, query, is_mac, vni)
-    return item
-
-
-def _why_unknown(core: Core, query: str, is_mac: bool, vni: int | None = None) -> str:
-    for peer, table in core.rib.adj_in.items():
-        for key, path in table.items():
-            if type(key) is MacIpKey and (key.mac if is_mac else key.ip) == query:
-                l2, _ = path_targets(path, core._view.imports)
-                if vni is None or vni not in l2:
-                    return f"received from {peer} but no VNI imports it (route targets)"
-    for key, (peer, reason, when) in reversed(core.rejections.items()):
-        if type(key) is MacIpKey and (key.mac if is_mac else key.ip) == query:
-            return f"rejected from {peer}: {reason.removeprefix('rejected_')} at {when}"
-    return "no route for it"
+    def _why_unknown(self, query: str, is_mac: bool, vni: int | None = None) -> str:
+        imports = self.indexes.view.imports
+        for peer, table in self.rib.adj_in.items():
+            for key, path in table.items():
+                if isinstance(key, MacIpKey) and (key.mac if is_mac else key.ip) == query:
+                    l2, _ = path_targets(path, imports)
+                    if vni is None or vni not in l2:
+                        return f"received from {peer} but no VNI imports it (route targets)"
+        for key, (peer, reason, when) in reversed(self.journal.rejections.items()):
+            if isinstance(key, MacIpKey) and (key.mac if is_mac else key.ip) == query:
+                return f"rejected from {peer}: {reason.removeprefix('rejected_')} at {when}"
+        return "no route for it"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from evpnd.config import Config, parse_config
+from evpnd.config import Config, core_settings, parse_config
 from evpnd.core import Core
 from evpnd.core.events import RouteUpdate
+from evpnd.core.rib import ImportMap
 from evpnd.routes.evpn import Attributes, ImetKey, MacIpKey, Path, Pmsi, PrefixKey
 
 ROUTER_MAC = "02:00:00:00:50:00"
@@ -34,7 +35,7 @@ def make_cfg(**overrides: Any) -> Config:
 
 
 def make_core(now: float = 0.0, **overrides: Any) -> Core:
-    core = Core(make_cfg(**overrides))
+    core = Core(core_settings(make_cfg(**overrides)))
     core.start(now)
     core.desired.drain()
     return core
@@ -148,3 +149,16 @@ def apply_all(core: Core, updates: list, now: float = 0.0):
 
 def assert_consistent(core: Core) -> None:
     assert core.desired.snapshot() == core.compute_desired().snapshot()
+
+
+def rd_for(core: Core, vni: int) -> str:
+    """The RD the core uses for one of its VNIs (from its settings)."""
+    for item in (*core.settings.l2vnis, *core.settings.l3vnis):
+        if item.vni == vni:
+            return item.rd
+    raise KeyError(vni)
+
+
+def import_map(cfg: Config) -> ImportMap:
+    settings = core_settings(cfg)
+    return ImportMap(settings.l2vnis, settings.l3vnis)

@@ -9,6 +9,8 @@ import pytest
 from evpnd.api import protocol
 from evpnd.api.models import REPLIES
 from evpnd.api.queries import QueryError, Raw, run_query
+from evpnd.core.events import RouteUpdate
+from evpnd.routes.evpn import MacIpKey, Path
 from tests.unit.test_api_world import (
     MAC_DUP,
     MAC_FOREIGN,
@@ -19,6 +21,7 @@ from tests.unit.test_api_world import (
     ME,
     B,
     C,
+    attrs,
     make_world,
 )
 
@@ -194,3 +197,26 @@ async def test_show_status():
     s = await ask(w, "show status")
     assert (s.vnis, s.peers, s.peers_up) == (3, 2, 1)
     assert s.routes == sum(len(t) for t in w.core.rib.adj_in.values())
+
+
+async def test_frozen_flag_is_the_same_rule_in_show_routes_and_explain():
+    """A path labelled VNI 200 whose route target imports it into VNI 100, where its MAC is
+    frozen: `show routes` and `explain` both call it frozen (they used to disagree: one
+    looked at the VNIs the path is imported into, the other at its label)."""
+    w = make_world()
+    relabelled = Path(
+        MacIpKey(f"{B}:7", 0, MAC_DUP, None), B, B, vni=200, attrs=attrs(65002, 100, seq=5)
+    )
+    w.apply(RouteUpdate(B, [relabelled]))
+    in_routes = [
+        r.flags
+        for r in (await ask(w, "show routes")).routes
+        if r.rd == f"{B}:7" and r.mac == MAC_DUP
+    ]
+    candidates = (await ask(w, "explain", target=MAC_DUP, vni=100)).vnis[0].candidates
+    in_explain = [c.flags for c in candidates if c.rd == f"{B}:7"]
+    assert in_routes == in_explain
+    assert len(in_routes) == 1 and "frozen" in in_routes[0]
+    # a path of a MAC frozen nowhere is not frozen in either
+    plain = [r.flags for r in (await ask(w, "show routes")).routes if r.mac == MAC_REMOTE]
+    assert plain and all("frozen" not in f for f in plain)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from evpnd.config import Config, parse_config
+from evpnd.config import Config, core_settings, parse_config
 from evpnd.core import Core
 from evpnd.core.events import LocalMac, PeerOpen, PeerState, RouteUpdate
 from evpnd.routes.evpn import Attributes, ImetKey, MacIpKey, Path, Pmsi, PrefixKey
@@ -88,7 +88,7 @@ class World:
 
 def make_world() -> World:
     cfg = parse_config(CONFIG)
-    core = Core(cfg)
+    core = Core(core_settings(cfg))
     w = World(cfg, core)
     core.start(time.time())
     w.apply(PeerState(B, "up"))

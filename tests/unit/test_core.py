@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evpnd.config import parse_config
+from evpnd.config import core_settings, parse_config
 from evpnd.core import Core
 from evpnd.core.desired import RouteNextHop
 from evpnd.core.events import (
@@ -25,6 +25,7 @@ from .core_helpers import (
     assert_consistent,
     make_cfg,
     make_core,
+    rd_for,
     t2,
     t3,
     t5,
@@ -39,16 +40,16 @@ RMAC2 = "02:bb:00:00:00:02"
 
 
 def test_start_originates_type3_per_l2vni_and_type5_per_prefix():
-    core = Core(make_cfg())
+    core = Core(core_settings(make_cfg()))
     effects = core.start(0.0)
     assert effects.withdraw == []
     by_key = {p.key: p for p in effects.announce}
-    imet = by_key[ImetKey(core.cfg.rd_for(100), 0, "192.0.2.1")]
+    imet = by_key[ImetKey(rd_for(core, 100), 0, "192.0.2.1")]
     assert imet.attrs.pmsi == Pmsi(6, 100, "192.0.2.1")
     assert imet.attrs.route_targets == ("65001:100",) and imet.attrs.encap == 8
     assert imet.vni == 100 and imet.next_hop == "192.0.2.1" and imet.peer == "local"
-    assert ImetKey(core.cfg.rd_for(200), 0, "192.0.2.1") in by_key
-    prefix = by_key[PrefixKey(core.cfg.rd_for(5000), 0, "10.1.0.0/24")]
+    assert ImetKey(rd_for(core, 200), 0, "192.0.2.1") in by_key
+    prefix = by_key[PrefixKey(rd_for(core, 5000), 0, "10.1.0.0/24")]
     assert prefix.vni == 5000 and prefix.gateway == "0.0.0.0"
     assert prefix.attrs.router_mac == ROUTER_MAC
     assert prefix.attrs.route_targets == ("65001:5000",)
@@ -59,17 +60,21 @@ def test_start_originates_type3_per_l2vni_and_type5_per_prefix():
 
 
 def test_auto_rd_and_rt_follow_frr():
-    core = Core(make_cfg(asn=4200000001))
+    core = Core(core_settings(make_cfg(asn=4200000001)))
     paths = core.start(0.0).announce
     imet = next(p for p in paths if p.vni == 100)
     assert imet.key.rd == "192.0.2.1:1"
-    assert imet.attrs.route_targets == (core.cfg.auto_rt(100),)
+    assert imet.attrs.route_targets == (
+        core_settings(make_cfg(asn=4200000001)).l2vnis[0].export_rts[0],
+    )
 
 
 def test_ipv6_prefix_gateway():
     core = Core(
-        make_cfg(
-            l3vnis=[{"vni": 5000, "table": 9, "advertise_prefixes": ["2001:db8:1::/64"]}],
+        core_settings(
+            make_cfg(
+                l3vnis=[{"vni": 5000, "table": 9, "advertise_prefixes": ["2001:db8:1::/64"]}],
+            )
         )
     )
     (t5p,) = [p for p in core.start(0.0).announce if isinstance(p.key, PrefixKey)]
@@ -93,9 +98,9 @@ def test_loop_rejections_are_counted(reason, kw):
     apply_all(core, announce(path))
     assert core.counters[reason] == 1
     assert core.desired.fdb[100] == {}
-    stats = core.peer_stats()[path.peer]
-    assert stats["received"] == 1 and stats["rejected"] == 1 and stats["accepted"] == 0
-    assert reason.removeprefix("rejected_") in str(core.explain(MAC)) or reason == (
+    stats = core.views.peers()[path.peer]
+    assert stats.received == 1 and stats.rejected == 1 and stats.accepted == 0
+    assert reason.removeprefix("rejected_") in str(core.views.explain(MAC)) or reason == (
         "rejected_no_vni"
     )
 
@@ -130,8 +135,8 @@ def test_no_vni_path_is_kept_and_imported_after_reconfigure():
     path = t2("192.0.2.2", MAC, rts=("65002:300",), vni=300)
     apply_all(core, announce(path))
     assert core.counters["rejected_no_vni"] == 1
-    why = core.explain(MAC)
-    assert "no VNI imports it" in why["why_not"]
+    why = core.views.explain(MAC)
+    assert "no VNI imports it" in why.why_not
     cfg = make_cfg(
         l2vnis=[
             {"vni": 100, "bridge": "br100"},
@@ -140,7 +145,7 @@ def test_no_vni_path_is_kept_and_imported_after_reconfigure():
         ]
     )
     desired = core.desired
-    effects = core.reconfigure(cfg, 1.0)
+    effects = core.reconfigure(core_settings(cfg), 1.0)
     assert core.desired is desired  # the dataplane keeps a reference to it
     assert core.desired.fdb[300] == {MAC: "192.0.2.2"}
     assert ("fdb", 300, MAC) in core.desired.drain()
@@ -157,14 +162,14 @@ def test_peer_down_flushes_its_paths():
     a, b = t2("192.0.2.2", MAC), t2("192.0.2.3", "02:00:00:00:00:02")
     apply_all(core, announce(a, b, t3("192.0.2.2")))
     core.apply(PeerState(a.peer, "up"), 1.0)
-    assert core.peer_stats()[a.peer]["since"] == 1.0
+    assert core.views.peers()[a.peer].since == 1.0
     core.desired.drain()
     core.apply(PeerState(a.peer, "down", reason="hold timer"), 2.0)
     assert core.desired.fdb[100] == {"02:00:00:00:00:02": "192.0.2.3"}
     assert core.desired.flood[100] == set()
     assert core.desired.drain() == {("fdb", 100, MAC), ("flood", 100, "192.0.2.2")}
-    stats = core.peer_stats()[a.peer]
-    assert stats["state"] == "down" and stats["paths"] == 0 and stats["since"] is None
+    stats = core.views.peers()[a.peer]
+    assert stats.state == "down" and stats.paths == 0 and stats.since is None
     assert_consistent(core)
 
 
@@ -175,7 +180,9 @@ def test_graceful_restart_keeps_stale_paths_until_timeout():
     core.apply(PeerOpen(a.peer, 120, {"l2vpn evpn": True}), 0.0)  # negotiated graceful restart
     core.apply(PeerState(a.peer, "down"), 10.0)
     assert core.desired.fdb[100] == {MAC: "192.0.2.2", "02:00:00:00:00:02": "192.0.2.2"}
-    flags = {item["path"].key: item["stale"] for item in core.iter_paths() if not item["local"]}
+    flags = {
+        item.path.key: item.flags.stale for item in core.views.routes() if not item.flags.local
+    }
     assert flags == {a.key: True, b.key: True}
     core.apply(PeerState(a.peer, "up"), 20.0)
     apply_all(core, announce(a), now=21.0)  # re-announced: fresh again
@@ -323,7 +330,7 @@ def test_local_mac_ip_in_l2vni_without_l3vni():
     core = make_core()
     (path,) = core.apply(LocalMac(200, MAC, ip="10.2.0.1"), 1.0).announce
     assert path.l3vni == 0 and path.attrs.route_targets == ("65001:200",)
-    assert path.attrs.router_mac is None and path.key.rd == core.cfg.rd_for(200)
+    assert path.attrs.router_mac is None and path.key.rd == rd_for(core, 200)
 
 
 def test_local_host_route_beats_remote_one():
@@ -337,14 +344,14 @@ def test_local_host_route_beats_remote_one():
 
 
 def test_reconfigure_withdraws_removed_and_changed():
-    core = Core(make_cfg())
+    core = Core(core_settings(make_cfg()))
     first = {p.key: p for p in core.start(0.0).announce}
     core.apply(LocalMac(200, MAC), 1.0)
     cfg = make_cfg(
         l2vnis=[{"vni": 100, "bridge": "br100", "export_rts": ["65001:1100"]}],
         l3vnis=[],
     )
-    effects = core.reconfigure(cfg, 2.0)
+    effects = core.reconfigure(core_settings(cfg), 2.0)
     withdrawn = {p.key for p in effects.withdraw}
     # VNI 200 (its type-3 and the local MAC) and the type-5 are gone.
     assert ImetKey(first_rd(first, 200), 0, "192.0.2.1") in withdrawn
@@ -364,7 +371,7 @@ def test_reconfigure_to_own_rd_drops_looping_paths():
     core = make_core()
     apply_all(core, announce(t2("192.0.2.2", MAC, rd="192.0.2.2:100")))
     cfg = make_cfg(l2vnis=[{"vni": 100, "bridge": "br100", "rd": "192.0.2.2:100"}], l3vnis=[])
-    core.reconfigure(cfg, 1.0)
+    core.reconfigure(core_settings(cfg), 1.0)
     assert core.desired.fdb[100] == {}
     assert core.counters["rejected_own_rd"] == 1
 
@@ -383,27 +390,27 @@ def test_views():
         ),
     )
     core.apply(LocalMac(100, "02:00:00:00:00:0a", sticky=True), 1.0)
-    rows = {(r["vni"], r["mac"]): r for r in core.mac_table()}
+    rows = {(r.vni, r.mac): r for r in core.views.mac_table()}
     remote = rows[(100, MAC)]
-    assert remote["type"] == "remote" and remote["vtep"] == "192.0.2.2"
-    assert remote["remote_seq"] == 2 and remote["ips"] == ["10.1.0.5"] and remote["paths"] == 2
+    assert remote.type == "remote" and remote.vtep == "192.0.2.2"
+    assert remote.remote_seq == 2 and remote.ips == ("10.1.0.5",) and remote.paths == 2
     local = rows[(100, "02:00:00:00:00:0a")]
-    assert local["type"] == "local" and local["sticky"] and local["vtep"] is None
-    why = core.explain(MAC)
-    (item,) = why["vnis"]
-    assert item["winner"]["next_hop"] == "192.0.2.2"
-    assert item["reason"] == "higher sequence (2 > 1)"
-    assert item["kernel"] == "192.0.2.2"
-    assert len(item["candidates"]) == 2
-    by_ip = core.explain("10.1.0.5")
-    assert by_ip["kind"] == "ip" and by_ip["vnis"][0]["kernel"] == MAC
-    assert by_ip["routes"][0]["kernel"] == RouteNextHop("192.0.2.2", RMAC2)
-    local_why = core.explain("02:00:00:00:00:0a")["vnis"][0]
-    assert "local" in local_why["why_not"] and local_why["local"]["sticky"]
-    assert core.explain("02:00:00:00:00:ff", vni=100)["vnis"][0]["why_not"] == "no route for it"
-    flags = [i for i in core.iter_paths() if i["best"] and not i["local"]]
-    assert {f["path"].next_hop for f in flags} == {"192.0.2.2", "192.0.2.3"}
-    assert all(f["l2vnis"] == [100] for f in flags)
+    assert local.type == "local" and local.sticky and local.vtep is None
+    why = core.views.explain(MAC)
+    (item,) = why.vnis
+    assert item.winner.path.next_hop == "192.0.2.2"
+    assert item.reason == "higher sequence (2 > 1)"
+    assert item.kernel == "192.0.2.2"
+    assert len(item.candidates) == 2
+    by_ip = core.views.explain("10.1.0.5")
+    assert by_ip.kind == "ip" and by_ip.vnis[0].kernel == MAC
+    assert by_ip.routes[0].kernel == RouteNextHop("192.0.2.2", RMAC2)
+    local_why = core.views.explain("02:00:00:00:00:0a").vnis[0]
+    assert "local" in local_why.why_not and local_why.local.sticky
+    assert core.views.explain("02:00:00:00:00:ff", vni=100).vnis[0].why_not == "no route for it"
+    flags = [i for i in core.views.routes() if i.flags.best and not i.flags.local]
+    assert {f.path.next_hop for f in flags} == {"192.0.2.2", "192.0.2.3"}
+    assert all(f.l2vnis == (100,) for f in flags)
 
 
 def test_route_update_for_local_peer_name_is_refused():
@@ -417,8 +424,8 @@ def test_reconfigure_without_changes_is_quiet():
     apply_all(core, announce(t2("192.0.2.2", MAC), t3("192.0.2.2")))
     core.apply(LocalMac(100, "02:00:00:00:00:0a"), 1.0)
     core.desired.drain()
-    cfg = parse_config(core.cfg.model_dump(mode="json"))
-    assert not core.reconfigure(cfg, 2.0)
+    cfg = parse_config(make_cfg().model_dump(mode="json"))
+    assert not core.reconfigure(core_settings(cfg), 2.0)
     assert core.desired.drain() == set()
 
 
@@ -433,7 +440,7 @@ def test_reconfigure_changes_local_mac_routes():
         ],
         l3vnis=[{"vni": 5000, "table": 5000, "l2vnis": [100], "router_mac": "02:00:00:00:99:99"}],
     )
-    effects = core.reconfigure(cfg, 2.0)
+    effects = core.reconfigure(core_settings(cfg), 2.0)
     (after,) = [p for p in effects.announce if isinstance(p.key, MacIpKey)]
     assert set(after.attrs.route_targets) == {"65001:7", "65001:5000"}
     assert after.attrs.router_mac == "02:00:00:00:99:99" and after.attrs.sticky
@@ -493,7 +500,7 @@ def _capture_cfg(**overrides):
 def test_captured_exabgp_lines_from_frr_and_gobgp():
     """The ExaBGP JSON of real FRR (10.0.1.2) and GoBGP (10.0.2.2) peers, decoded by the
     codec, through the core: announces, withdraws, type-5 with a router MAC, IPv6."""
-    core = Core(_capture_cfg())
+    core = Core(core_settings(_capture_cfg()))
     core.start(0.0)
     _feed(core, "received-json-samples.jsonl")
     d = core.desired
@@ -504,15 +511,17 @@ def test_captured_exabgp_lines_from_frr_and_gobgp():
         "2001:db8:200::/64": RouteNextHop("192.0.2.3", "02:00:00:00:ee:03"),
     }
     assert d.rmacs[5000] == {"192.0.2.3": "02:00:00:00:ee:03"}
-    stats = core.peer_stats()
-    assert stats["10.0.1.2"]["state"] == "up" and stats["10.0.1.2"]["accepted"] == 2
-    assert stats["10.0.2.2"]["withdrawn"] == 3
+    stats = core.views.peers()
+    assert stats["10.0.1.2"].state == "up" and stats["10.0.1.2"].accepted == 2
+    assert stats["10.0.2.2"].withdrawn == 3
     assert_consistent(core)
 
 
 def test_captured_frr_reflection_of_our_routes_is_rejected():
     # FRR reflected the routes ExaBGP announced for us (AS 65001, RD 192.0.2.1:100).
-    core = Core(_capture_cfg(l2vnis=[{"vni": 100, "bridge": "br100", "rd": "192.0.2.1:100"}]))
+    core = Core(
+        core_settings(_capture_cfg(l2vnis=[{"vni": 100, "bridge": "br100", "rd": "192.0.2.1:100"}]))
+    )
     core.start(0.0)
     _feed(core, "frr-reflects-exabgp-announces.jsonl")
     assert core.counters["rejected_own_as"] == 6  # 3 type-2, 1 type-3, 2 type-5
@@ -524,23 +533,23 @@ def test_captured_frr_reflection_of_our_routes_is_rejected():
 
 def test_captured_frr_mac_move_beats_our_local_mac():
     # FRR learned 02:00:00:00:aa:01 after us and advertised it with sequence 1.
-    core = Core(_capture_cfg())
+    core = Core(core_settings(_capture_cfg()))
     core.start(0.0)
     (ours,) = core.apply(LocalMac(100, "02:00:00:00:AA:01"), 0.5).announce
     assert ours.attrs.mobility_seq == 0
     effects = _feed(core, "frr-type2-mac-mobility-move.jsonl")
     assert effects.withdraw == [ours]
     assert core.desired.fdb[100] == {"02:00:00:00:aa:01": "192.0.2.2"}
-    (row,) = core.mac_table(100)
-    assert row["type"] == "remote" and row["remote_seq"] == 1 and row["local_seq"] == 0
+    (row,) = core.views.mac_table(100)
+    assert row.type == "remote" and row.remote_seq == 1 and row.local_seq == 0
 
 
 def test_captured_gobgp_flaps_flush_nothing_twice():
-    core = Core(_capture_cfg())
+    core = Core(core_settings(_capture_cfg()))
     core.start(0.0)
     _feed(core, "received-json-samples.jsonl")
     _feed(core, "gobgp-peer-disable-enable.jsonl", now=2.0)
-    assert core.peer_stats()["10.0.2.2"]["state"] == "down"
+    assert core.views.peers()["10.0.2.2"].state == "down"
     assert core.desired.fdb[100] == {"3a:2c:a6:f7:ca:d5": "192.0.2.2"}
     assert core.desired.routes[5000] == {}
     assert_consistent(core)
@@ -563,7 +572,7 @@ def test_reconfigure_that_changes_the_nlri_withdraws_then_announces():
     (before,) = core.apply(LocalMac(100, MAC, ip="10.1.0.5"), 1.0).announce
     assert before.l3vni == 5000
     cfg = make_cfg(l3vnis=[{"vni": 5000, "table": 5000, "l2vnis": []}])  # 100 leaves the tenant
-    effects = core.reconfigure(cfg, 2.0)
+    effects = core.reconfigure(core_settings(cfg), 2.0)
     assert before in effects.withdraw  # ExaBGP keys on the labels: the old NLRI must go
     (after,) = [p for p in effects.announce if isinstance(p.key, MacIpKey)]
     assert after.key == before.key and after.l3vni == 0

@@ -13,6 +13,7 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from evpnd.config import core_settings
 from evpnd.core import Core, Effects
 from evpnd.core.desired import FDB, FLOOD, NEIGH, RMAC, ROUTE
 from evpnd.core.events import EndOfRib, LocalMac, PeerOpen, PeerState, RouteUpdate
@@ -160,7 +161,7 @@ def _run(core: Core, step, now: float, configs: list | None = None) -> Effects:
         return core.tick(now)
     if kind == "reconfigure":
         assert configs is not None
-        return core.reconfigure(configs[item], now)
+        return core.reconfigure(core_settings(configs[item]), now)
     return core.clear_duplicates(now)
 
 
@@ -172,7 +173,7 @@ def _run(core: Core, step, now: float, configs: list | None = None) -> Effects:
 )
 def test_incremental_equals_compute_desired(steps, gr, gap):
     configs = _configs(gr)
-    core = Core(configs[0])
+    core = Core(core_settings(configs[0]))
     advertised = {p.key: p for p in core.start(0.0).announce}
     mirror: dict = {}
     now = 0.0
@@ -201,7 +202,7 @@ def test_incremental_equals_compute_desired(steps, gr, gap):
     locals_=st.lists(local_mac.map(lambda e: LocalMac(e.vni, e.mac, e.ip, True)), max_size=6),
 )
 def test_announce_then_withdraw_leaves_nothing(paths, locals_):
-    core = Core(make_cfg())
+    core = Core(core_settings(make_cfg()))
     static = {p.key for p in core.start(0.0).announce}
     mirror: dict = {}
     now = 1.0
@@ -223,8 +224,8 @@ def test_announce_then_withdraw_leaves_nothing(paths, locals_):
     assert mirror == {}  # no dirty-keyed value left behind
     assert {p.key for p in core.advertised()} == static
     assert all(not t for t in core.rib.adj_in.values() if t is not core.rib.adj_in["local"])
-    assert not core._macs and not core._ips and not core._flood
-    assert all(p.peer == "local" for p in core._prefixes.values())
+    assert not core.indexes.macs and not core.indexes.ips and not core.indexes.flood
+    assert all(p.peer == "local" for p in core.indexes.prefixes.values())
 
 
 @SETTINGS
@@ -235,7 +236,7 @@ def test_order_of_unrelated_updates_does_not_matter(data, paths):
     shuffled = data.draw(st.permutations(unique))
     cores = []
     for order in (unique, shuffled):
-        core = Core(make_cfg())
+        core = Core(core_settings(make_cfg()))
         core.start(0.0)
         for p in order:
             core.apply(RouteUpdate(p.peer, announced=[p]), 1.0)
@@ -253,7 +254,7 @@ def test_one_update_equals_many(paths):
     by_peer: dict = {}
     for p in paths:
         by_peer.setdefault(p.peer, []).append(p)
-    a, b = Core(make_cfg()), Core(make_cfg())
+    a, b = Core(core_settings(make_cfg())), Core(core_settings(make_cfg()))
     for core in (a, b):
         core.start(0.0)
     for peer, group in by_peer.items():

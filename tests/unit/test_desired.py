@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from evpnd.config import core_settings
 from evpnd.core.desired import (
     FDB,
     FLOOD,
@@ -9,11 +10,14 @@ from evpnd.core.desired import (
     RMAC,
     ROUTE,
     DesiredState,
+    Frozen,
     RouteNextHop,
     compute_desired,
+    fdb_entry,
     fdb_value,
     flood_vtep,
     host_prefix,
+    neigh_entry,
     neigh_value,
     rmac_value,
     route_value,
@@ -48,10 +52,19 @@ def test_lookup_drain_counts_snapshot():
 
 def test_decisions():
     a = t2("192.0.2.3", MAC, seq=1)
-    b = t2("192.0.2.2", MAC, seq=1)
-    assert fdb_value([a, b]) == "192.0.2.2"
-    assert fdb_value([]) is None and fdb_value(None) is None
-    assert neigh_value([t2("192.0.2.2", MAC, "10.1.0.1")]) == MAC
+    b2 = t2("192.0.2.2", MAC, "10.1.0.9", seq=1)
+    assert fdb_value({a.key: a, b2.key: b2}) == "192.0.2.2"  # lowest VTEP on equal sequence
+    assert fdb_value(a) == "192.0.2.3" and fdb_value(None) is None
+    assert neigh_value(t2("192.0.2.2", MAC, "10.1.0.1")) == MAC
+    # the one rule for a key's entry: a frozen (duplicate) MAC keeps its frozen value
+    macs = {(100, MAC): {a.key: a, b2.key: b2}}
+    assert fdb_entry(macs, {}, 100, MAC) == "192.0.2.2"
+    assert fdb_entry(macs, {(100, MAC): "192.0.2.9"}, 100, MAC) == "192.0.2.9"
+    assert fdb_entry(macs, {(100, MAC): None}, 100, MAC) is None
+    assert fdb_entry(macs, {}, 200, MAC) is None
+    ips = {(100, "10.1.0.9"): b2}
+    assert neigh_entry(ips, {}, 100, "10.1.0.9") == MAC
+    assert neigh_entry(ips, {(100, "10.1.0.9"): None}, 100, "10.1.0.9") is None
     assert host_prefix("10.1.0.1") == "10.1.0.1/32" and host_prefix("2001:db8::1") == (
         "2001:db8::1/128"
     )
@@ -67,7 +80,7 @@ def test_compute_desired_from_a_bare_rib():
     rib = Rib()
     for path in (t2("192.0.2.2", MAC, "10.1.0.1"), t3("192.0.2.2"), t5("192.0.2.2", "10.9.0.0/24")):
         rib.put(path)
-    state = compute_desired(rib, make_cfg())
+    state = compute_desired(rib, core_settings(make_cfg()))
     assert state.fdb[100] == {MAC: "192.0.2.2"}
     assert state.neigh[100] == {"10.1.0.1": MAC}
     assert state.flood[100] == {"192.0.2.2"}
@@ -91,6 +104,7 @@ def test_incremental_equals_compute_desired_on_a_mixed_table():
         ),
     )
     core.apply(LocalMac(100, "02:00:00:00:00:03", ip="10.1.0.3"), 1.0)
-    assert core.desired.snapshot() == compute_desired(core, core.cfg).snapshot()
+    frozen = Frozen(core.mobility.frozen_fdb, core.mobility.frozen_neigh)
+    assert core.desired.snapshot() == compute_desired(core.rib, core.settings, frozen).snapshot()
     assert core.desired.fdb[100] == {MAC: "192.0.2.3"}
     assert core.desired.fdb[200] == {"02:00:00:00:00:02": "192.0.2.3"}

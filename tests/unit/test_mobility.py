@@ -7,7 +7,7 @@ import pytest
 from evpnd.core.events import LocalMac
 from evpnd.core.mobility import Mobility, rank, vtep_rank
 
-from .core_helpers import announce, apply_all, assert_consistent, make_core, t2, withdraw
+from .core_helpers import announce, apply_all, assert_consistent, make_core, rd_for, t2, withdraw
 
 MAC = "02:00:00:00:00:aa"
 
@@ -99,7 +99,7 @@ def test_local_learn_without_remote_uses_seq_zero():
     effects = core.apply(local(), 1.0)
     (path,) = effects.announce
     assert path.attrs.mobility_seq == 0 and not path.attrs.has_mobility
-    assert path.next_hop == "192.0.2.1" and path.key.rd == core.cfg.rd_for(100)
+    assert path.next_hop == "192.0.2.1" and path.key.rd == rd_for(core, 100)
     assert core.apply(local(), 2.0).announce == []  # learning it again changes nothing
 
 
@@ -158,8 +158,8 @@ def test_remote_sticky_blocks_local_learning():
     effects = core.apply(local(), 1.0)
     assert not effects
     assert fdb(core) == "192.0.2.5"
-    (row,) = core.mac_table()
-    assert row["type"] == "remote" and row["sticky"]
+    (row,) = core.views.mac_table()
+    assert row.type == "remote" and row.sticky
 
 
 def test_local_regains_when_remote_withdrawn():
@@ -225,19 +225,19 @@ def test_duplicate_detected_on_nth_move_and_frozen():
     effects = core.apply(local(), 3.0)  # move 3: duplicate
     assert not effects.announce  # not advertised while frozen
     assert fdb(core) == "192.0.2.2"  # the last state is kept
-    (row,) = core.mac_table()
-    assert row["duplicate"] and row["moves"] == 3
+    (row,) = core.views.mac_table()
+    assert row.duplicate and row.moves == 3
     assert core.counters["duplicates_detected"] == 1
     # Frozen: a new remote winner does not move the FDB entry.
     apply_all(core, announce(t2("192.0.2.3", MAC, seq=9)), now=4.0)
     assert fdb(core) == "192.0.2.2"
     assert core.desired.drain() == set()
-    assert core.explain(MAC)["vnis"][0]["duplicate"]
+    assert core.views.explain(MAC).vnis[0].duplicate
     assert_consistent(core)
     # Cleared: follows the candidates again (remote seq 9 beats our seq 3).
     effects = core.clear_duplicates(5.0)
     assert fdb(core) == "192.0.2.3"
-    assert not core.mac_table()[0]["duplicate"]
+    assert not core.views.mac_table()[0].duplicate
     assert_consistent(core)
 
 
@@ -248,7 +248,7 @@ def test_frozen_after_local_to_remote_keeps_local_state():
     effects = apply_all(core, announce(t2("192.0.2.2", MAC, seq=2)), now=2.0)  # move 2: dup
     assert effects.withdraw == [adv]
     assert fdb(core) is None  # frozen as it was: local
-    assert core.mac_table()[0]["duplicate"]
+    assert core.views.mac_table()[0].duplicate
     # Thawed: the remote path (seq 2 > 1) wins now.
     core.clear_duplicates(3.0, vni=100, mac=MAC)
     assert fdb(core) == "192.0.2.2"
@@ -272,20 +272,20 @@ def test_thaw_readvertises_a_local_winner():
 def test_moves_outside_the_window_do_not_count():
     core = make_core(**DAD)
     _bounce(core, 5, step=6.0)  # 10 moves, but never 3 within 10 s
-    assert not any(row["duplicate"] for row in core.mac_table())
+    assert not any(row.duplicate for row in core.views.mac_table())
     assert core.counters.get("duplicates_detected", 0) == 0
 
 
 def test_moves_inside_the_window_count():
     core = make_core(**DAD)
     _bounce(core, 2, step=1.0)
-    assert core.mac_table()[0]["duplicate"]
+    assert core.views.mac_table()[0].duplicate
 
 
 def test_detection_disabled():
     core = make_core(duplicate_detection={"enabled": False})
     _bounce(core, 10, step=0.1)
-    assert not core.mac_table()[0]["duplicate"]
+    assert not core.views.mac_table()[0].duplicate
 
 
 def test_mobility_counter_rules():
@@ -316,7 +316,7 @@ def test_frozen_mac_keeps_its_neighbour_entries():
     assert core.desired.neigh[100] == {ip: MAC}
     core.apply(local(), 1.0)  # move 1: the MAC is here now (the neighbour still points at it)
     apply_all(core, announce(t2("192.0.2.2", MAC, ip, seq=2)), now=2.0)  # move 2: duplicate
-    assert core.mac_table()[0]["duplicate"]
+    assert core.views.mac_table()[0].duplicate
     frozen = dict(core.desired.neigh[100])
     # While frozen, the IP moving to another MAC (remote) does not change the entry.
     apply_all(core, withdraw(t2("192.0.2.2", MAC, ip)), now=3.0)

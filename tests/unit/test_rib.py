@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from evpnd.core.rib import ImportMap, Rib, path_targets, select_best
+from evpnd.core.rib import Rib, path_targets, select_best
 from evpnd.routes.evpn import Attributes
 
-from .core_helpers import make_cfg, t2, t3, t5
+from .core_helpers import import_map, make_cfg, t2, t3, t5
 
 MAC = "02:00:00:00:00:01"
 
@@ -27,7 +27,7 @@ MAC = "02:00:00:00:00:01"
     ],
 )
 def test_auto_import(rts, l2, l3):
-    imports = ImportMap(make_cfg())
+    imports = import_map(make_cfg())
     assert imports.targets(rts) == (l2, l3)
 
 
@@ -39,7 +39,7 @@ def test_explicit_import_rts_match_exactly_and_disable_auto():
         ],
         l3vnis=[{"vni": 5000, "table": 10, "import_rts": ["65000:9"]}],
     )
-    imports = ImportMap(cfg)
+    imports = import_map(cfg)
     assert imports.targets(("65000:1",)) == ((100,), ())
     assert imports.targets(("192.0.2.1:7",)) == ((100,), ())
     assert imports.targets(("65002:100",)) == ((), ())  # explicit list: auto is off for 100
@@ -50,7 +50,7 @@ def test_explicit_import_rts_match_exactly_and_disable_auto():
 
 
 def test_path_targets_by_route_type():
-    imports = ImportMap(make_cfg())
+    imports = import_map(make_cfg())
     both = ("65002:100", "65002:5000")
     # Type 2 with IP and label 2: L2VNI plus a host route in the L3VNI (RFC 9135).
     assert path_targets(t2("192.0.2.2", MAC, "10.1.0.1", rts=both, l3vni=5000), imports) == (

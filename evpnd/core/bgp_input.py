@@ -1,0 +1,410 @@
+"""BGP input: UPDATEs (announce, withdraw), loop checks, peer state and graceful restart.
+
+Paths go into the RIB; every best-path change goes to the indexes; a remote change that
+touches a MAC this VTEP has local state for is then settled by LocalMacs, in the same place
+of the sequence as before (after each path), so that MAC mobility sees the paths in order.
+"""
+
+from __future__ import annotations
+
+from evpnd.core.desired import FDB, NEIGH
+from evpnd.core.events import PeerOpen, PeerState, RouteUpdate
+from evpnd.core.indexes import BestPathIndexes
+from evpnd.core.journal import Journal
+from evpnd.core.local_macs import LocalMacs
+from evpnd.core.mobility import _VTEP_RANK, vtep_rank
+from evpnd.core.path_groups import ABSENT, group_del, group_put
+from evpnd.core.rib import PeerStats, Rib
+from evpnd.core.settings import SettingsView
+from evpnd.routes.evpn import LOCAL_PEER, Attributes, ImetKey, MacIpKey, Path, PrefixKey, RouteKey
+
+FAMILY = "l2vpn evpn"  # the key of PeerOpen.gr_families for EVPN (AFI 25, SAFI 70)
+
+
+class BgpInput:
+    """What peers send, into the RIB and the indexes."""
+
+    def __init__(
+        self,
+        view: SettingsView,
+        rib: Rib,
+        indexes: BestPathIndexes,
+        local_macs: LocalMacs,
+        journal: Journal,
+    ) -> None:
+        self.view = view
+        self.rib = rib
+        self.indexes = indexes
+        self.local_macs = local_macs
+        self.journal = journal
+        self._update_rejects: dict[str, int] = {}
+        # Graceful restart negotiated with each peer in its last OPEN: the restart time for
+        # l2vpn/evpn (min of ours and the peer's), absent when either side does not do it.
+        self.gr_restart_time: dict[str, int] = {}
+
+    def configure(self, view: SettingsView) -> None:
+        """New settings: drop the paths that the new identity (ASN, RDs, VTEP, router id)
+        makes loops (in the RIB only: the caller re-indexes everything)."""
+        self.view = view
+        rib = self.rib
+        for peer in [p for p in rib.adj_in if p != LOCAL_PEER]:
+            for key, path in list(rib.adj_in[peer].items()):
+                reason = self._check_attrs(path.attrs) or self._check_path(path)
+                if reason and reason != "rejected_no_vni":
+                    self.journal.reject(peer, key, reason)
+                    rib.remove(peer, key)
+
+    # ----------------------------------------------------------------- one best path changed
+
+    def _changed(self, key: RouteKey, old: Path | None, new: Path | None) -> None:
+        self.indexes.best_changed(key, old, new)
+        if self.indexes.unsettled:
+            self.local_macs.settle_pending()
+
+    def _peer(self, peer: str) -> PeerStats:
+        stats = self.rib.peers.get(peer)
+        if stats is None:
+            stats = self.rib.peers[peer] = PeerStats()
+        return stats
+
+    # ----------------------------------------------------------------- loop and sanity checks
+
+    def _check_attrs(self, attrs: Attributes) -> str | None:
+        """Loop checks that depend on the attributes only (shared by a whole UPDATE)."""
+        view = self.view
+        if view.asn in attrs.as_path:
+            return "rejected_own_as"
+        if attrs.originator_id is not None and attrs.originator_id == view.router_id:
+            return "rejected_originator"
+        return None
+
+    def _check_path(self, path: Path) -> str | None:
+        view = self.view
+        key = path.key
+        if key.rd in view.own_rds:
+            return "rejected_own_rd"
+        if path.next_hop == view.vtep:
+            return "rejected_own_vtep"
+        try:
+            vtep_rank(path.next_hop)
+        except ValueError:
+            return "rejected_malformed"
+        if type(key) is MacIpKey:
+            if len(key.mac) != 17:
+                return "rejected_malformed"
+            l2, l3 = view.imports.targets(path.attrs.route_targets)
+            if not l2 and not (l3 and key.ip is not None and path.l3vni):
+                return "rejected_no_vni"
+        elif type(key) is ImetKey:
+            if key.origin == view.vtep:
+                return "rejected_own_vtep"
+            if not view.imports.targets(path.attrs.route_targets)[0]:
+                return "rejected_no_vni"
+        elif type(key) is PrefixKey:
+            if not view.imports.targets(path.attrs.route_targets)[1]:
+                return "rejected_no_vni"
+        else:
+            return "rejected_malformed"
+        return None
+
+    def _reject(self, peer: str, key: RouteKey, reason: str) -> None:
+        self.journal.reject(peer, key, reason)
+        self._update_rejects[reason] = self._update_rejects.get(reason, 0) + 1
+
+    # ----------------------------------------------------------------- UPDATEs
+
+    def route_update(self, update: RouteUpdate) -> None:
+        peer = update.peer
+        if peer == LOCAL_PEER:
+            self.journal.count("rejected_malformed", len(update.announced))
+            return
+        stats = self._peer(peer)
+        rib = self.rib
+        changed = self._changed
+        if update.withdrawn:
+            self._withdraw_keys(peer, update.withdrawn, stats)
+        if not update.announced:
+            return
+        # The hot path (100k routes at a session start): the attributes are shared by the
+        # whole UPDATE, so their checks and the route-target import are done once. A type-2
+        # key nobody sent before, imported into one L2VNI only, for a MAC without local
+        # state, is handled inline (the same as BestPathIndexes.type2_added, which handles
+        # the general new-key case; the values it sets are those fdb_entry() and
+        # neigh_entry() give, see the comments, and tests/unit/test_core_rules.py checks it).
+        view = self.view
+        own_rds, vtep, imports = view.own_rds, view.vtep, view.imports
+        known_vteps = _VTEP_RANK
+        best = rib.best
+        adj = rib.adj_in.get(peer)
+        if adj is None:
+            adj = rib.adj_in[peer] = {}
+        fresh_ok = not rib.stale.get(peer)
+        indexes = self.indexes
+        macs, ips = indexes.macs, indexes.ips
+        unsettled = indexes.unsettled
+        settle_pending = self.local_macs.settle_pending
+        mobility = indexes.mobility
+        local, frozen_fdb, frozen_neigh = mobility.local, mobility.frozen_fdb, mobility.frozen_neigh
+        desired = indexes.desired
+        dirty_add = desired.dirty.add
+        refresh_fdb, refresh_neigh = indexes.refresh_fdb, indexes.refresh_neigh
+        put = group_put
+        last_attrs = None
+        attrs_reason = None
+        l2: tuple[int, ...] = ()
+        l3: tuple[int, ...] = ()
+        single = 0  # the one L2VNI the UPDATE's route targets import into, else 0
+        fdb_t: dict[str, str] = {}
+        neigh_t: dict[str, str] = {}
+        check_path = self._check_path
+        type2_added = indexes.type2_added
+        accepted = rejected = 0
+        for path in update.announced:
+            if path.peer != peer:
+                path = path._replace(peer=peer)
+            attrs = path.attrs
+            if attrs is not last_attrs:
+                last_attrs = attrs
+                attrs_reason = self._check_attrs(attrs)
+                l2, l3 = imports.targets(attrs.route_targets)
+                single = l2[0] if len(l2) == 1 else 0
+                if single:
+                    fdb_t = desired.fdb.setdefault(single, {})
+                    neigh_t = desired.neigh.setdefault(single, {})
+            key = path.key
+            nh = path.next_hop
+            if (
+                attrs_reason is None
+                and type(key) is MacIpKey
+                and l2
+                and key.rd not in own_rds
+                and nh in known_vteps
+                and nh != vtep
+                and len(key.mac) == 17
+            ):
+                accepted += 1
+                if fresh_ok and key not in best:
+                    adj[key] = path
+                    best[key] = path
+                    ip = key.ip
+                    mac = key.mac
+                    irb = ip is not None and path.l3vni and l3
+                    if irb or not single or (single, mac) in local:
+                        type2_added(key, path, l2, l3 if irb else ())
+                        if unsettled:
+                            settle_pending()
+                        continue
+                    gk = (single, mac)
+                    group = macs.get(gk)
+                    if group is None:
+                        macs[gk] = path
+                        if gk in frozen_fdb:
+                            refresh_fdb(single, mac)
+                        elif fdb_t.get(mac) != nh:
+                            # fdb_entry() of a group of one remote path: its next hop
+                            fdb_t[mac] = nh
+                            dirty_add((FDB, single, mac))
+                    else:
+                        if type(group) is dict:
+                            group[key] = path
+                        else:
+                            macs[gk] = {group.key: group, key: path}  # type: ignore[union-attr]
+                        if fdb_t.get(mac) != nh:
+                            # (an entry already at this VTEP stays: see type2_added)
+                            refresh_fdb(single, mac)
+                    if ip is not None:
+                        gk = (single, ip)
+                        if gk not in ips and gk not in frozen_neigh:
+                            # neigh_entry() of a group of one remote path: its MAC
+                            ips[gk] = path
+                            if neigh_t.get(ip) != mac:
+                                neigh_t[ip] = mac
+                                dirty_add((NEIGH, single, ip))
+                        else:
+                            put(ips, gk, key, path)
+                            refresh_neigh(single, ip)
+                    continue
+            else:
+                reason = attrs_reason or check_path(path)
+                if reason is not None:
+                    rejected += 1
+                    self._reject(peer, key, reason)
+                    if reason != "rejected_no_vni":
+                        # Treat-as-withdraw (RFC 7606): the peer's earlier path is gone too.
+                        old, new = rib.remove(peer, key)
+                        if old is not new:
+                            changed(key, old, new)
+                        continue
+                else:
+                    accepted += 1
+            old, new = rib.put(path)
+            if old is not new and old != new:  # a repeated announcement changes nothing
+                changed(key, old, new)
+        stats.received += len(update.announced)
+        stats.accepted += accepted
+        stats.rejected += rejected
+        if self._update_rejects:
+            reasons = {k.removeprefix("rejected_"): n for k, n in self._update_rejects.items()}
+            self.journal.notice("paths_rejected", peer=peer, reasons=reasons)
+            self._update_rejects = {}
+
+    def _withdraw_keys(self, peer: str, keys: list[RouteKey], stats: PeerStats) -> None:
+        """Withdrawn NLRIs (matched on the key only). A type-2 key held by this peer alone,
+        imported into one L2VNI only, for a MAC without local state, is handled inline; the
+        rest goes the general way."""
+        stats.withdrawn += len(keys)
+        rib = self.rib
+        adj = rib.adj_in.get(peer)
+        if adj is None:
+            return
+        best, multi = rib.best, rib.multi
+        fresh_ok = not rib.stale.get(peer)
+        imports = self.view.imports
+        indexes = self.indexes
+        macs, ips = indexes.macs, indexes.ips
+        unsettled = indexes.unsettled
+        settle_pending = self.local_macs.settle_pending
+        mobility = indexes.mobility
+        local, frozen_fdb, frozen_neigh = mobility.local, mobility.frozen_fdb, mobility.frozen_neigh
+        desired = indexes.desired
+        dirty_add = desired.dirty.add
+        refresh_fdb, refresh_neigh = indexes.refresh_fdb, indexes.refresh_neigh
+        last_attrs = None
+        single = 0
+        l3: tuple[int, ...] = ()
+        fdb_t: dict[str, str] = {}
+        neigh_t: dict[str, str] = {}
+        for key in keys:
+            if fresh_ok and type(key) is MacIpKey and key not in multi:
+                old = adj.pop(key, None)
+                if old is None:
+                    continue
+                del best[key]
+                attrs = old.attrs
+                if attrs is not last_attrs:
+                    last_attrs = attrs
+                    l2, l3 = imports.targets(attrs.route_targets)
+                    single = l2[0] if len(l2) == 1 else 0
+                    if single:
+                        fdb_t = desired.fdb.setdefault(single, {})
+                        neigh_t = desired.neigh.setdefault(single, {})
+                ip = key.ip
+                mac = key.mac
+                if (
+                    not single
+                    or (ip is not None and old.l3vni and l3)
+                    or old.peer == LOCAL_PEER
+                    or (single, mac) in local
+                ):
+                    indexes.type2_removed(key, old)
+                    if unsettled:
+                        settle_pending()
+                    continue
+                gk = (single, mac)
+                left = group_del(macs, gk, key)
+                if left is not ABSENT:
+                    if gk in frozen_fdb:
+                        refresh_fdb(single, mac)
+                    elif left is None:
+                        # fdb_entry() of no paths: no entry
+                        if mac in fdb_t:
+                            del fdb_t[mac]
+                            dirty_add((FDB, single, mac))
+                    elif fdb_t.get(mac) == old.next_hop:
+                        # (a path not from the winning VTEP leaves the entry: see type2_removed)
+                        refresh_fdb(single, mac)
+                if ip is not None:
+                    gk = (single, ip)
+                    left = group_del(ips, gk, key)
+                    if left is None and gk not in frozen_neigh:
+                        # neigh_entry() of no paths: no entry
+                        if ip in neigh_t:
+                            del neigh_t[ip]
+                            dirty_add((NEIGH, single, ip))
+                    elif left is not ABSENT:
+                        refresh_neigh(single, ip)
+                continue
+            old, new = rib.remove(peer, key)
+            if old is not new:
+                if new is None and old is not None and type(key) is MacIpKey:
+                    indexes.type2_removed(key, old)
+                    if unsettled:
+                        settle_pending()
+                else:
+                    self._changed(key, old, new)
+
+    # ----------------------------------------------------------------- sessions
+
+    def peer_state(self, event: PeerState) -> None:
+        stats = self._peer(event.peer)
+        was_up = stats.state == "up"
+        stats.state = event.state
+        stats.reason = event.reason
+        now = self.journal.now
+        if event.state == "up":
+            stats.since = now
+        elif event.state == "down":
+            stats.since = None
+            restart_time = self.gr_restart_time.get(event.peer, 0)
+            if restart_time > 0:
+                if not was_up and event.peer in self.rib.stale_deadline:
+                    # A failed attempt to reconnect (ExaBGP retries every few seconds): the
+                    # restart time runs from the session loss, not from the latest attempt,
+                    # or a peer that never comes back would keep its paths forever (RFC 4724
+                    # section 4.2: delete them if the session is not re-established in time).
+                    return
+                # RFC 4724 section 4.2: keep forwarding on the paths, marked stale, for the
+                # restart time the peer advertised (or ours, if shorter).
+                for key in self.rib.mark_stale(event.peer, now + restart_time):
+                    if key in self.rib.multi:
+                        old, new = self.rib.reselect(key)
+                        if old is not new:
+                            self._changed(key, old, new)
+            else:
+                # no graceful restart negotiated for l2vpn/evpn: as without GR
+                self._flush(event.peer)
+
+    def peer_open(self, event: PeerOpen) -> None:
+        """Record what the peer's OPEN negotiates; end a restart it does not carry on.
+
+        RFC 4724 section 4.2: routes are retained only for a peer that advertised the
+        capability with the family; when the session comes back, stale routes are deleted at
+        once if the new OPEN lacks the capability, the family, or its Forwarding State bit.
+        """
+        peer = event.peer
+        ours = self.view.graceful_restart
+        forwarding = event.gr_families.get(FAMILY)
+        if ours > 0 and event.gr_time is not None and forwarding is not None:
+            self.gr_restart_time[peer] = min(ours, event.gr_time)
+        else:
+            self.gr_restart_time.pop(peer, None)
+        if peer in self.rib.stale_deadline and not (forwarding and peer in self.gr_restart_time):
+            self.sweep(peer)
+
+    def end_of_rib(self, peer: str) -> None:
+        if peer in self.rib.stale:
+            self.sweep(peer)
+
+    def expire_stale(self, now: float) -> None:
+        """Sweep graceful-restart stale paths whose restart time ran out."""
+        for peer, deadline in list(self.rib.stale_deadline.items()):
+            if now >= deadline:
+                self.sweep(peer)
+
+    def _flush(self, peer: str) -> None:
+        for key in self.rib.peer_keys(peer):
+            old, new = self.rib.remove(peer, key)
+            if old is not new:
+                self._changed(key, old, new)
+        self.rib.end_stale(peer)
+
+    def sweep(self, peer: str) -> None:
+        keys = self.rib.stale_keys(peer)
+        self.journal.count("stale_swept", len(keys))
+        if keys:
+            self.journal.notice("stale_swept", peer=peer, paths=len(keys))
+        for key in keys:
+            old, new = self.rib.remove(peer, key)
+            if old is not new:
+                self._changed(key, old, new)
+        self.rib.end_stale(peer)
