@@ -19,15 +19,14 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from evpnd.api.server import ApiServer
     from evpnd.config import Config
-    from evpnd.core.core import Core
+    from evpnd.core import Core
 
 
 class ApiContext(Protocol):
     """What the API reads. Attributes are read on every request (the config changes on reload).
 
-    core views used: iter_paths(), peer_stats(), mac_table(vni), explain(query, vni),
-    advertised(), counters, rib (best/adj_in/is_stale/get), mobility (local/dad/is_frozen/
-    duplicates), desired.
+    The core is read through its typed views only, `core.views` (evpnd.core.views.CoreViews:
+    routes, peers, vni_state, mac_table, explain, duplicates, kernel_routes, ...).
     """
 
     cfg: Config

@@ -8,16 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from evpnd.routes.communities import rt_number
 from evpnd.routes.evpn import LOCAL_PEER, ImetKey, MacIpKey, Path, RouteKey
 
-if TYPE_CHECKING:
-    from evpnd.core.settings import L2VniSettings, L3VniSettings
-
 _ORIGIN_ORDER = {"igp": 0, "egp": 1, "incomplete": 2}
 NO_TARGETS: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
+
+
+class VniImports(Protocol):
+    """A VNI and its explicit import route targets (None: the auto rule); CoreSettings' VNIs."""
+
+    @property
+    def vni(self) -> int: ...
+
+    @property
+    def import_rts(self) -> tuple[str, ...] | None: ...
 
 
 class ImportMap:
@@ -29,12 +36,12 @@ class ImportMap:
     host routes (RFC 9135).
     """
 
-    def __init__(self, l2vnis: Iterable[L2VniSettings], l3vnis: Iterable[L3VniSettings]) -> None:
+    def __init__(self, l2vnis: Iterable[VniImports], l3vnis: Iterable[VniImports]) -> None:
         self.exact_l2: dict[str, list[int]] = {}
         self.exact_l3: dict[str, list[int]] = {}
         self.auto_l2: dict[int, list[int]] = {}
         self.auto_l3: dict[int, list[int]] = {}
-        items: Iterable[L2VniSettings | L3VniSettings]
+        items: Iterable[VniImports]
         for items, exact, auto in (
             (l2vnis, self.exact_l2, self.auto_l2),
             (l3vnis, self.exact_l3, self.auto_l3),
