@@ -205,10 +205,10 @@ class BgpInput:
                             fdb_t[mac] = nh
                             dirty_add((FDB, single, mac))
                     else:
-                        if type(group) is dict:
+                        if isinstance(group, dict):
                             group[key] = path
                         else:
-                            macs[gk] = {group.key: group, key: path}  # type: ignore[union-attr]
+                            macs[gk] = {group.key: group, key: path}
                         if fdb_t.get(mac) != nh:
                             # (an entry already at this VTEP stays: see type2_added)
                             refresh_fdb(single, mac)

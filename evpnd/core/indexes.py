@@ -370,7 +370,7 @@ class BestPathIndexes:
                         self.flood.setdefault((vni, flood_vtep(best)), set()).add(key)
             else:
                 for vni in l3:
-                    group_put(self.prefixes, (vni, cast(PrefixKey, key).prefix), key, best)
+                    group_put(self.prefixes, (vni, key.prefix), key, best)
         for vni, route_table in new.routes.items():
             for nh in route_table.values():
                 if nh.router_mac is not None:

@@ -20,7 +20,7 @@ from evpnd.core.mobility import LocalMacState, Mobility, rank
 from evpnd.core.origination import Origination
 from evpnd.core.path_groups import Group, group_paths
 from evpnd.core.settings import SettingsView
-from evpnd.routes.evpn import LOCAL_PEER, MacIpKey, Path
+from evpnd.routes.evpn import LOCAL_PEER, MacIpKey, Path, RouteKey
 
 
 def remote_best(group: Group | None) -> tuple[Path | None, int]:
@@ -58,7 +58,7 @@ class LocalMacs:
         for st in self.mobility.local.values():
             st.sticky = st.sticky or st.mac in view.sticky[st.vni]
 
-    def wanted_paths(self) -> dict[tuple[int, str], dict[MacIpKey, Path]]:
+    def wanted_paths(self) -> dict[tuple[int, str], dict[RouteKey, Path]]:
         """The type-2 paths of every advertised local MAC, as the current settings want them."""
         own = self.origination.own
         return {mk: own.mac_paths(st) for mk, st in self.mobility.local.items() if st.advertised}

@@ -14,11 +14,13 @@ Group = Path | dict[RouteKey, Path]
 ABSENT = object()  # group_del: there was no such group
 
 
-def group_put(index: dict, gk: tuple, key: RouteKey, path: Path) -> None:
+def group_put(
+    index: dict[tuple[int, str], Group], gk: tuple[int, str], key: RouteKey, path: Path
+) -> None:
     group = index.get(gk)
     if group is None:
         index[gk] = path
-    elif type(group) is dict:
+    elif isinstance(group, dict):
         group[key] = path
     elif group.key == key:
         index[gk] = path
@@ -26,12 +28,12 @@ def group_put(index: dict, gk: tuple, key: RouteKey, path: Path) -> None:
         index[gk] = {group.key: group, key: path}
 
 
-def group_del(index: dict, gk: tuple, key: RouteKey) -> object:
+def group_del(index: dict[tuple[int, str], Group], gk: tuple[int, str], key: RouteKey) -> object:
     """Remove a key from a group: what is left (a group, or None), or ABSENT if no group."""
     group = index.get(gk)
     if group is None:
         return ABSENT
-    if type(group) is dict:
+    if isinstance(group, dict):
         group.pop(key, None)
         if len(group) > 1:
             return group
@@ -45,10 +47,10 @@ def group_del(index: dict, gk: tuple, key: RouteKey) -> object:
     return None
 
 
-def group_paths(group: Group | None) -> tuple[Path, ...] | Iterable[Path]:
+def group_paths(group: Group | None) -> Iterable[Path]:
     """The paths of a group (of a missing group: none)."""
     if group is None:
         return ()
-    if type(group) is dict:
+    if isinstance(group, dict):
         return group.values()
-    return (group,)  # type: ignore[return-value]
+    return (group,)

@@ -94,7 +94,7 @@ def path_targets(path: Path, imports: ImportMap) -> tuple[tuple[int, ...], tuple
     return (), l3
 
 
-def bgp_order(path: Path, stale: bool) -> tuple:
+def bgp_order(path: Path, stale: bool) -> tuple[bool, bool, int, int, int, int, str]:
     """Smaller is better: RFC 4271 section 9.1.2.2, reduced to what EVPN peers differ in.
 
     A stale path (graceful restart, RFC 4724) loses to any fresh one.

@@ -16,34 +16,47 @@ from evpnd.routes.esi import ZERO_ESI
 LOCAL_PEER = "local"  # the peer name of routes evpnd originates itself
 
 
-class MacIpKey(NamedTuple):
-    """Type 2, MAC/IP advertisement (RFC 7432 section 7.2)."""
+# Each key is a NamedTuple of its fields, subclassed to carry its route type as a class
+# constant (a NamedTuple body may hold fields only; type checkers reject anything else).
 
+
+class _MacIpFields(NamedTuple):
     rd: str
     etag: int
     mac: str
     ip: str | None
 
+
+class MacIpKey(_MacIpFields):
+    """Type 2, MAC/IP advertisement (RFC 7432 section 7.2)."""
+
+    __slots__ = ()
     route_type = 2
 
 
-class ImetKey(NamedTuple):
-    """Type 3, inclusive multicast ethernet tag (RFC 7432 section 7.3)."""
-
+class _ImetFields(NamedTuple):
     rd: str
     etag: int
     origin: str  # originating router's IP, the VTEP
 
+
+class ImetKey(_ImetFields):
+    """Type 3, inclusive multicast ethernet tag (RFC 7432 section 7.3)."""
+
+    __slots__ = ()
     route_type = 3
 
 
-class PrefixKey(NamedTuple):
-    """Type 5, IP prefix (RFC 9136 section 3.1). The prefix is 'net/len' text."""
-
+class _PrefixFields(NamedTuple):
     rd: str
     etag: int
-    prefix: str
+    prefix: str  # 'net/len' text
 
+
+class PrefixKey(_PrefixFields):
+    """Type 5, IP prefix (RFC 9136 section 3.1). The prefix is 'net/len' text."""
+
+    __slots__ = ()
     route_type = 5
 
 
@@ -51,13 +64,16 @@ class PrefixKey(NamedTuple):
 RouteKey = MacIpKey | ImetKey | PrefixKey
 
 
-class Pmsi(NamedTuple):
-    """PMSI tunnel attribute (RFC 6514 section 5); evpnd uses ingress replication (type 6)."""
-
+class _PmsiFields(NamedTuple):
     tunnel_type: int
     vni: int  # raw 24-bit label (RFC 8365 section 5.1.3)
     endpoint: str
 
+
+class Pmsi(_PmsiFields):
+    """PMSI tunnel attribute (RFC 6514 section 5); evpnd uses ingress replication (type 6)."""
+
+    __slots__ = ()
     INGRESS_REPLICATION = 6
 
 
@@ -121,7 +137,7 @@ def describe(key: RouteKey) -> str:
         plen = 128 if ":" in key.ip else 32
         return f"[2]:[{key.etag}]:[48]:[{key.mac}]:[{plen}]:[{key.ip}]"
     if isinstance(key, ImetKey):
-        plen = 128 if ":" in key.origin else 32
-        return f"[3]:[{key.etag}]:[{plen}]:[{key.origin}]"
-    net, _, plen = key.prefix.partition("/")
-    return f"[5]:[{key.etag}]:[{plen}]:[{net}]"
+        bits = 128 if ":" in key.origin else 32
+        return f"[3]:[{key.etag}]:[{bits}]:[{key.origin}]"
+    net, _, length = key.prefix.partition("/")
+    return f"[5]:[{key.etag}]:[{length}]:[{net}]"
