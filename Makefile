@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install test test-vm demo demo-down lint format bench
+.PHONY: install test test-vm demo demo-down lint typecheck format bench
 
 install:
 	@bash scripts/install.sh
@@ -10,6 +10,7 @@ install:
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy --strict evpnd/core/ evpnd/api/
 	rm -rf .test-results && mkdir -p .test-results
 	$(PY) -m pytest -q -p no:cacheprovider --junitxml=.test-results/host.xml
 	EVPND_TEST_RESULTS=.test-results bash scripts/vm-tier.sh
@@ -27,6 +28,10 @@ demo-down: install
 
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+# mypy --strict on the pure core and the control API (settings in pyproject.toml [tool.mypy]).
+typecheck: install
+	$(VENV)/bin/mypy --strict evpnd/core/ evpnd/api/
 
 format: install
 	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .

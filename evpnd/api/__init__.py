@@ -14,7 +14,7 @@ rendering for evpnctl), schema (writes docs/schema/).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from evpnd.api.server import ApiServer
@@ -34,22 +34,22 @@ class ApiContext(Protocol):
     started_at: float  # time.time() when the daemon started
     reloads: int  # successful SIGHUP reloads
 
-    def speaker_status(self) -> dict:
+    def speaker_status(self) -> dict[str, Any]:
         """Speaker.status(): {"exabgp_pid"|"pid": int, "restarts": int,
         "peers": {address: {"state", "uptime", "last_error", ...}}}; missing keys are fine."""
         ...
 
-    def dataplane_stats(self) -> dict:
+    def dataplane_stats(self) -> dict[str, Any]:
         """Dataplane.stats(): ops, errors, last reconcile duration, owned counts."""
         ...
 
-    def kernel_diff(self) -> dict:
+    def kernel_diff(self) -> dict[str, Any]:
         """Dataplane.kernel_diff(): {"missing"|"extra"|"different": [entry]} or
         {"entries": [entry]}, entry = {"kind", "vni", "key", "wanted", "kernel"} or a tuple
         (kind, vni, key, wanted, kernel). Empty when converged."""
         ...
 
-    async def clear_duplicates(self, vni: int | None, mac: str | None) -> dict:
+    async def clear_duplicates(self, vni: int | None, mac: str | None) -> dict[str, Any]:
         """Thaw duplicate MACs through the owner task; returns when it is done."""
         ...
 

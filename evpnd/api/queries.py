@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -51,7 +51,7 @@ AUTO_IMPORT = "auto (*:VNI)"
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def _check_vni(ctx, vni: int | None) -> None:
+def _check_vni(ctx: ApiContext, vni: int | None) -> None:
     if vni is not None and vni not in {v.vni for v in ctx.cfg.all_vnis()}:
         raise QueryError(f"unknown VNI {vni}")
 
@@ -63,21 +63,22 @@ class Raw:
     equals `model.model_validate(data).model_dump(mode="json")`."""
 
     model: type[BaseModel]
-    data: dict
+    data: dict[str, Any]
 
 
 def route_dict(path: Path, flags: list[str]) -> dict[str, Any]:
     """One path as RouteEntry's JSON (every field, in the model's order)."""
     key = path.key
     attrs = path.attrs
-    kind = type(key)
     return {
         "type": key.route_type,
         "rd": key.rd,
         "prefix": describe(key),
-        "mac": key.mac if kind is MacIpKey else None,  # type: ignore[union-attr]
-        "ip": key.ip if kind is MacIpKey else (key.prefix if kind is PrefixKey else None),  # type: ignore[union-attr]
-        "origin": key.origin if kind is ImetKey else None,  # type: ignore[union-attr]
+        "mac": key.mac if isinstance(key, MacIpKey) else None,
+        "ip": key.ip
+        if isinstance(key, MacIpKey)
+        else (key.prefix if isinstance(key, PrefixKey) else None),
+        "origin": key.origin if isinstance(key, ImetKey) else None,
         "etag": key.etag,
         "vni": path.vni,
         "l3vni": path.l3vni,
@@ -106,7 +107,7 @@ def candidate_entry(candidate: Candidate) -> RouteEntry:
 # -- show routes ------------------------------------------------------------------------------
 
 
-def show_routes(ctx, args: p.RoutesArgs) -> Raw:
+def show_routes(ctx: ApiContext, args: p.RoutesArgs) -> Raw:
     _check_vni(ctx, args.vni)
     rd = None
     if args.rd is not None:
@@ -134,7 +135,7 @@ def show_routes(ctx, args: p.RoutesArgs) -> Raw:
 # -- show peers -------------------------------------------------------------------------------
 
 
-def _speaker_peers(status: dict) -> dict[str, dict]:
+def _speaker_peers(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Speaker.status()'s per-peer part, keyed by address, whatever container it uses."""
     peers = status.get("peers") or {}
     if isinstance(peers, list):
@@ -142,7 +143,7 @@ def _speaker_peers(status: dict) -> dict[str, dict]:
     return {str(k): v for k, v in peers.items() if isinstance(v, dict)}
 
 
-def speaker_status(ctx) -> dict:
+def speaker_status(ctx: ApiContext) -> dict[str, Any]:
     try:
         status = ctx.speaker_status()
     except Exception:  # the speaker restarting must not break `show peers`
@@ -150,7 +151,7 @@ def speaker_status(ctx) -> dict:
     return status if isinstance(status, dict) else {}
 
 
-def show_peers(ctx, args: p.PeersArgs) -> PeersReply:
+def show_peers(ctx: ApiContext, args: p.PeersArgs) -> PeersReply:
     now = time.time()
     status = speaker_status(ctx)
     speaker = _speaker_peers(status)
@@ -193,7 +194,7 @@ def show_peers(ctx, args: p.PeersArgs) -> PeersReply:
 
 
 def _sorted_ips(values: Iterable[str]) -> list[str]:
-    def order(ip: str):
+    def order(ip: str) -> tuple[int, int, str]:
         try:
             a = ipaddress.ip_address(ip)
             return (a.version, int(a), ip)
@@ -208,17 +209,15 @@ def vni_entry(ctx: ApiContext, vni: int) -> VniEntry:
     item = cfg.vni(vni)
     state = ctx.core.views.vni_state(vni)
     imports = cfg.import_rts_for(vni)
-    common = {
-        "vni": vni,
-        "vxlan_device": item.device,
-        "rd": cfg.rd_for(vni),
-        "import_rts": imports if imports is not None else [AUTO_IMPORT],
-        "export_rts": cfg.export_rts_for(vni),
-    }
+    import_rts = imports if imports is not None else [AUTO_IMPORT]
     if isinstance(item, L2VniConfig):
         l3 = cfg.l3vni_of(vni)
         return VniEntry(
-            **common,
+            vni=vni,
+            vxlan_device=item.device,
+            rd=cfg.rd_for(vni),
+            import_rts=import_rts,
+            export_rts=cfg.export_rts_for(vni),
             kind="l2",
             bridge=item.bridge,
             local_macs=state.local_macs,
@@ -227,7 +226,11 @@ def vni_entry(ctx: ApiContext, vni: int) -> VniEntry:
             l3vni=l3.vni if l3 else None,
         )
     return VniEntry(
-        **common,
+        vni=vni,
+        vxlan_device=item.device,
+        rd=cfg.rd_for(vni),
+        import_rts=import_rts,
+        export_rts=cfg.export_rts_for(vni),
         kind="l3",
         bridge=item.bridge_name,
         table=item.table,
@@ -237,7 +240,7 @@ def vni_entry(ctx: ApiContext, vni: int) -> VniEntry:
     )
 
 
-def show_vni(ctx, args: p.VniArgs) -> VnisReply:
+def show_vni(ctx: ApiContext, args: p.VniArgs) -> VnisReply:
     _check_vni(ctx, args.vni)
     vnis = [args.vni] if args.vni is not None else [v.vni for v in ctx.cfg.all_vnis()]
     return VnisReply(vnis=[vni_entry(ctx, v) for v in vnis])
@@ -246,7 +249,7 @@ def show_vni(ctx, args: p.VniArgs) -> VnisReply:
 # -- show macs --------------------------------------------------------------------------------
 
 
-def show_macs(ctx, args: p.MacsArgs) -> Raw:
+def show_macs(ctx: ApiContext, args: p.MacsArgs) -> Raw:
     """FRR's `show evpn mac vni all`: per (VNI, MAC) one entry, local or remote."""
     _check_vni(ctx, args.vni)
     out = []
@@ -286,7 +289,7 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-def _first(item: dict, *names: str) -> Any:
+def _first(item: dict[str, Any], *names: str) -> Any:
     for name in names:
         if item.get(name) is not None:
             return item[name]
@@ -308,7 +311,7 @@ def _diff_entry(problem: str, item: Any) -> KernelDiffEntry:
     )
 
 
-def show_kernel_diff(ctx, args: p.KernelDiffArgs) -> KernelDiffReply:
+def show_kernel_diff(ctx: ApiContext, args: p.KernelDiffArgs) -> KernelDiffReply:
     diff = ctx.kernel_diff() or {}
     entries: list[KernelDiffEntry] = []
     for name, items in diff.items():
@@ -321,7 +324,7 @@ def show_kernel_diff(ctx, args: p.KernelDiffArgs) -> KernelDiffReply:
 # -- clear dup-addr ---------------------------------------------------------------------------
 
 
-async def clear_dup(ctx, args: p.ClearDupArgs) -> ClearDupReply:
+async def clear_dup(ctx: ApiContext, args: p.ClearDupArgs) -> ClearDupReply:
     _check_vni(ctx, args.vni)
     before = len(ctx.core.views.duplicates(args.vni, args.mac))
     await ctx.clear_duplicates(args.vni, args.mac)
@@ -386,7 +389,7 @@ def explain(ctx: ApiContext, args: p.ExplainArgs) -> ExplainReply:
     )
 
 
-def _covering_routes(ctx, ip: str, seen: set[tuple[int, str]]) -> list[HostRoute]:
+def _covering_routes(ctx: ApiContext, ip: str, seen: set[tuple[int, str]]) -> list[HostRoute]:
     """Type-5 routes in the L3VNI tables that cover the IP, longest prefix first (the one the
     kernel uses for it comes first)."""
     addr = ipaddress.ip_address(ip)
@@ -413,7 +416,7 @@ def _route_text(value: RouteNextHop | None) -> str | None:
 # -- show status ------------------------------------------------------------------------------
 
 
-def show_status(ctx, args: p.StatusArgs) -> StatusReply:
+def show_status(ctx: ApiContext, args: p.StatusArgs) -> StatusReply:
     stats = ctx.core.views.peers()
     return StatusReply(
         version=_version(),
@@ -437,7 +440,7 @@ def _version() -> str:
         return "unknown"
 
 
-_SYNC = {
+_SYNC: dict[str, Callable[[ApiContext, Any], BaseModel | Raw]] = {
     "show routes": show_routes,
     "show peers": show_peers,
     "show vni": show_vni,
@@ -448,7 +451,7 @@ _SYNC = {
 }
 
 
-async def run_query(ctx, cmd: str, args: p._Args) -> BaseModel | Raw:
-    if cmd == "clear dup-addr":
-        return await clear_dup(ctx, args)  # type: ignore[arg-type]
+async def run_query(ctx: ApiContext, cmd: str, args: p._Args) -> BaseModel | Raw:
+    if cmd == "clear dup-addr" and isinstance(args, p.ClearDupArgs):
+        return await clear_dup(ctx, args)
     return _SYNC[cmd](ctx, args)

@@ -18,11 +18,15 @@ import socket
 import struct
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from evpnd.api import protocol
 from evpnd.api.queries import QueryError, Raw, run_query
 from evpnd.config import Config
 from evpnd.logs import get_logger
+
+if TYPE_CHECKING:
+    from evpnd.api import ApiContext
 
 SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)  # Linux 4.13+, missing from older Pythons
 _MAX_GROUPS = 256  # Python caps getsockopt's buffer at 1024 bytes
@@ -107,7 +111,7 @@ def allowed(uid: int, gid: int, groups: set[int], allowed_gid: int) -> bool:
 
 
 class ApiServer:
-    def __init__(self, ctx, cfg: Config, sock: socket.socket, gid: int) -> None:
+    def __init__(self, ctx: ApiContext, cfg: Config, sock: socket.socket, gid: int) -> None:
         self.ctx = ctx
         self.path = Path(cfg.api.socket)
         self.group_name = cfg.api.group
@@ -115,7 +119,7 @@ class ApiServer:
         self._sock = sock
         self._inode = os.stat(self.path).st_ino
         self._server: asyncio.base_events.Server | None = None
-        self._clients: set[asyncio.Task] = set()
+        self._clients: set[asyncio.Task[None]] = set()
         self.requests = 0
         self.refused = 0
 
@@ -209,7 +213,7 @@ def _group_name(gid: int) -> str:
         return str(gid)
 
 
-async def start_api(ctx, cfg: Config) -> ApiServer:
+async def start_api(ctx: ApiContext, cfg: Config) -> ApiServer:
     """Create the control socket at cfg.api.socket and serve it until `close()`."""
     gid = resolve_group(cfg.api.group)
     sock = bind_socket(Path(cfg.api.socket), cfg.api.mode, gid)

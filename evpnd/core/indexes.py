@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
-from typing import cast
 
 from evpnd.core.desired import (
     FDB,
