@@ -125,8 +125,8 @@ class EvpndCollector(Collector):
 
     # -- core counters ------------------------------------------------------------------------
     def _core_counters(self, ctx) -> Iterator:
-        core = ctx.core.views.stats()
-        counters = core.counters
+        now = ctx.core.views.stats()
+        counters = now.counters
         rejected = CounterMetricFamily(
             "evpnd_bgp_rejected", "Paths rejected by the core, by reason", labels=["reason"]
         )
@@ -139,14 +139,14 @@ class EvpndCollector(Collector):
         yield rejected
         yield events
         g = GaugeMetricFamily("evpnd_local_macs", "MACs learned on local ports")
-        g.add_metric([], core.local_macs)
+        g.add_metric([], now.local_macs)
         yield g
         g = GaugeMetricFamily("evpnd_duplicate_macs", "MACs frozen by duplicate detection")
-        g.add_metric([], core.duplicate_macs)
+        g.add_metric([], now.duplicate_macs)
         yield g
         g = GaugeMetricFamily("evpnd_desired_entries", "Kernel objects wanted, per kind",
                               labels=["kind"])  # fmt: skip
-        for kind, n in core.desired.items():
+        for kind, n in now.desired.items():
             g.add_metric([kind], n)
         yield g
 

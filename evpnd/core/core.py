@@ -5,19 +5,22 @@ local MACs and MAC mobility, and keeps `desired` current incrementally, recordin
 `desired.dirty` every kernel object whose wanted value changed. It imports no asyncio,
 pyroute2 or exabgp (DESIGN rule 1); time comes in as `now`.
 
-Core wires the collaborators and is the public face; each collaborator is given the others
-it uses, and calls go one way (no cycle):
+Core wires the collaborators and is the public face. Each collaborator is handed the ones it
+uses when it is built, and calls go one way (nothing calls back up, so no re-entry guard):
 
-  Core --> BgpInput --> LocalMacs --> Origination --> BestPathIndexes --> DesiredState
-              |             |              |                 ^
-              +-------------+--------------+--> Rib          |
-              +------------------------------------------------+
-  BgpInput     UPDATEs, loop checks, peer state, graceful restart (bgp_input.py)
-  LocalMacs    local MAC events, local-vs-remote, duplicate freezing (local_macs.py)
-  Origination  our own paths and the Effects of a call (origination.py)
-  BestPathIndexes  best paths by kernel object, the desired state kept from them (indexes.py)
-  CoreViews    typed read views for the API and the metrics (views.py)
-  Journal      now, counters, notices, last rejections (journal.py)
+  Core -> BgpInput -> LocalMacs -> Origination -> BestPathIndexes -> DesiredState
+  (BgpInput, Origination: the Rib; BgpInput, LocalMacs: the BestPathIndexes too)
+
+  BgpInput         UPDATEs, loop checks, peer state, graceful restart       bgp_input.py
+  LocalMacs        local MAC events, local vs remote, duplicate freezing    local_macs.py
+  Origination      our own paths in the RIB, the Effects of a call          origination.py
+  BestPathIndexes  best paths by kernel object, desired state kept from them indexes.py
+  CoreViews        typed read views for the API and the metrics              views.py
+  Journal          the call's `now`, counters, notices, last rejections     journal.py
+
+A remote change to a MAC this VTEP has local state for is queued by BestPathIndexes
+(`unsettled`) and settled by LocalMacs right after it; the FDB and neighbour values always come
+from desired.fdb_entry / neigh_entry.
 """
 
 from __future__ import annotations
@@ -62,6 +65,12 @@ class Core:
     def counters(self) -> dict[str, int]:
         return self.journal.counters
 
+    def _effects(self) -> Effects:
+        """End of an entry point: nothing left unsettled, then what changed for the speaker."""
+        if self.indexes.unsettled:
+            self.local_macs.settle_pending()
+        return self.origination.effects()
+
     # ----------------------------------------------------------------- entry points
 
     def start(self, now: float) -> Effects:
@@ -70,7 +79,7 @@ class Core:
         self.started = True
         for path in self.origination.own.static_paths().values():
             self.origination.set_local(path.key, path)
-        return self.origination.effects()
+        return self._effects()
 
     def apply(self, event: Event, now: float) -> Effects:
         """Apply one event (RouteUpdate, PeerState, PeerOpen, EndOfRib, LocalMac; others are
@@ -86,7 +95,7 @@ class Core:
             self.bgp.peer_open(event)
         elif isinstance(event, EndOfRib):
             self.bgp.end_of_rib(event.peer)
-        return self.origination.effects()
+        return self._effects()
 
     def tick(self, now: float) -> Effects:
         """Timers: sweep graceful-restart stale paths whose restart time ran out.
@@ -96,7 +105,7 @@ class Core:
         """
         self.journal.now = now
         self.bgp.expire_stale(now)
-        return self.origination.effects()
+        return self._effects()
 
     def reconfigure(self, settings: CoreSettings, now: float) -> Effects:
         """Adopt new settings: originate/withdraw what changed, import everything again."""
@@ -123,7 +132,7 @@ class Core:
         # Local MACs may now win or lose differently (sticky MACs, new VNIs): settle them all.
         for vni, mac in list(self.mobility.local):
             self.local_macs.settle(vni, mac)
-        return self.origination.effects()
+        return self._effects()
 
     def clear_duplicates(
         self, now: float, vni: int | None = None, mac: str | None = None
@@ -132,7 +141,7 @@ class Core:
         self.journal.now = now
         for v, m in self.mobility.duplicates(vni, mac.lower() if mac else None):
             self.local_macs.thaw(v, m)
-        return self.origination.effects()
+        return self._effects()
 
     def drain_notices(self) -> list[Notice]:
         """Notable events since the last call, oldest first, for the daemon to log. Each is

@@ -168,3 +168,23 @@ def test_the_checker_sees_edges_inside_functions_and_type_checking(tmp_path, mon
         "evpnd.bgp.speaker -> evpnd.dataplane (bgp may not import dataplane)",
         "evpnd.bgp.speaker -> evpnd.api (bgp may not import api)",
     ]
+
+
+def core_reads(path: Path) -> set[str]:
+    """The attributes read on a `core` (ctx.core.X, self.core.X, core.X) in a file."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Attribute):
+            inner = node.value
+            name = getattr(inner, "attr", None) or getattr(inner, "id", None)
+            if name == "core":
+                found.add(node.attr)
+    return found
+
+
+def test_api_and_metrics_read_the_core_through_its_typed_views_only():
+    """Not the RIB, mobility or desired state: `core.views` (evpnd.core.views.CoreViews)."""
+    files = sorted((PACKAGE / "api").glob("*.py")) + [PACKAGE / "metrics.py"]
+    reads = {str(p.relative_to(ROOT)): core_reads(p) - {"views"} for p in files}
+    assert {name: sorted(r) for name, r in reads.items() if r} == {}
+    assert core_reads(PACKAGE / "daemon.py") >= {"desired"}  # the scan does see reads
