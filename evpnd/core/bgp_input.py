@@ -188,13 +188,13 @@ class BgpInput:
                     best[key] = path
                     ip = key.ip
                     mac = key.mac
+                    gk = (single, mac)
                     irb = ip is not None and path.l3vni and l3
-                    if irb or not single or (single, mac) in local:
+                    if irb or not single or gk in local:
                         type2_added(key, path, l2, l3 if irb else ())
                         if unsettled:
                             settle_pending()
                         continue
-                    gk = (single, mac)
                     group = macs.get(gk)
                     if group is None:
                         macs[gk] = path
@@ -290,17 +290,17 @@ class BgpInput:
                         neigh_t = desired.neigh.setdefault(single, {})
                 ip = key.ip
                 mac = key.mac
+                gk = (single, mac)
                 if (
                     not single
                     or (ip is not None and old.l3vni and l3)
                     or old.peer == LOCAL_PEER
-                    or (single, mac) in local
+                    or gk in local
                 ):
                     indexes.type2_removed(key, old)
                     if unsettled:
                         settle_pending()
                     continue
-                gk = (single, mac)
                 left = group_del(macs, gk, key)
                 if left is not ABSENT:
                     if gk in frozen_fdb:
@@ -312,7 +312,13 @@ class BgpInput:
                             dirty_add((FDB, single, mac))
                     elif fdb_t.get(mac) == old.next_hop:
                         # (a path not from the winning VTEP leaves the entry: see type2_removed)
-                        refresh_fdb(single, mac)
+                        if isinstance(left, Path) and left.peer != LOCAL_PEER:
+                            # fdb_entry() of a group of one remote path: its next hop
+                            if left.next_hop != old.next_hop:
+                                fdb_t[mac] = left.next_hop
+                                dirty_add((FDB, single, mac))
+                        else:
+                            refresh_fdb(single, mac)
                 if ip is not None:
                     gk = (single, ip)
                     left = group_del(ips, gk, key)
