@@ -3,7 +3,8 @@
 One owner (the daemon's core task) calls `apply(event, now)`; the core keeps the RIB, the
 local MACs and MAC mobility, and keeps `desired` current incrementally, recording in
 `desired.dirty` every kernel object whose wanted value changed. It imports no asyncio,
-pyroute2 or exabgp (DESIGN rule 1); time comes in as `now`.
+pyroute2 or exabgp (DESIGN rule 1), nor the configuration layer: it is given a plain
+CoreSettings; time comes in as `now`.
 
 Core wires the collaborators and is the public face. Each collaborator is handed the ones it
 uses when it is built, and calls go one way (nothing calls back up, so no re-entry guard):
@@ -11,12 +12,12 @@ uses when it is built, and calls go one way (nothing calls back up, so no re-ent
   Core -> BgpInput -> LocalMacs -> Origination -> BestPathIndexes -> DesiredState
   (BgpInput, Origination: the Rib; BgpInput, LocalMacs: the BestPathIndexes too)
 
-  BgpInput         UPDATEs, loop checks, peer state, graceful restart       bgp_input.py
-  LocalMacs        local MAC events, local vs remote, duplicate freezing    local_macs.py
-  Origination      our own paths in the RIB, the Effects of a call          origination.py
-  BestPathIndexes  best paths by kernel object, desired state kept from them indexes.py
-  CoreViews        typed read views for the API and the metrics              views.py
-  Journal          the call's `now`, counters, notices, last rejections     journal.py
+  BgpInput         UPDATEs, loop checks, peer state, graceful restart    bgp_input.py
+  LocalMacs        local MAC events, local vs remote, duplicate freezing local_macs.py
+  Origination      our own paths in the RIB, the Effects of a call       origination.py
+  BestPathIndexes  best paths by kernel object, the desired state        indexes.py
+  CoreViews        typed read views for the API and the metrics          views.py
+  Journal          the call's `now`, counters, notices, last rejections  journal.py
 
 A remote change to a MAC this VTEP has local state for is queued by BestPathIndexes
 (`unsettled`) and settled by LocalMacs right after it; the FDB and neighbour values always come
