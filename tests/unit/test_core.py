@@ -577,3 +577,45 @@ def test_reconfigure_that_changes_the_nlri_withdraws_then_announces():
     (after,) = [p for p in effects.announce if isinstance(p.key, MacIpKey)]
     assert after.key == before.key and after.l3vni == 0
     assert_consistent(core)
+
+
+def test_core_settings_are_plain_values_built_from_the_config():
+    """The daemon hands the core CoreSettings (evpnd.config.core_settings); a test or another
+    program can write them by hand: the core needs no pydantic Config."""
+    from evpnd.core import CoreSettings, DadSettings, L2VniSettings, L3VniSettings
+
+    by_hand = CoreSettings(
+        router_id="192.0.2.1",
+        asn=65001,
+        vtep="192.0.2.1",
+        l2vnis=(
+            L2VniSettings(100, "192.0.2.1:1", ("65001:100",), l3vni=5000),
+            L2VniSettings(200, "192.0.2.1:2", ("65001:200",)),
+        ),
+        l3vnis=(
+            L3VniSettings(
+                5000,
+                "192.0.2.1:3",
+                ("65001:5000",),
+                router_mac=ROUTER_MAC,
+                advertise_prefixes=("10.1.0.0/24",),
+            ),
+        ),
+        duplicate_detection=DadSettings(True, 5, 180.0),
+        graceful_restart=0,
+    )
+    assert core_settings(make_cfg()) == by_hand
+    cfg = make_cfg(
+        l2vnis=[{"vni": 100, "bridge": "br100", "import_rts": ["65002:7"], "sticky_macs": [MAC]}],
+        l3vnis=[],
+        duplicate_detection={"enabled": False, "max_moves": 3, "time": 30},
+        exabgp={"graceful_restart": 90},
+    )
+    settings = core_settings(cfg)
+    (l2,) = settings.l2vnis
+    assert (l2.import_rts, l2.sticky_macs, l2.l3vni) == (("65002:7",), frozenset({MAC}), None)
+    assert settings.duplicate_detection == DadSettings(False, 3, 30.0)
+    assert settings.graceful_restart == 90
+    core = Core(by_hand)
+    announced = {p.key for p in core.start(0.0).announce}
+    assert announced == {p.key for p in Core(core_settings(make_cfg())).start(0.0).announce}
