@@ -21,6 +21,7 @@ import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 # netlink(7)
 NLMSG_ERROR = 2
@@ -322,7 +323,7 @@ class Op:
     mtype: int
     flags: int
     body: bytes
-    tag: object = None
+    tag: Any = None  # (action, vni, key, value): which manager records the outcome, how
     error: int = 0
 
 
