@@ -19,11 +19,10 @@ from evpnd.logs import get_logger
 
 log = get_logger("evpnd.dataplane")
 
-_IFINFO = struct.Struct("=BxHiII")
+_IFINFO = struct.Struct("=BxHiII")  # ifinfomsg
 # nlmsghdr (length, type; flags, seq, pid skipped) + ndmsg + the first attribute's header
 _FAST = struct.Struct("=IH10xBxxxiHBBHH")
 _RTA_HDR = struct.Struct("=HH")
-IFLA_IFNAME, IFLA_MASTER = 3, 10
 
 
 class NetlinkBackend:
@@ -51,9 +50,15 @@ class NetlinkBackend:
     def remove_stale(self, cfg: Config) -> list[str]:
         return self.devices.remove_stale(cfg)
 
-    def bridge_ports(self, bridge: int) -> list[int]:
-        return [link["index"] for link in self.devices.ipr.get_links() if
-                link.get_attr("IFLA_MASTER") == bridge]  # fmt: skip
+    def ports_by_master(self) -> dict[int, list[int]]:
+        """Every enslaved link, by its master: one raw link dump per pass (not one per VNI),
+        so a dump over N bridges costs N + links, not N x links (issue 17)."""
+        out: dict[int, list[int]] = {}
+        for _mtype, buf, off, end in self.requester.dump(nl.RTM_GETLINK, nl.link_dump_request()):
+            index, master = nl.link_master(buf, off, end)
+            if master:
+                out.setdefault(master, []).append(index)
+        return out
 
     # ---- objects ------------------------------------------------------------------------------
 
@@ -66,6 +71,7 @@ class NetlinkBackend:
         ports: list[tuple[int, nl.Neigh]] = []
         neighs: list[tuple[int, nl.Neigh]] = []
         req = self.requester
+        by_master = self.ports_by_master() if any(not d.l3 for d in dm.vnis.values()) else {}
         for vni, dev in dm.vnis.items():
             self._dump_vxlan_fdb(mirror, vni, dev.vxlan, dm)
             body = nl.neigh_dump_request(0, dev.bridge)
@@ -85,7 +91,7 @@ class NetlinkBackend:
                             raise
             if dev.l3:
                 continue
-            others = [p for p in self.bridge_ports(dev.bridge) if p != dev.vxlan]
+            others = [p for p in by_master.get(dev.bridge, ()) if p != dev.vxlan]
             ports += [(vni, n) for n in self.dump_ports(others)]
         return Dump(mirror, ports, neighs)
 
@@ -187,8 +193,8 @@ class NetlinkBackend:
                 sink.link_event(True, index, "", 0)
                 return
             attrs = nl.parse_attrs(buf, off + 16, end)
-            name = attrs.get(IFLA_IFNAME, b"").rstrip(b"\0").decode(errors="replace")
-            master = attrs.get(IFLA_MASTER)
+            name = attrs.get(nl.IFLA_IFNAME, b"").rstrip(b"\0").decode(errors="replace")
+            master = attrs.get(nl.IFLA_MASTER)
             master_index = struct.unpack("=I", master)[0] if master and len(master) == 4 else 0
             sink.link_event(False, index, name, master_index)
 
