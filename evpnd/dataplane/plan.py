@@ -39,13 +39,14 @@ class Planner:
     ) -> tuple[list[nl.Op], PlanStats]:
         ops: list[nl.Op] = []
         stats = PlanStats()
-        groups: dict[str, list[DirtyKey]] = {}
-        for key in keys:
-            kind = key[0]
-            if kind in groups:
-                groups[kind].append(key)
-            else:
-                groups[kind] = [key]
+        keys = keys if isinstance(keys, list) else list(keys)
+        kinds = {key[0] for key in keys}
+        if len(kinds) == 1:  # the bulk case (100k MACs): no regrouping
+            groups = {kinds.pop(): keys}
+        else:
+            groups = {kind: [] for kind in kinds}
+            for key in keys:
+                groups[key[0]].append(key)
         for kind, group in groups.items():
             manager = self.by_kind.get(kind)
             if manager is None:
@@ -60,15 +61,16 @@ class Planner:
     def apply_results(self, mirror: Mirror, ops: list[nl.Op]) -> list[nl.Op]:
         """Record finished ops in the mirror; return the ones the kernel refused."""
         failed: list[nl.Op] = []
-        groups: dict[str, list[nl.Op]] = {}
+        by_action = self.by_action
+        managers = {by_action[action] for action in {op.tag[0] for op in ops}}
+        if len(managers) == 1:  # the bulk case: no regrouping
+            managers.pop().apply_results(mirror, ops, failed)
+            return failed
+        groups: dict[KindManager, list[nl.Op]] = {m: [] for m in managers}
         for op in ops:
-            action = op.tag[0]
-            if action in groups:
-                groups[action].append(op)
-            else:
-                groups[action] = [op]
-        for action, group in groups.items():
-            self.by_action[action].apply_results(mirror, group, failed)
+            groups[by_action[op.tag[0]]].append(op)
+        for manager, group in groups.items():
+            manager.apply_results(mirror, group, failed)
         return failed
 
     def apply_result(self, mirror: Mirror, op: nl.Op) -> bool:
