@@ -48,7 +48,7 @@ def kernel_count(dp: Dataplane, vx: int) -> tuple[int, int, float]:
 
     def count() -> tuple[int, int, float]:
         t0 = time.perf_counter()
-        req = dp._kernel.requester  # noqa: SLF001 - benchmark peeks at the worker's socket
+        req = dp.backend.requester  # noqa: SLF001 - benchmark peeks at the worker's socket
         self_n = master_n = 0
         for mtype, buf, off, end in req.dump(nl.RTM_GETNEIGH, nl.fdb_dump_request(vx)):
             n = nl.parse_neigh(mtype, buf, off, end)

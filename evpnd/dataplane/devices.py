@@ -12,23 +12,28 @@ Runs in the netlink worker thread (pyroute2's sync API is blocking).
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from evpnd.config import Config, L2VniConfig, L3VniConfig
+from evpnd.dataplane.model import VRF_DEFAULT_METRIC, VRF_DEFAULTS, DeviceMap, VniDevices
 from evpnd.logs import get_logger
+
+__all__ = [  # DeviceMap & co. live in model.py (pure); re-exported for older imports
+    "VRF_DEFAULTS",
+    "DeviceError",
+    "DeviceManager",
+    "DeviceMap",
+    "VniDevices",
+    "vrf_members",
+    "vrf_table",
+]
 
 log = get_logger("evpnd.dataplane.devices")
 
 ALIAS_PREFIX = "evpnd:"
 VXLAN_PORT = 4789  # RFC 7348 section 5
-# A VRF's table ends in unreachable defaults with the highest metric (the kernel's vrf.rst; FRR
-# does the same): a lookup that misses the tenant's routes must not fall through to the next
-# rule, the main table of the underlay. A type-5 default (metric 0) goes in front of them.
-VRF_DEFAULT_METRIC = 4278198272
-VRF_DEFAULTS = ("0.0.0.0/0", "::/0")
 
 
 def alias_for(vni: int) -> str:
@@ -55,44 +60,6 @@ def vxlan_mtu(cfg: Config) -> int:
     """VXLAN adds 50 bytes over IPv4 (14 inner Ethernet + 8 VXLAN + 8 UDP + 20 IP), 70 over IPv6."""
     overhead = 70 if ipaddress.ip_address(str(cfg.vtep)).version == 6 else 50
     return cfg.underlay_mtu - overhead
-
-
-@dataclass
-class VniDevices:
-    """The kernel side of one VNI."""
-
-    vni: int
-    l3: bool
-    bridge: int  # ifindex
-    vxlan: int  # ifindex
-    bridge_name: str
-    vxlan_name: str
-    table: int | None = None  # L3VNI: the routing table for type-5 routes
-    vrf_name: str | None = None  # L3VNI with `vrf:`: the VRF device holding that table
-    vrf: int | None = None  # its ifindex
-    vrf_members: tuple[str, ...] = ()  # the bridges evpnd keeps in it
-    vrf_moved: bool = False  # a member was put into the VRF by this set-up (see `enslave`)
-    access_ports: dict[int, str] = field(default_factory=dict)  # ifindex -> name
-    sticky: frozenset[str] = frozenset()
-    created: list[str] = field(default_factory=list)  # names evpnd created (this run)
-
-
-@dataclass
-class DeviceMap:
-    """VNI <-> ifindex lookups used by the mirror, the planner and local learning."""
-
-    vnis: dict[int, VniDevices] = field(default_factory=dict)
-    by_vxlan: dict[int, int] = field(default_factory=dict)  # vxlan ifindex -> vni
-    by_bridge: dict[int, int] = field(default_factory=dict)  # bridge ifindex -> vni
-    by_table: dict[int, int] = field(default_factory=dict)  # table -> L3 vni
-    problems: list[str] = field(default_factory=list)
-
-    def add(self, dev: VniDevices) -> None:
-        self.vnis[dev.vni] = dev
-        self.by_vxlan[dev.vxlan] = dev.vni
-        self.by_bridge[dev.bridge] = dev.vni
-        if dev.table is not None:
-            self.by_table[dev.table] = dev.vni
 
 
 class DeviceManager:

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from evpnd.core.events import LocalMac
 from evpnd.dataplane import netlink as nl
-from evpnd.dataplane.devices import DeviceMap
+from evpnd.dataplane.model import DeviceMap, LocalMac
 
 _PRESENT = (
     nl.NUD_REACHABLE | nl.NUD_STALE | nl.NUD_DELAY | nl.NUD_PROBE | nl.NUD_PERMANENT | nl.NUD_NOARP

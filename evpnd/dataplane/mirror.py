@@ -16,9 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from evpnd.core.desired import FDB, FLOOD, NEIGH, RMAC, ROUTE, DirtyKey
 from evpnd.dataplane import netlink as nl
-from evpnd.dataplane.devices import VRF_DEFAULTS, DeviceMap
+from evpnd.dataplane.model import FDB, FLOOD, NEIGH, RMAC, ROUTE, VRF_DEFAULTS, DeviceMap, DirtyKey
 
 _TABLES = ("fdb", "brfdb", "flood", "neigh", "routes", "foreign_macs", "foreign_ips")
 _TABLES += ("foreign_routes",)
@@ -147,6 +146,17 @@ class Mirror:
     def set_fdb(self, vni: int, mac: str, vtep: str) -> None:
         self.fdb.setdefault(vni, {})[mac] = vtep
         self.brfdb.setdefault(vni, set()).add(mac)
+
+    def drop_fdb_half(self, vni: int, mac: str, vxlan_half: bool) -> None:
+        """One half of a remote MAC went away (its delete event)."""
+        if vxlan_half:
+            table = self.fdb.get(vni)
+            if table:
+                table.pop(mac, None)
+        else:
+            macs = self.brfdb.get(vni)
+            if macs:
+                macs.discard(mac)
 
     def drop_fdb(self, vni: int, mac: str) -> None:
         self.fdb.get(vni, {}).pop(mac, None)

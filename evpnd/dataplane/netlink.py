@@ -21,6 +21,7 @@ import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 # netlink(7)
 NLMSG_ERROR = 2
@@ -41,7 +42,8 @@ SO_SNDBUFFORCE = 32
 SO_RCVBUFFORCE = 33
 
 # rtnetlink(7)
-RTM_NEWLINK, RTM_DELLINK = 16, 17
+RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
+IFLA_IFNAME, IFLA_MASTER = 3, 10
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
 RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE = 1, 3, 7, 11
@@ -322,7 +324,7 @@ class Op:
     mtype: int
     flags: int
     body: bytes
-    tag: object = None
+    tag: Any = None  # (action, vni, key, value): which manager records the outcome, how
     error: int = 0
 
 
@@ -452,6 +454,30 @@ def neigh_dump_request(family: int, ifindex: int) -> bytes:
     """Neighbours of one device: strict checking wants the device in NDA_IFINDEX, not in
     ndm_ifindex (unlike FDB dumps)."""
     return _NDM.pack(family, 0, 0, 0, 0) + _attr(NDA_IFINDEX, _U32.pack(ifindex))
+
+
+_IFI = struct.Struct("=BxHiII")  # ifinfomsg: family, type, index, flags, change
+
+
+def link_dump_request() -> bytes:
+    """Every link of the namespace (strict checking: an all-zero ifinfomsg)."""
+    return _IFI.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+
+
+def link_master(buf, off: int, end: int) -> tuple[int, int]:
+    """(ifindex, master ifindex or 0) of an RTM_NEWLINK: the one attribute the dump needs, read
+    without decoding the rest (a link message carries ~1 KiB of attributes and statistics)."""
+    index = _IFI.unpack_from(buf, off)[2]
+    unpack = _RTA.unpack_from
+    pos = off + 16
+    while pos + 4 <= end:
+        alen, atype = unpack(buf, pos)
+        if alen < 4:
+            break
+        if atype & 0x3FFF == IFLA_MASTER and alen == 8:
+            return index, _U32.unpack_from(buf, pos + 4)[0]
+        pos += (alen + 3) & ~3
+    return index, 0
 
 
 def route_dump_request(family: int, table: int) -> bytes:

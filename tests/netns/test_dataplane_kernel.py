@@ -460,8 +460,8 @@ async def test_monitor_overrun_leads_to_a_fresh_dump_and_nothing_is_missed(lab):
     dp = Dataplane(config(), events.append, netns=ns.name)
     await dp.start(d)
     try:
-        assert dp._kernel is not None
-        dp._kernel.monitor.setsockopt(socket.SOL_SOCKET, nl.SO_RCVBUFFORCE, 4096)
+        assert dp.backend is not None
+        dp.backend.monitor.setsockopt(socket.SOL_SOCKET, nl.SO_RCVBUFFORCE, 4096)
         batch = "\n".join(
             f"fdb add 02:55:00:00:{i >> 8:02x}:{i & 255:02x} dev p1 master static"
             for i in range(500)

@@ -382,8 +382,8 @@ async def test_mac_learned_while_a_dump_runs_is_not_declared_gone(lab):
     s1, s2, _ = await fabric(lab)
     mac = "02:aa:00:00:01:77"
     try:
-        assert s1.dp is not None and s1.dp._kernel is not None
-        kernel = s1.dp._kernel
+        assert s1.dp is not None and s1.dp.backend is not None
+        kernel = s1.dp.backend
         real_dump = kernel.dump
 
         def dump_then_learn(dm):

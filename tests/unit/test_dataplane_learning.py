@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import struct
 
 import pytest
 
@@ -190,3 +191,12 @@ def test_redump_withdraws_what_vanished_unseen(dm):
         LocalMac(100, M1, "10.1.0.5", present=False), LocalMac(100, M1, None, present=False),
     ]  # fmt: skip
     assert ll.vanished(100, {M2}, {"10.1.0.6"}, dm) == []
+
+
+def test_link_dump_reads_the_master_of_each_link():
+    ifi = struct.pack("=BxHiII", 0, 1, 42, 0, 0)
+    name = nl._attr(nl.IFLA_IFNAME, b"p1\0")
+    enslaved = ifi + name + nl._attr(nl.IFLA_MASTER, struct.pack("=I", 7))
+    assert nl.link_master(enslaved, 0, len(enslaved)) == (42, 7)
+    assert nl.link_master(ifi + name, 0, len(ifi + name)) == (42, 0)
+    assert len(nl.link_dump_request()) == 16

@@ -1,0 +1,65 @@
+"""ARP/ND suppression: (vni, IP) -> a neighbour on the L2VNI's bridge, lladdr MAC, NUD_NOARP,
+extern_learn, protocol RTPROT_EVPND (answers ARP/ND locally; RFC 9161). A hand-made permanent or
+noarp neighbour for the IP blocks the key (`mirror.foreign_ips`).
+
+`neigh_finding` and the ops are shared with the router-MAC manager, whose VTEP neighbours live
+on the L3VNI's bridge."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from evpnd.dataplane import netlink as nl
+from evpnd.dataplane.managers.base import ENOENT, Finding, KindManager, judge
+from evpnd.dataplane.mirror import Mirror
+from evpnd.dataplane.model import NEIGH, DesiredState, VniDevices
+
+CREATE = nl.NLM_F_CREATE | nl.NLM_F_REPLACE
+
+
+def neigh_finding(
+    label: str, vni: int, ip: str, want: str | None, mirror: Mirror
+) -> Finding | None:
+    have = mirror.neigh.get(vni, {}).get(ip)
+    v = judge(want, have, ip in mirror.foreign_ips.get(vni, ()))
+    return Finding(v, label, vni, ip, want, have) if v else None
+
+
+def neigh_op(f: Finding, bridge: int) -> nl.Op:
+    if f.want is not None:
+        body = nl.neigh_body(bridge, f.key, str(f.want))
+        return nl.Op(nl.RTM_NEWNEIGH, CREATE, body, ("neigh+", f.vni, f.key, f.want))
+    body = nl.neigh_body(bridge, f.key, None)
+    return nl.Op(nl.RTM_DELNEIGH, 0, body, ("neigh-", f.vni, f.key, None))
+
+
+class NeighManager(KindManager):
+    kind = NEIGH
+    actions = {"neigh-": 1, "neigh+": 2}
+
+    def applies(self, dev: VniDevices) -> bool:
+        return not dev.l3
+
+    def keys(self, vni: int, dev: VniDevices, desired: DesiredState, mirror: Mirror) -> Iterable:
+        return desired.neigh.get(vni, {}).keys() | mirror.neigh.get(vni, {}).keys()
+
+    def findings(
+        self, vni: int, ip: str, dev: VniDevices, desired: DesiredState, mirror: Mirror
+    ) -> Iterator[Finding]:
+        f = neigh_finding(NEIGH, vni, ip, desired.neigh.get(vni, {}).get(ip), mirror)
+        if f is not None:
+            yield f
+
+    def op(self, f: Finding, dev: VniDevices, mirror: Mirror) -> nl.Op:
+        return neigh_op(f, dev.bridge)
+
+    def apply_result(self, mirror: Mirror, op: nl.Op) -> bool:
+        action, vni, ip, mac = op.tag
+        if action == "neigh+":
+            if op.error == 0:
+                mirror.neigh.setdefault(vni, {})[ip] = mac
+            return op.error == 0
+        if op.error in (0, -ENOENT):
+            mirror.neigh.get(vni, {}).pop(ip, None)
+            return True
+        return False

@@ -1,0 +1,91 @@
+"""What the dataplane's pure modules share: the desired state's kinds (re-exported from the core,
+the one place the dataplane imports them from) and the device map (VNI <-> ifindex lookups).
+
+Pure: no I/O, no pyroute2, no asyncio, no config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# The dataplane's one import of the core (desired state, its kinds, the events it emits): if
+# the core renames or moves them, only these lines change.
+from evpnd.core.desired import (  # noqa: F401 - re-exported
+    FDB,
+    FLOOD,
+    NEIGH,
+    RMAC,
+    ROUTE,
+    DesiredState,
+    DirtyKey,
+    RouteNextHop,
+)
+from evpnd.core.events import Event, LocalMac  # noqa: F401 - re-exported
+
+# A VRF's table ends in unreachable defaults with the highest metric (the kernel's vrf.rst; FRR
+# does the same): a lookup that misses the tenant's routes must not fall through to the next
+# rule, the main table of the underlay. A type-5 default (metric 0) goes in front of them.
+VRF_DEFAULT_METRIC = 4278198272
+VRF_DEFAULTS = ("0.0.0.0/0", "::/0")
+
+__all__ = [
+    "FDB",
+    "FLOOD",
+    "NEIGH",
+    "RMAC",
+    "ROUTE",
+    "VRF_DEFAULTS",
+    "VRF_DEFAULT_METRIC",
+    "DesiredState",
+    "DeviceMap",
+    "DirtyKey",
+    "Event",
+    "LocalMac",
+    "RouteNextHop",
+    "VniDevices",
+]
+
+
+@dataclass
+class VniDevices:
+    """The kernel side of one VNI."""
+
+    vni: int
+    l3: bool
+    bridge: int  # ifindex
+    vxlan: int  # ifindex
+    bridge_name: str
+    vxlan_name: str
+    table: int | None = None  # L3VNI: the routing table for type-5 routes
+    vrf_name: str | None = None  # L3VNI with `vrf:`: the VRF device holding that table
+    vrf: int | None = None  # its ifindex
+    vrf_members: tuple[str, ...] = ()  # the bridges evpnd keeps in it
+    vrf_moved: bool = False  # a member was put into the VRF by this set-up (see `enslave`)
+    access_ports: dict[int, str] = field(default_factory=dict)  # ifindex -> name
+    sticky: frozenset[str] = frozenset()
+    created: list[str] = field(default_factory=list)  # names evpnd created (this run)
+
+
+@dataclass
+class DeviceMap:
+    """VNI <-> ifindex lookups used by the mirror, the managers and local learning."""
+
+    vnis: dict[int, VniDevices] = field(default_factory=dict)
+    by_vxlan: dict[int, int] = field(default_factory=dict)  # vxlan ifindex -> vni
+    by_bridge: dict[int, int] = field(default_factory=dict)  # bridge ifindex -> vni
+    by_table: dict[int, int] = field(default_factory=dict)  # table -> L3 vni
+    problems: list[str] = field(default_factory=list)
+
+    def add(self, dev: VniDevices) -> None:
+        self.vnis[dev.vni] = dev
+        self.by_vxlan[dev.vxlan] = dev.vni
+        self.by_bridge[dev.bridge] = dev.vni
+        if dev.table is not None:
+            self.by_table[dev.table] = dev.vni
+
+    def only(self, vnis: set[int]) -> DeviceMap:
+        """The part of the map for these VNIs (a partial dump)."""
+        part = DeviceMap()
+        for vni in vnis & self.vnis.keys():
+            part.add(self.vnis[vni])
+        return part

@@ -1,0 +1,207 @@
+"""The Linux backend: raw rtnetlink for the objects (batched writes, fast dumps, the monitor
+socket with its filter), pyroute2 for the devices (devices.py). Created in the worker thread,
+so its sockets live in the dataplane's network namespace; `read_events` runs on the event loop.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+
+from evpnd.config import Config
+from evpnd.dataplane import netlink as nl
+from evpnd.dataplane.backend import Dump, EventSink
+from evpnd.dataplane.devices import DeviceManager
+from evpnd.dataplane.mirror import Mirror
+from evpnd.dataplane.model import DeviceMap
+from evpnd.logs import get_logger
+
+log = get_logger("evpnd.dataplane")
+
+_IFINFO = struct.Struct("=BxHiII")  # ifinfomsg
+# nlmsghdr (length, type; flags, seq, pid skipped) + ndmsg + the first attribute's header
+_FAST = struct.Struct("=IH10xBxxxiHBBHH")
+_RTA_HDR = struct.Struct("=HH")
+
+
+class NetlinkBackend:
+    """Implements backend.Backend. Use from the worker thread (except `read_events`)."""
+
+    def __init__(self) -> None:
+        self.requester = nl.Requester()
+        self.devices = DeviceManager()
+        self.monitor = nl.open_monitor()
+        self._recv = bytearray(1 << 16)
+
+    def close(self) -> None:
+        self.requester.close()
+        self.devices.close()
+        self.monitor.close()
+
+    # ---- devices ------------------------------------------------------------------------------
+
+    def setup_devices(self, cfg: Config) -> DeviceMap:
+        return self.devices.setup(cfg)
+
+    def remove_owned(self, names: list[str]) -> list[str]:
+        return self.devices.remove_owned(names)
+
+    def remove_stale(self, cfg: Config) -> list[str]:
+        return self.devices.remove_stale(cfg)
+
+    def ports_by_master(self) -> dict[int, list[int]]:
+        """Every enslaved link, by its master: one raw link dump per pass (not one per VNI),
+        so a dump over N bridges costs N + links, not N x links (issue 17)."""
+        out: dict[int, list[int]] = {}
+        for _mtype, buf, off, end in self.requester.dump(nl.RTM_GETLINK, nl.link_dump_request()):
+            index, master = nl.link_master(buf, off, end)
+            if master:
+                out.setdefault(master, []).append(index)
+        return out
+
+    # ---- objects ------------------------------------------------------------------------------
+
+    def apply(self, ops: list[nl.Op]) -> bool:
+        return self.requester.run(ops)
+
+    def dump(self, dm: DeviceMap) -> Dump:
+        """Owned objects into a fresh mirror; local FDB entries and SVI neighbours for learning."""
+        mirror = Mirror()
+        ports: list[tuple[int, nl.Neigh]] = []
+        neighs: list[tuple[int, nl.Neigh]] = []
+        req = self.requester
+        by_master = self.ports_by_master() if any(not d.l3 for d in dm.vnis.values()) else {}
+        for vni, dev in dm.vnis.items():
+            self._dump_vxlan_fdb(mirror, vni, dev.vxlan, dm)
+            body = nl.neigh_dump_request(0, dev.bridge)
+            for mtype, buf, off, end in req.dump(nl.RTM_GETNEIGH, body):
+                n = nl.parse_neigh(mtype, buf, off, end)
+                _change, owned = mirror.on_neigh(n, dm)
+                if not owned and not dev.l3:
+                    neighs.append((vni, n))
+            if dev.table is not None:
+                for family in (socket.AF_INET, socket.AF_INET6):
+                    body = nl.route_dump_request(family, dev.table)
+                    try:
+                        for mtype, buf, off, end in req.dump(nl.RTM_GETROUTE, body):
+                            mirror.on_route(nl.parse_route(mtype, buf, off, end), dm)
+                    except nl.NetlinkError as exc:
+                        if exc.errno != errno.ENOENT:  # ENOENT: the table has no routes yet
+                            raise
+            if dev.l3:
+                continue
+            others = [p for p in by_master.get(dev.bridge, ()) if p != dev.vxlan]
+            ports += [(vni, n) for n in self.dump_ports(others)]
+        return Dump(mirror, ports, neighs)
+
+    def _dump_vxlan_fdb(self, mirror: Mirror, vni: int, vxlan: int, dm: DeviceMap) -> None:
+        """The VXLAN port's entries (both halves of every remote MAC: 200k messages for 100k
+        MACs). evpnd's own entries have a fixed layout (vxlan: LLADDR, DST, CACHEINFO; bridge:
+        LLADDR, MASTER, ...) and are read from fixed offsets; anything else is parsed."""
+        fast = _FAST.unpack_from
+        rta = _RTA_HDR.unpack_from
+        fdb = mirror.fdb.setdefault(vni, {})
+        bridged = mirror.brfdb.setdefault(vni, set())
+        text = nl.vtep_text
+        for mtype, buf, off, end in self.requester.dump(
+            nl.RTM_GETNEIGH, nl.fdb_dump_request(vxlan)
+        ):
+            _len, _t, _f, ifindex, state, flags, _nt, alen, atype = fast(buf, off - 16)
+            if ifindex == vxlan and flags & nl.NTF_EXT_LEARNED and (alen, atype) == (10, 2):
+                mac = buf[off + 16 : off + 22].hex(":")
+                if mac != nl.ZERO_MAC:
+                    if not flags & nl.NTF_SELF:
+                        if not state & nl.NUD_PERMANENT:
+                            bridged.add(mac)
+                        continue
+                    if end - off == 52 and rta(buf, off + 24) == (8, nl.NDA_DST):
+                        fdb[mac] = text(bytes(buf[off + 28 : off + 32]))
+                        continue
+            mirror.on_fdb(nl.parse_neigh(mtype, buf, off, end), dm)
+
+    def dump_ports(self, ports: list[int]) -> list[nl.Neigh]:
+        """The bridge's entries on these ports (local learning)."""
+        out = []
+        for port in ports:
+            for mtype, buf, off, end in self.requester.dump(
+                nl.RTM_GETNEIGH, nl.fdb_dump_request(port)
+            ):
+                n = nl.parse_neigh(mtype, buf, off, end)
+                if n.master or n.flags & nl.NTF_MASTER:  # the kernel marks the bridge's
+                    out.append(n)  # entries with NDA_MASTER, never NTF_MASTER
+        return out
+
+    # ---- events -------------------------------------------------------------------------------
+
+    def monitor_fileno(self) -> int:
+        return self.monitor.fileno()
+
+    def read_events(self, sink: EventSink, limit: int = 4096) -> int:
+        """Read pending notifications (each recv returns one), at most `limit` per call so the
+        loop stays responsive; the reader fires again while more are queued.
+
+        The common case of a withdrawal storm (two notifications per MAC, ~200k for 100k
+        MACs: an extern_learn unicast entry on an evpnd VXLAN port went away) is recognised
+        from one struct unpack; everything else goes through the parser."""
+        recv_into = self.monitor.recv_into
+        buf = self._recv
+        fast = _FAST.unpack_from
+        l2_vxlan = {d.vxlan: v for v, d in sink.dm.vnis.items() if not d.l3}
+        fdb_deleted = sink.fdb_deleted
+        count = 0
+        for _ in range(limit):
+            try:
+                size = recv_into(buf)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno != errno.ENOBUFS:
+                    raise
+                sink.overrun()
+                continue
+            count += 1
+            if size >= 38:
+                length, mtype, family, ifindex, _st, flags, _t, alen, atype = fast(buf, 0)
+                if (
+                    mtype == nl.RTM_DELNEIGH
+                    and length == size
+                    and family == nl.AF_BRIDGE
+                    and flags & nl.NTF_EXT_LEARNED
+                    and (alen, atype) == (10, nl.NDA_LLADDR)
+                    and ifindex in l2_vxlan
+                ):
+                    mac = buf[32:38].hex(":")
+                    if mac != nl.ZERO_MAC:
+                        fdb_deleted(l2_vxlan[ifindex], mac, bool(flags & nl.NTF_SELF))
+                        continue
+            for mtype, _fl, _seq, off, end in nl.iter_messages(buf, size):
+                try:
+                    self._on_message(sink, mtype, buf, off, end)
+                except (struct.error, ValueError, KeyError, IndexError) as exc:
+                    log.warning("unparsable netlink event", type=mtype, error=str(exc))
+        return count
+
+    def _on_message(self, sink: EventSink, mtype: int, buf, off: int, end: int) -> None:
+        if mtype in (nl.RTM_NEWNEIGH, nl.RTM_DELNEIGH):
+            sink.neigh_event(nl.parse_neigh(mtype, buf, off, end))
+        elif mtype in (nl.RTM_NEWROUTE, nl.RTM_DELROUTE):
+            sink.route_event(nl.parse_route(mtype, buf, off, end))
+        elif mtype in (nl.RTM_NEWLINK, nl.RTM_DELLINK):
+            _f, _t, index, _fl, _ch = _IFINFO.unpack_from(buf, off)
+            if mtype == nl.RTM_DELLINK:
+                sink.link_event(True, index, "", 0)
+                return
+            attrs = nl.parse_attrs(buf, off + 16, end)
+            name = attrs.get(nl.IFLA_IFNAME, b"").rstrip(b"\0").decode(errors="replace")
+            master = attrs.get(nl.IFLA_MASTER)
+            master_index = struct.unpack("=I", master)[0] if master and len(master) == 4 else 0
+            sink.link_event(False, index, name, master_index)
+
+    def stats(self) -> dict[str, float]:
+        req = self.requester
+        return {
+            "kernel_seconds": round(req.kernel_seconds, 4),  # inside sendto
+            "worker_cpu_seconds": round(req.thread_cpu_seconds, 4),
+            "messages_sent": req.messages_sent,
+        }
