@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from evpnd.bgp import batch, codec, commands, wire
+from evpnd.bgp import batch, codec, wire
+from evpnd.bgp.exabgp import commands
 from evpnd.routes.evpn import LOCAL_PEER, Attributes, ImetKey, MacIpKey, Path, Pmsi, PrefixKey
 
 A = Attributes(route_targets=("65000:100",), encap=8)

@@ -689,8 +689,8 @@ def test_inlined_type2_hot_path_agrees_with_the_plain_decoder():
 
 
 def test_commands_parse_in_the_extension_and_withdraws_match_their_announce():
-    """The extension inside ExaBGP parses exactly this grammar (evpnd.bgp.commands)."""
-    from evpnd.bgp import commands
+    """The extension inside ExaBGP parses exactly this grammar (evpnd.bgp.exabgp.commands)."""
+    from evpnd.bgp.exabgp import commands
 
     optional = Path(
         MacIpKey("65000:7", 5, "02:00:00:00:00:01", "10.0.0.7"),

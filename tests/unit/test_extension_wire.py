@@ -12,7 +12,8 @@ from pathlib import Path as FsPath
 
 import pytest
 
-from evpnd.bgp import codec, extension
+from evpnd.bgp import codec
+from evpnd.bgp.exabgp import extension
 from evpnd.routes.evpn import LOCAL_PEER, Attributes, ImetKey, MacIpKey, Path, Pmsi, PrefixKey
 from tests.unit.exabgp_helpers import (
     negotiated_and_neighbor,

@@ -1,11 +1,11 @@
 """Runs INSIDE the ExaBGP process: EVPN origination and a fast raw channel for evpnd.
 
-Started by the speaker as `python -m evpnd.bgp.extension server <exabgp.conf>`: it patches
+Started by the speaker as `python -m evpnd.bgp.exabgp.extension server <exabgp.conf>`: it patches
 ExaBGP 5.0.15 (pinned: this uses its internals, all of it kept in this one module), registers
 the commands below, then runs ExaBGP's own main.
 
 Commands (one line each, written by evpnd through the relay to ExaBGP's process API):
-  announce evpn ... / withdraw evpn ...     one route (grammar: evpnd.bgp.commands); answered
+  announce evpn ... / withdraw evpn ...     one route (grammar: evpnd.bgp.exabgp.commands); answered
                                             with ExaBGP's `done`/`error` when acks are on
   evpnd routes TICKET PEERS ; GROUPS        many routes as packed hex (evpnd.bgp.batch): the
                                             speaker's fast path
@@ -34,7 +34,7 @@ import gc
 import os
 import sys
 
-from evpnd.bgp import commands
+from evpnd.bgp.exabgp import commands
 
 EXABGP_RELEASE = "5.0.15"
 
