@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evpnd.bgp import batch, codec, wire
+from evpnd.bgp import batch, wire
 from evpnd.bgp.exabgp import commands
 from evpnd.routes.evpn import LOCAL_PEER, Attributes, ImetKey, MacIpKey, Path, Pmsi, PrefixKey
 
@@ -42,7 +42,7 @@ PATHS = [
 
 @pytest.mark.parametrize("path", PATHS)
 def test_packed_equals_text(path):
-    parsed = commands.parse(codec.encode_announce(path))
+    parsed = commands.parse(commands.encode_announce(path))
     (group,) = batch.decode(batch.encode([(True, path)]))
     assert group.announce and group.next_hop == path.next_hop
     (nlri,) = group.nlris
