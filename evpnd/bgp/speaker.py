@@ -250,12 +250,17 @@ class Speaker:
             "routes_sent": self._sent_routes,
             "encode_errors": self._encode_errors,
             "acks": dict(self._acks),
-            "decode": {
-                "json": self.messages.stats(),
-                "raw": self.updates.stats(),
-                "last_reject": self.updates.last_reject or self.messages.last_reject,
-            },
+            "decode": self.decode_stats(),
             "peers": {addr: st.as_dict() for addr, st in self._peers.items()},
+        }
+
+    def decode_stats(self) -> dict:
+        """The counters of the Speaker's two decoders: raw UPDATEs (routes) and ExaBGP's JSON
+        (session messages), and the latest reason something was rejected."""
+        return {
+            "raw": self.updates.stats(),
+            "json": self.messages.stats(),
+            "last_reject": self.updates.last_reject or self.messages.last_reject,
         }
 
     # ------------------------------------------------------------------ process
