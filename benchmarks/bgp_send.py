@@ -96,7 +96,8 @@ def offline_breakdown(n: int) -> None:
     from exabgp.protocol.ip import IP
     from exabgp.rib.change import Change
 
-    from evpnd.bgp import batch, extension
+    from evpnd.bgp import batch
+    from evpnd.bgp.exabgp import extension
     from tests.unit.exabgp_helpers import negotiated_and_neighbor, outgoing_rib
 
     negotiated, _ = negotiated_and_neighbor()

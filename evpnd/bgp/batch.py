@@ -6,7 +6,7 @@ A group `A` announces NLRIs that share one next hop and one attribute set; `W` w
 NLRIHEX is a whole EVPN NLRI (type, length, route data: RFC 7432 section 7); ATTRHEX is the
 path attributes evpnd sets (ORIGIN, EXTENDED_COMMUNITIES, PMSI_TUNNEL), packed; ExaBGP adds
 AS_PATH and LOCAL_PREF per session. It carries exactly what the `announce evpn` text grammar
-(evpnd.bgp.commands) carries, checked by tests/unit/test_batch.py, at a fraction of the bytes
+(evpnd.bgp.exabgp.commands) carries, checked by tests/unit/test_batch.py, at a fraction of the bytes
 and of ExaBGP's parsing time: evpnd (one CPU) packs while ExaBGP (the other) sends.
 """
 

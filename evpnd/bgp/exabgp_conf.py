@@ -27,7 +27,7 @@ def relay_command(socket_path: Path, python: str = sys.executable) -> str:
     for part in (python, str(socket_path)):
         if _UNSAFE.search(part):
             raise ExabgpConfigError(f"path with quotes, ';', braces or spaces: {part!r}")
-    return f"{python} -m evpnd.bgp.relay {socket_path}"
+    return f"{python} -m evpnd.bgp.exabgp.relay {socket_path}"
 
 
 def render(

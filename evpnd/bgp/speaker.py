@@ -1,8 +1,8 @@
 """The Speaker: runs and supervises ExaBGP, the only code in evpnd that talks to it.
 
 Channel: evpnd listens on a unix socket (runtime_dir/exabgp-api.sock). ExaBGP runs the relay
-(`python -m evpnd.bgp.relay SOCKET`) as its API process; the relay connects to the socket and
-copies bytes both ways. ExaBGP itself is started through evpnd.bgp.extension, which adds the
+(`python -m evpnd.bgp.exabgp.relay SOCKET`) as its API process; the relay connects to the socket and
+copies bytes both ways. ExaBGP itself is started through evpnd.bgp.exabgp.extension, which adds the
 EVPN commands and the raw receive path. Each new relay connection is a fresh ExaBGP: the
 Speaker then replays every local path (the resync callback); with graceful restart, it queues
 End-of-RIB for each peer when that session comes up (ExaBGP runs with manual-eor), so the EoR
@@ -12,9 +12,10 @@ Out (evpnd -> ExaBGP): `evpnd routes TICKET PEERS ; A NH ATTRS NLRI... ; W NLRI.
 hex, evpnd.bgp.batch), up to `batch_size` routes per line, many lines per write.
 announce()/withdraw() only record the latest operation per route key; a task writes them on
 the next turn of the event loop.
-In (ExaBGP -> evpnd): `evpnd-rx` lines (raw UPDATEs, evpnd.bgp.compact), `evpnd-ack` lines
-(matched by ticket, never by position), and ExaBGP's JSON (state, notification, the peer's OPEN,
-End-of-RIB; evpnd.bgp.codec).
+In (ExaBGP -> evpnd): `evpnd-rx` lines (raw UPDATEs, decoded by the Speaker's UpdateDecoder,
+evpnd.bgp.compact), `evpnd-ack` lines (matched by ticket, never by position), and ExaBGP's JSON
+(state, notification, the peer's OPEN, End-of-RIB; the Speaker's MessageDecoder,
+evpnd.bgp.codec). Both decoders' counters are in status()["decode"].
 
 Supervision: ExaBGP is restarted with exponential backoff (capped by
 cfg.exabgp.respawn_max_backoff) whenever it exits; every peer then gets a PeerState 'down'
@@ -37,7 +38,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path as FsPath
 
-from evpnd.bgp import batch, codec, compact, exabgp_conf
+from evpnd.bgp import batch, exabgp_conf
+from evpnd.bgp.codec import MessageDecoder
+from evpnd.bgp.compact import PREFIX as RAW_PREFIX
+from evpnd.bgp.compact import UpdateDecoder
 from evpnd.config import Config
 from evpnd.core.events import EndOfRib, Event, Notification, PeerOpen, PeerState, RouteUpdate
 from evpnd.logs import get_logger
@@ -121,6 +125,8 @@ class Speaker:
         self._stopping = False
         self._ready = asyncio.Event()  # a relay is connected and the replay was written
         self._started_at = 0.0
+        self.updates = UpdateDecoder()  # raw UPDATEs -> routes; counters and caches
+        self.messages = MessageDecoder()  # ExaBGP's JSON -> session events; counters
 
     # ------------------------------------------------------------------ paths
 
@@ -244,8 +250,17 @@ class Speaker:
             "routes_sent": self._sent_routes,
             "encode_errors": self._encode_errors,
             "acks": dict(self._acks),
-            "decode": {"json": codec.stats(), "raw": compact.stats()},
+            "decode": self.decode_stats(),
             "peers": {addr: st.as_dict() for addr, st in self._peers.items()},
+        }
+
+    def decode_stats(self) -> dict:
+        """The counters of the Speaker's two decoders: raw UPDATEs (routes) and ExaBGP's JSON
+        (session messages), and the latest reason something was rejected."""
+        return {
+            "raw": self.updates.stats(),
+            "json": self.messages.stats(),
+            "last_reject": self.updates.last_reject or self.messages.last_reject,
         }
 
     # ------------------------------------------------------------------ process
@@ -264,7 +279,7 @@ class Speaker:
             *self._wrapper,
             self._python,
             "-m",
-            "evpnd.bgp.extension",
+            "evpnd.bgp.exabgp.extension",
             "server",
             str(self.config_path),
         ]
@@ -417,13 +432,13 @@ class Speaker:
                         log.error("exabgp line not handled", error=repr(exc), line=raw[:200])
 
     def _on_line(self, line: str) -> None:
-        if line.startswith(compact.PREFIX):
-            events = compact.decode_line(line)
+        if line.startswith(RAW_PREFIX):
+            events = self.updates.decode_line(line)
         elif line.startswith("evpnd-ack "):
             self._on_ack(line)
             return
         else:
-            events = codec.decode_line(line)
+            events = self.messages.decode_line(line)
         emit = self._emit
         for event in events:
             if isinstance(event, RouteUpdate):

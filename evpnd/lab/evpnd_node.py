@@ -21,7 +21,7 @@ from evpnd.lab.netns import Netns, stop_process, wait_for
 def evpnd_command() -> list[str]:
     """The venv's evpnd console script (same interpreter as the caller)."""
     script = Path(sys.executable).with_name("evpnd")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "evpnd.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "evpnd.cli.daemon_main"]
 
 
 def api_request(sock_path: str | Path, cmd: str, timeout: float = 10.0, **args) -> dict:

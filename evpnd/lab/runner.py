@@ -62,7 +62,7 @@ def bin_path(name: str) -> list[str]:
     candidate = Path(sys.executable).parent / name
     if candidate.exists():
         return [str(candidate)]
-    module = {"evpnd": "evpnd.cli", "evpnctl": "evpnd.ctl"}[name]
+    module = {"evpnd": "evpnd.cli.daemon_main", "evpnctl": "evpnd.cli.evpnctl"}[name]
     return [sys.executable, "-m", module]
 
 

@@ -50,6 +50,12 @@ async def test_two_speakers_exchange_routes(lab, tmp_path):
         assert imet.key == imet_b.key and imet.attrs.pmsi == Pmsi(6, 100, "192.0.2.2")
         # graceful restart: each side sends End-of-RIB after its replay (manual-eor)
         await until(lambda: b.status()["peers"]["10.0.1.1"]["end_of_rib"], 10, what="EoR on b")
+        # routes came raw through b's own UpdateDecoder; state, OPEN and End-of-RIB as JSON
+        decode = b.status()["decode"]
+        assert decode["raw"]["updates"] >= 1, decode
+        assert decode["raw"]["malformed_nlri"] == decode["raw"]["malformed_attributes"] == 0
+        assert decode["json"]["lines"] >= 3 and decode["json"]["json_routes_ignored"] == 0
+        assert decode["json"]["malformed_lines"] == 0, decode
         # incremental changes: a withdraw, a new type-5, a MAC move (sequence 1)
         prefix = Path(PrefixKey("192.0.2.1:2", 0, "10.201.0.0/24"), LOCAL_PEER, "192.0.2.1",
                       5000, attrs=macs_a[0].attrs)  # fmt: skip

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from evpnd.bgp import batch, extension
+from evpnd.bgp import batch
+from evpnd.bgp.exabgp import extension
 from evpnd.routes.evpn import Path
 
 

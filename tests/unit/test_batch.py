@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from evpnd.bgp import batch, codec, commands, wire
+from evpnd.bgp import batch, wire
+from evpnd.bgp.exabgp import commands
 from evpnd.routes.evpn import LOCAL_PEER, Attributes, ImetKey, MacIpKey, Path, Pmsi, PrefixKey
 
 A = Attributes(route_targets=("65000:100",), encap=8)
@@ -41,7 +42,7 @@ PATHS = [
 
 @pytest.mark.parametrize("path", PATHS)
 def test_packed_equals_text(path):
-    parsed = commands.parse(codec.encode_announce(path))
+    parsed = commands.parse(commands.encode_announce(path))
     (group,) = batch.decode(batch.encode([(True, path)]))
     assert group.announce and group.next_hop == path.next_hop
     (nlri,) = group.nlris

@@ -478,12 +478,13 @@ FIXTURES = __import__("pathlib").Path(__file__).parent.parent / "fixtures" / "ex
 
 
 def _feed(core: Core, name: str, now: float = 1.0):
-    from evpnd.bgp.codec import decode_line
     from evpnd.core import Effects
+    from tests.unit.rx_fixtures import Receiver
 
+    receiver = Receiver()  # UPDATEs raw, as evpnd's extension hands them over; the rest JSON
     effects = Effects()
     for line in (FIXTURES / name).read_text().splitlines():
-        for event in decode_line(line):
+        for event in receiver.decode(line):
             effects.extend(core.apply(event, now))
     return effects
 
@@ -499,7 +500,7 @@ def _capture_cfg(**overrides):
 
 def test_captured_exabgp_lines_from_frr_and_gobgp():
     """The ExaBGP JSON of real FRR (10.0.1.2) and GoBGP (10.0.2.2) peers, decoded by the
-    codec, through the core: announces, withdraws, type-5 with a router MAC, IPv6."""
+    speaker's decoders, through the core: announces, withdraws, type-5 with a router MAC, IPv6."""
     core = Core(core_settings(_capture_cfg()))
     core.start(0.0)
     _feed(core, "received-json-samples.jsonl")

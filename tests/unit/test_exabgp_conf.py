@@ -79,7 +79,7 @@ def test_gtsm_hops():
 
 def test_relay_is_the_api_process():
     text = exabgp_conf.render(_cfg(), SOCKET, python="/opt/venv/bin/python")
-    assert "run /opt/venv/bin/python -m evpnd.bgp.relay /run/evpnd/exabgp-api.sock;" in text
+    assert "run /opt/venv/bin/python -m evpnd.bgp.exabgp.relay /run/evpnd/exabgp-api.sock;" in text
 
 
 @pytest.mark.parametrize("password", ['a"b', "a;b", "a b", "a{b"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import select
 
-from evpnd.bgp import extension
+from evpnd.bgp.exabgp import extension
 
 
 class FakeReactor:

@@ -12,7 +12,7 @@ from pathlib import Path as FsPath
 
 import pytest
 
-from evpnd.bgp import codec, extension
+from evpnd.bgp.exabgp import commands, extension
 from evpnd.routes.evpn import LOCAL_PEER, Attributes, ImetKey, MacIpKey, Path, Pmsi, PrefixKey
 from tests.unit.exabgp_helpers import (
     negotiated_and_neighbor,
@@ -227,7 +227,7 @@ def test_text_grammar_gives_the_same_bytes(negotiated):
         ),  # fmt: skip
     ]
     for path in paths:
-        text = updates_for_commands([codec.encode_announce(path)], negotiated)
+        text = updates_for_commands([commands.encode_announce(path)], negotiated)
         assert text == updates_for([path], negotiated)
 
 

@@ -35,7 +35,6 @@ ALLOWED: dict[str, set[str] | None] = {
     # the top: the daemon and the two programs, and the lab that drives them
     "daemon": ANYTHING,
     "cli": ANYTHING,
-    "ctl": ANYTHING,
     "lab": ANYTHING,
 }
 

@@ -6,7 +6,7 @@ import os
 import socket
 import threading
 
-from evpnd.bgp.relay import relay
+from evpnd.bgp.exabgp.relay import relay
 
 SIZE = 8 << 20  # far more than a pipe (64 KiB) or socket buffer holds
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from evpnd import ctl
 from evpnd.api.models import REPLIES
+from evpnd.cli import evpnctl as ctl
 from tests.unit.test_api_server import api_config, serving
 from tests.unit.test_api_world import MAC_DUP, MAC_REMOTE, B, make_world
 
@@ -149,8 +149,8 @@ def test_refused_by_the_daemon_is_one_line_exit_3(tmp_path, capsys):
 
 
 def test_large_replies_render_the_same_as_validated_ones():
-    from evpnd.api import tables
     from evpnd.api.models import RoutesReply
+    from evpnd.cli import tables
 
     row = {"type": 2, "rd": "10.0.0.2:1", "prefix": "[2]:[0]:[48]:[02:00:00:00:00:01]",
            "mac": "02:00:00:00:00:01", "vni": 100, "next_hop": "10.0.0.2", "peer": "10.0.0.2",

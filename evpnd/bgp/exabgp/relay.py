@@ -1,6 +1,6 @@
 """ExaBGP's API process: relays its stdin/stdout to evpnd's unix socket, both ways.
 
-ExaBGP runs `python -m evpnd.bgp.relay SOCKET` as its helper process. The relay never blocks
+ExaBGP runs `python -m evpnd.bgp.exabgp.relay SOCKET` as its helper process. The relay never blocks
 on one direction while the other has data (ExaBGP writes to us with blocking writes, so a
 relay stuck writing commands to ExaBGP while ExaBGP is stuck writing events to the relay would
 deadlock both): every fd is non-blocking and each direction has its own buffer.
@@ -99,7 +99,7 @@ def _read(fd: int) -> bytes | None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        sys.stderr.write("usage: python -m evpnd.bgp.relay SOCKET\n")
+        sys.stderr.write("usage: python -m evpnd.bgp.exabgp.relay SOCKET\n")
         return 2
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:

@@ -1,11 +1,11 @@
 """Runs INSIDE the ExaBGP process: EVPN origination and a fast raw channel for evpnd.
 
-Started by the speaker as `python -m evpnd.bgp.extension server <exabgp.conf>`: it patches
+Started by the speaker as `python -m evpnd.bgp.exabgp.extension server <exabgp.conf>`: it patches
 ExaBGP 5.0.15 (pinned: this uses its internals, all of it kept in this one module), registers
 the commands below, then runs ExaBGP's own main.
 
 Commands (one line each, written by evpnd through the relay to ExaBGP's process API):
-  announce evpn ... / withdraw evpn ...     one route (grammar: evpnd.bgp.commands); answered
+  announce evpn ... / withdraw evpn ...     one route (grammar: evpnd.bgp.exabgp.commands); answered
                                             with ExaBGP's `done`/`error` when acks are on
   evpnd routes TICKET PEERS ; GROUPS        many routes as packed hex (evpnd.bgp.batch): the
                                             speaker's fast path
@@ -24,8 +24,8 @@ every queued EVPN NLRI sharing one attribute set into as few UPDATEs as fit (sto
 one NLRI per UPDATE for this family and deep-copies each route per neighbour).
 
 Receive path: UPDATEs are not decoded by ExaBGP: each is written to evpnd as
-`evpnd-rx PEER ASN4 HEXBODY` and decoded by evpnd.bgp.compact (End-of-RIB still goes through
-ExaBGP's JSON). Turn it off with EVPND_RAW_RECEIVE=0 to get ExaBGP's JSON for everything.
+`evpnd-rx PEER ASN4 HEXBODY` and decoded by evpnd.bgp.compact, evpnd's only decoder of routes
+(End-of-RIB, too short for this path, still goes through ExaBGP's JSON).
 """
 
 from __future__ import annotations
@@ -34,18 +34,18 @@ import gc
 import os
 import sys
 
-from evpnd.bgp import commands
+from evpnd.bgp.exabgp import commands
 
 EXABGP_RELEASE = "5.0.15"
 
 _installed: set[str] = set()
 
 
-def install(raw_receive: bool | None = None) -> None:
+def install(raw_receive: bool = True) -> None:
     """Patch ExaBGP and register the commands (idempotent, part by part).
 
-    `raw_receive` None means: from the environment (EVPND_RAW_RECEIVE, on unless "0"); tests
-    that need ExaBGP's own UPDATE decoder in their process pass False.
+    Only tests that need ExaBGP's own UPDATE decoder in their process pass raw_receive=False:
+    evpnd decodes routes from the raw UPDATEs alone.
     """
     from exabgp import version
 
@@ -53,8 +53,6 @@ def install(raw_receive: bool | None = None) -> None:
         raise RuntimeError(
             f"evpnd's extension needs exabgp {EXABGP_RELEASE}, not {version.release}"
         )
-    if raw_receive is None:
-        raw_receive = os.environ.get("EVPND_RAW_RECEIVE", "1") != "0"
     parts = [
         ("send", _install_send_path),
         ("commands", _install_commands),

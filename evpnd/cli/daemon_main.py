@@ -1,10 +1,11 @@
-"""`evpnd`: run the daemon, or check a configuration."""
+"""The `evpnd` program: run the daemon, or check a configuration (console script `evpnd`)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from evpnd.cli.version import package_version
 from evpnd.config import ConfigError, load_config
 
 EXIT_CONFIG = 2
@@ -15,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-c", "--config", default="/etc/evpnd/evpnd.yaml", help="configuration file")
     p.add_argument("--check-config", action="store_true", help="validate the config and exit")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--version", action="version", version=f"evpnd {package_version()}")
     return p
 
 

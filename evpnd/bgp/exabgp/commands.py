@@ -1,7 +1,8 @@
 """The `announce evpn` / `withdraw evpn` command grammar -> packed EVPN routes. Pure.
 
-The grammar is the one evpnd.bgp.codec writes (see its docstring and
-tests/fixtures/exabgp/announce-samples.txt):
+Both directions of the grammar: `encode_announce`/`encode_withdraw` write it for a Path (the
+text a person or a test sends; the speaker itself sends packed routes, evpnd.bgp.batch), and
+`parse` reads it inside ExaBGP (see tests/fixtures/exabgp/announce-samples.txt):
 
   announce evpn mac-ip rd RD [etag N] mac MAC [ip IP] label VNI [label2 L3VNI] [esi ESI]
            next-hop NH ATTRIBUTES
@@ -12,6 +13,12 @@ tests/fixtures/exabgp/announce-samples.txt):
                [router-mac MAC] [default-gateway] [pmsi ingress-replication ENDPOINT label VNI]
                [extended-community [ target:ADMIN:NUM ... 0xHEX16 ... ]]
   withdraw evpn <the same NLRI part; attributes are ignored>
+
+Labels are the raw 24-bit VNI (RFC 8365), not MPLS ``label<<4|BOS``. The encoder writes
+``etag`` only when not 0, ``esi`` only when not zero, ``label2`` only when not 0, ``gateway``
+only when the Path has one. TUNNEL is vxlan, nvgre, mpls, geneve or a number (RFC 9012).
+ExaBGP keys its outgoing RIB on the whole packed NLRI (label and ESI included), so a withdraw
+repeats exactly the label(s), ESI and gateway of its announce: pass the Path that was announced.
 
 The extension runs this inside ExaBGP; it is kept free of exabgp so it is tested directly.
 Parsing is split at `next-hop NH`: the attribute text after it is parsed once per distinct
@@ -35,8 +42,10 @@ from evpnd.routes.communities import (
     mac_mobility,
     pack_route_target,
     router_mac,
+    tunnel_name,
 )
-from evpnd.routes.esi import pack_esi
+from evpnd.routes.esi import ZERO_ESI, pack_esi
+from evpnd.routes.evpn import Attributes, ImetKey, MacIpKey, Path, Pmsi, PrefixKey
 from evpnd.routes.rd import pack_rd
 
 _TUNNELS = {"vxlan": TUNNEL_VXLAN, "nvgre": TUNNEL_NVGRE, "mpls": TUNNEL_MPLS}
@@ -235,3 +244,64 @@ def _community(token: str) -> int:
         except ValueError:
             pass
     raise CommandError(f"unknown extended community {token!r}")
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def _nlri_text(path: Path) -> str:
+    key = path.key
+    etag = f" etag {key.etag}" if key.etag else ""
+    if isinstance(key, MacIpKey):
+        out = f"mac-ip rd {key.rd}{etag} mac {key.mac}"
+        if key.ip is not None:
+            out += f" ip {key.ip}"
+        out += f" label {path.vni}"
+        if path.l3vni:
+            out += f" label2 {path.l3vni}"
+    elif isinstance(key, ImetKey):
+        return f"multicast rd {key.rd}{etag} ip {key.origin} next-hop {path.next_hop}"
+    elif isinstance(key, PrefixKey):
+        out = f"prefix rd {key.rd}{etag} prefix {key.prefix}"
+        if path.gateway is not None:
+            out += f" gateway {path.gateway}"
+        out += f" label {path.vni}"
+    else:
+        raise ValueError(f"no command for route key {key!r}")
+    if path.esi != ZERO_ESI:
+        out += f" esi {path.esi}"
+    return f"{out} next-hop {path.next_hop}"
+
+
+def _attributes_text(attrs: Attributes) -> str:
+    out = ""
+    if attrs.encap is not None:
+        out += f" encap {tunnel_name(attrs.encap)}"
+    if attrs.has_mobility or attrs.sticky:
+        out += f" mac-mobility {attrs.mobility_seq}"
+        if attrs.sticky:
+            out += " sticky"
+    if attrs.router_mac is not None:
+        out += f" router-mac {attrs.router_mac}"
+    if attrs.default_gw:
+        out += " default-gateway"
+    pmsi = attrs.pmsi
+    if pmsi is not None:
+        if pmsi.tunnel_type != Pmsi.INGRESS_REPLICATION:
+            raise ValueError(f"only ingress-replication PMSI can be announced: {pmsi!r}")
+        out += f" pmsi ingress-replication {pmsi.endpoint} label {pmsi.vni}"
+    communities = [f"target:{rt}" for rt in attrs.route_targets]
+    communities += [f"0x{value:016x}" for value in attrs.other_communities]
+    if communities:
+        out += f" extended-community [ {' '.join(communities)} ]"
+    return out
+
+
+def encode_announce(path: Path) -> str:
+    """The `announce evpn` command for a local path (grammar in the module docstring)."""
+    return f"announce evpn {_nlri_text(path)}{_attributes_text(path.attrs)}"
+
+
+def encode_withdraw(path: Path) -> str:
+    """The `withdraw evpn` command; `path` must be the Path that was announced."""
+    return f"withdraw evpn {_nlri_text(path)}"

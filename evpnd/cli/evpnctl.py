@@ -18,8 +18,9 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from evpnd.api import tables
 from evpnd.api.models import REPLIES, MacEntry, RouteEntry
+from evpnd.cli import tables
+from evpnd.cli.version import package_version
 
 DEFAULT_CONFIG = Path("/etc/evpnd/evpnd.yaml")
 DEFAULT_SOCKET = Path("/run/evpnd/evpnd.sock")
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="evpnctl", description="Query and control a running evpnd.")
     p.add_argument("-s", "--socket", type=Path, help="control socket (default: api.socket "
                    f"of {DEFAULT_CONFIG}, else {DEFAULT_SOCKET})")  # fmt: skip
+    p.add_argument("--version", action="version", version=f"evpnctl {package_version()}")
     top = p.add_subparsers(dest="verb", required=True, parser_class=_Parser)
 
     def with_json(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:

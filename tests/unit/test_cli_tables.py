@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from evpnd.api import tables
 from evpnd.api.models import KernelDiffEntry, KernelDiffReply
+from evpnd.cli import tables
 from tests.unit.test_api_queries import ask
 from tests.unit.test_api_world import MAC_DUP, MAC_LOCAL, MAC_MOVED, MAC_REMOTE, B, C, make_world
 

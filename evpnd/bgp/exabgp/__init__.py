@@ -1,0 +1,8 @@
+"""Code that runs inside ExaBGP's process tree, not in evpnd's.
+
+ExaBGP is started as `python -m evpnd.bgp.exabgp.extension server CONF` (extension.py patches
+ExaBGP 5.0.15 and registers evpnd's commands, whose text grammar is commands.py), and it runs
+`python -m evpnd.bgp.exabgp.relay SOCKET` as its API process (relay.py joins its pipes to
+evpnd's unix socket). Nothing in evpnd's own process imports extension or relay; commands.py
+is pure and also used by tests and the speaker's text encoder.
+"""
