@@ -45,7 +45,11 @@ command -v systemd-nspawn >/dev/null || { log "systemd-nspawn missing after inst
 ROOT=$(EVPND_SYSTEMD_CACHE=$CACHE bash scripts/systemd-root.sh) || { log "no root" >&2; exit 2; }
 
 # The wheel, as an operator gets it.
-make --no-print-directory -s dist >/dev/null
+make --no-print-directory -s dist >"$CACHE/dist.log" 2>&1 || {
+  tail -n 30 "$CACHE/dist.log" >&2
+  log "make dist failed" >&2
+  exit 2
+}
 WHEEL=$(compgen -G "$REPO/dist/evpnd-*.whl" | head -n1)
 [ -n "$WHEEL" ] || { log "make dist made no wheel" >&2; exit 2; }
 
@@ -73,11 +77,11 @@ trap 'rm -rf "$RESULTS"' EXIT
 T1=$(now)
 set +e
 EVPND_SYSTEMD_TIER=1 EVPND_SYSTEMD_ROOT=$ROOT EVPND_WHEEL=$WHEEL EVPND_WHEELHOUSE=$WH \
-  .venv/bin/python -m pytest -p no:cacheprovider -q -rfE --junitxml="$RESULTS/junit.xml" \
+  .venv/bin/python -m pytest -p no:cacheprovider -q -rfE --tb=short --junitxml="$RESULTS/junit.xml" \
   ${PYTEST_ARGS:-} tests/systemd
 rc=$?
 set -e
-log "tests ${T1:+$(since "$T1")} s, total $(since "$T0") s, exit code $rc"
+log "tests $(since "$T1") s, total $(since "$T0") s, exit code $rc"
 if [ -s "$RESULTS/junit.xml" ]; then
   [ -n "${EVPND_TEST_RESULTS:-}" ] && cp "$RESULTS/junit.xml" "$EVPND_TEST_RESULTS/systemd.xml"
   read -r tests failures errors skipped < <(.venv/bin/python - "$RESULTS/junit.xml" <<'EOF2'

@@ -69,6 +69,12 @@ class Guest:
                 raise GuestError(f"no PID 1 in the container:\n{self.log()}")
             self.leader = self._child_systemd()
             time.sleep(0.1)
+        # systemctl needs PID 1's private bus socket, which systemd makes early in its boot
+        private = Path(f"/proc/{self.leader}/root/run/systemd/private")
+        while not private.exists():
+            if time.monotonic() > deadline:
+                raise GuestError(f"systemd in the container made no bus:\n{self.log()}")
+            time.sleep(0.1)
         left = max(5.0, deadline - time.monotonic())
         state = self.run(["systemctl", "is-system-running", "--wait"], check=False, timeout=left)
         if state.stdout.strip() not in ("running", "degraded"):

@@ -24,6 +24,7 @@ ENV = __import__("os").environ
 SWEEP_HOLD = 15  # the unit's evpnd keeps kernel entries this long after a start before sweeping
 PEER_MAC = "02:00:00:00:99:01"  # a static entry on the peer's access port: advertised sticky
 MOVE_MAC = "02:00:00:00:88:01"  # learned first behind the unit's evpnd, then behind the peer
+UNIT_MAC = "02:00:00:00:77:01"  # static behind the unit's evpnd: the peer holds it as remote
 CAP_NET_BIND_SERVICE, CAP_NET_ADMIN = 10, 12
 TWO_CAPS = (1 << CAP_NET_ADMIN) | (1 << CAP_NET_BIND_SERVICE)
 
@@ -100,8 +101,14 @@ def ctl(g: Guest, *args: str, socket: str | None = None) -> dict:
 
 
 def peer_row(g: Guest, socket: str | None = None) -> dict:
-    (row,) = ctl(g, "show", "peers", socket=socket)["peers"]
-    return row
+    """The one peer of `show peers`, with the daemon's ExaBGP PID."""
+    data = ctl(g, "show", "peers", socket=socket)
+    (row,) = data["peers"]
+    return {**row, "exabgp_pid": data["exabgp_pid"]}
+
+
+def session_up(g: Guest, socket: str | None = None) -> bool:
+    return peer_row(g, socket)["state"] == "up"  # 'up' is Established
 
 
 def fdb(g: Guest, dev: str, ns: str | None = None) -> list[str]:
@@ -132,12 +139,14 @@ def write_config(g: Guest, cfg: dict, path: str = "/etc/evpnd/evpnd.yaml") -> No
 def test_install_from_the_wheel_offline(guest):
     """README "Installing on a server", step by step, with no index (the wheelhouse only)."""
     wheel = Path(ENV["EVPND_WHEEL"]).name
+    version = wheel.split("-")[1]
     guest.sh(
         f"""
-        python3 -m venv /opt/evpnd
-        /opt/evpnd/bin/pip install -q --no-index --find-links /root/evpnd-install/wheelhouse \
-            /root/evpnd-install/{wheel}
-        ln -sf /opt/evpnd/bin/evpnd /opt/evpnd/bin/evpnctl /usr/local/bin/
+        python3 -m venv /opt/evpnd/{version}
+        /opt/evpnd/{version}/bin/pip install -q --no-index \
+            --find-links /root/evpnd-install/wheelhouse /root/evpnd-install/{wheel}
+        ln -sfn {version} /opt/evpnd/current
+        ln -sf /opt/evpnd/current/bin/evpnd /opt/evpnd/current/bin/evpnctl /usr/local/bin/
         install -m 0644 /root/evpnd-install/systemd/evpnd.service /etc/systemd/system/
         install -m 0644 /root/evpnd-install/systemd/evpnd.sysusers /usr/lib/sysusers.d/evpnd.conf
         systemd-sysusers
@@ -146,8 +155,8 @@ def test_install_from_the_wheel_offline(guest):
         """,
         timeout=300,
     )
-    version = wheel.split("-")[1]
-    got = guest.run(["/opt/evpnd/bin/python", "-c", "import evpnd; print(evpnd.__version__)"])
+    python = "/opt/evpnd/current/bin/python"
+    got = guest.run([python, "-c", "import evpnd; print(evpnd.__version__)"])
     assert got.stdout.strip() == version
     assert guest.run(["getent", "passwd", "evpnd"]).stdout.split(":")[5] == "/run/evpnd"
     assert show(guest, "LoadState") == "loaded" and show(guest, "Type") == "notify"
@@ -201,9 +210,9 @@ def fabric(guest):
     )
     write_config(guest, PEER_CFG, "/etc/evpnd-peer/evpnd.yaml")
     # Type=notify: systemd-run returns when the peer has sent READY=1
+    evpnd = ["/opt/evpnd/current/bin/evpnd", "-c", "/etc/evpnd-peer/evpnd.yaml"]
     guest.run(["systemd-run", "--unit=evpnd-peer", "-p", "Type=notify",
-               "-p", "NetworkNamespacePath=/run/netns/peer",
-               "/opt/evpnd/bin/evpnd", "-c", "/etc/evpnd-peer/evpnd.yaml"], timeout=90)  # fmt: skip
+               "-p", "NetworkNamespacePath=/run/netns/peer", *evpnd], timeout=90)  # fmt: skip
     guest.run(["ip", "netns", "exec", "peer", "bridge", "fdb", "add", PEER_MAC, "dev", "hp0",
                "master", "static"])  # fmt: skip
     return "/run/evpnd-peer/evpnd.sock"
@@ -246,9 +255,11 @@ def test_runs_as_evpnd_with_exactly_two_capabilities(guest, fabric):
 
 
 def test_routes_are_exchanged(guest, fabric):
-    wait_for(lambda: peer_row(guest)["state"] == "established", 60, "the BGP session")
+    wait_for(lambda: session_up(guest), 60, "the BGP session")
     wait_for(lambda: remote(guest, "vx100", PEER_MAC, "10.99.0.2"), 30, "the peer's MAC")
     wait_for(lambda: remote(guest, "vx100", "00:00:00:00:00:00", "10.99.0.2"), 30, "flood entry")
+    guest.run(["bridge", "fdb", "add", UNIT_MAC, "dev", "acc100", "master", "static"])
+    wait_for(lambda: remote(guest, "vx100", UNIT_MAC, "10.99.0.1", ns="peer"), 30, "MAC at peer")
 
 
 def test_reload_adds_a_vni_without_resetting_the_session(guest, fabric):
@@ -264,7 +275,7 @@ def test_reload_adds_a_vni_without_resetting_the_session(guest, fabric):
     elapsed = time.monotonic() - t0
     after, peer_after = peer_row(guest), peer_row(guest, fabric)
     assert main_pid(guest) == pid and show(guest, "NRestarts") == restarts
-    assert after["state"] == peer_after["state"] == "established"
+    assert after["state"] == peer_after["state"] == "up"
     assert after["exabgp_pid"] == before["exabgp_pid"]  # ExaBGP was not even reloaded
     # both ends' session uptime kept counting through the reload (a reset starts it at 0)
     assert after["uptime"] >= before["uptime"] + elapsed - 2, (before, after)
@@ -272,37 +283,81 @@ def test_reload_adds_a_vni_without_resetting_the_session(guest, fabric):
     assert remote(guest, "vx100", PEER_MAC, "10.99.0.2")
 
 
+DEVICES = ("br100", "vx100", "br200", "vx200")
+
+
 def kernel_snapshot(g: Guest) -> tuple:
-    links = g.run(["ip", "-o", "link", "show"]).stdout
-    idx = sorted(re.findall(r"^(\d+): ((?:br|vx)\d+)[@:]", links, re.M))
-    return idx, {dev: fdb(g, dev) for dev in ("br100", "vx100", "br200", "vx200")}
+    """Every FDB entry of evpnd's devices, and the devices themselves in detail (ifindex,
+    flags, MTU, vxlan and bridge-port settings): a recreated or re-set device shows here."""
+    links = {}
+    for dev in DEVICES:
+        out = g.run(["ip", "-d", "link", "show", "dev", dev]).stdout
+        out = re.sub(r"\b\w+_timer \S+", "", out)  # the bridge's running timers tick
+        links[dev] = re.sub(r"\s+", " ", out)
+    return links, {dev: fdb(g, dev) for dev in DEVICES}
+
+
+def restart_without_churn(g: Guest, kill: list[str], tmp_path: Path) -> float:
+    """Run `kill`, wait for systemd's restart, and check that neither this kernel nor the peer's
+    saw one FDB change, from before the kill until past the new evpnd's sweep. Returns the time
+    until the unit was active again."""
+    pid, restarts = main_pid(g), int(show(g, "NRestarts"))
+    snapshot, peer_fdb = kernel_snapshot(g), fdb(g, "vx100", ns="peer")
+    here, there = tmp_path / "monitor.log", tmp_path / "monitor-peer.log"
+    with open(here, "w") as out, open(there, "w") as out_peer:
+        monitors = [
+            g.popen(["bridge", "monitor", "fdb"], out),
+            g.popen(["ip", "netns", "exec", "peer", "bridge", "monitor", "fdb"], out_peer),
+        ]
+        try:
+            time.sleep(1)
+            g.run(kill)
+            t0 = time.monotonic()
+            wait_for(lambda: main_pid(g) not in (0, pid) and show(g, "ActiveState") == "active",
+                     60, "the restart")  # fmt: skip
+            back = time.monotonic() - t0
+            wait_for(lambda: session_up(g), 60, "the session back")
+            # the new evpnd sweeps what it no longer wants SWEEP_HOLD s after its start: watch
+            # past that moment
+            time.sleep(max(0.0, SWEEP_HOLD + 4 - (time.monotonic() - t0)))
+        finally:
+            for m in monitors:
+                m.terminate()
+                m.wait(timeout=10)
+    assert int(show(g, "NRestarts")) == restarts + 1
+    assert here.read_text().strip() == "", f"this kernel's FDB changed:\n{here.read_text()}"
+    # the peer kept evpnd's routes through the restart (graceful restart: no Cease was sent)
+    assert there.read_text().strip() == "", f"the peer's FDB changed:\n{there.read_text()}"
+    now_links, now_fdb = kernel_snapshot(g)
+    changed = {d: (snapshot[0][d], now_links[d]) for d in DEVICES if snapshot[0][d] != now_links[d]}
+    assert not changed, f"devices changed: {changed}"
+    assert now_fdb == snapshot[1] and fdb(g, "vx100", ns="peer") == peer_fdb
+    assert remote(g, "vx100", UNIT_MAC, "10.99.0.1", ns="peer")
+    return back
 
 
 def test_kill_9_restarts_with_zero_kernel_churn(guest, fabric, tmp_path):
-    pid, restarts = main_pid(guest), int(show(guest, "NRestarts"))
-    snapshot = kernel_snapshot(guest)
-    monitor_log = tmp_path / "monitor.log"
-    with open(monitor_log, "w") as out:
-        monitor = guest.popen(["bridge", "monitor", "fdb", "link"], out)
-        try:
-            time.sleep(1)
-            guest.run(["kill", "-9", str(pid)])
-            t0 = time.monotonic()
-            wait_for(lambda: main_pid(guest) not in (0, pid) and show(guest, "ActiveState")
-                     == "active", 60, "the restart")  # fmt: skip
-            back = time.monotonic() - t0
-            # the new evpnd sweeps what it no longer wants SWEEP_HOLD s after its start: watch
-            # past that moment
-            time.sleep(SWEEP_HOLD + 4)
-        finally:
-            monitor.terminate()
-            monitor.wait(timeout=10)
+    back = restart_without_churn(guest, ["kill", "-9", str(main_pid(guest))], tmp_path)
     print(f"kill -9: active again after {back:.1f} s")
-    assert int(show(guest, "NRestarts")) == restarts + 1
-    assert kernel_snapshot(guest) == snapshot
-    churn = monitor_log.read_text()
-    assert churn.strip() == "", f"kernel changed during the restart:\n{churn}"
-    wait_for(lambda: peer_row(guest)["state"] == "established", 60, "the session back")
+
+
+def test_upgrade_as_the_readme_says(guest, fabric, tmp_path):
+    """README: a new venv beside the old one, `current` switched, the whole unit SIGKILLed."""
+    wheel = Path(ENV["EVPND_WHEEL"]).name
+    guest.sh(
+        f"""
+        python3 -m venv /opt/evpnd/next
+        /opt/evpnd/next/bin/pip install -q --no-index \
+            --find-links /root/evpnd-install/wheelhouse /root/evpnd-install/{wheel}
+        ln -sfn next /opt/evpnd/current
+        """,
+        timeout=300,
+    )
+    kill = ["systemctl", "kill", "--signal=SIGKILL", "evpnd"]
+    back = restart_without_churn(guest, kill, tmp_path)
+    print(f"upgrade: active again after {back:.1f} s")
+    cmdline = guest.run(["cat", f"/proc/{main_pid(guest)}/cmdline"]).stdout
+    assert cmdline.startswith("/opt/evpnd/next/bin/python"), cmdline
 
 
 def test_a_hung_daemon_is_restarted_by_the_watchdog(guest, fabric):
@@ -321,20 +376,29 @@ def test_a_hung_daemon_is_restarted_by_the_watchdog(guest, fabric):
     assert int(show(guest, "NRestarts")) == restarts + 1
     stop_to_timeout = (int(killed[-1]["__REALTIME_TIMESTAMP"]) / 1e6) - (time.time() - took)
     assert stop_to_timeout <= watchdog + 2, stop_to_timeout
-    wait_for(lambda: peer_row(guest)["state"] == "established", 60, "the session back")
+    wait_for(lambda: session_up(guest), 60, "the session back")
 
 
 def test_the_journal_has_peer_vni_and_mac_as_fields(guest, fabric):
     # a MAC learned behind the unit's evpnd, then behind the peer: a move, logged with vni + mac
     guest.run(["bridge", "fdb", "add", MOVE_MAC, "dev", "acc100", "master", "dynamic"])
     wait_for(lambda: remote(guest, "vx100", MOVE_MAC, "10.99.0.1", ns="peer"), 30, "MAC at peer")
-    guest.run(["ip", "netns", "exec", "peer", "bridge", "fdb", "add", MOVE_MAC, "dev", "hp0",
-               "master", "dynamic"])  # fmt: skip
+    # the host shows up behind the peer and sends a frame: the peer's bridge learns it there
+    frame = "import socket; s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); "
+    frame += "s.bind(('hp1', 0)); "
+    frame += f"s.send(bytes.fromhex('ffffffffffff{MOVE_MAC.replace(':', '')}88b5') + bytes(50))"
+    guest.run(["ip", "netns", "exec", "peer", "python3", "-c", frame])
 
     def moved() -> list[dict]:
         return [e for e in journal(guest) if e.get("MAC") == MOVE_MAC]
 
-    (entry, *_) = wait_for(moved, 30, "the move in the journal")
+    try:
+        (entry, *_) = wait_for(moved, 30, "the move in the journal")
+    except AssertionError as exc:
+        peer_macs = guest.run(["evpnctl", "-s", fabric, "show", "macs"], check=False).stdout
+        here = guest.run(["evpnctl", "show", "macs"], check=False).stdout
+        tail = [e.get("MESSAGE") for e in journal(guest)][-15:]
+        raise AssertionError(f"{exc}\npeer:\n{peer_macs}\nunit:\n{here}\n{tail}") from exc
     assert entry["VNI"] == "100" and entry["SYSLOG_IDENTIFIER"] == "evpnd"
     assert entry["MESSAGE"].startswith("mac_moved_away")
     entries = journal(guest)
