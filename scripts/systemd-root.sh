@@ -55,7 +55,12 @@ rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin
 chroot "$root" passwd -d root >/dev/null
 echo evpnd-systemd >"$root/etc/hostname"
 : >"$root/etc/machine-id"
-rm -rf "$ROOT"
-mv "$root" "$ROOT"
-log "built $ROOT in $(($(date +%s) - t0)) s"
+# Another run may have finished the same root meanwhile (and may be using it): keep that one.
+if [ -x "$ROOT/lib/systemd/systemd" ]; then
+  log "$ROOT appeared meanwhile; using it"
+else
+  rm -rf "$ROOT"
+  mv "$root" "$ROOT"
+  log "built $ROOT in $(($(date +%s) - t0)) s"
+fi
 echo "$ROOT"

@@ -65,10 +65,11 @@ PY
 WH=$CACHE/wheelhouse-$(printf '%s' "$deps" | sha256sum | cut -c1-12)
 if [ ! -d "$WH" ]; then
   log "building the wheelhouse of evpnd's dependencies (once)"
-  rm -rf "$WH.tmp"
+  mkdir -p "$CACHE"
+  whtmp=$(mktemp -d "$CACHE/wheelhouse.XXXXXX")
   # shellcheck disable=SC2086 # one requirement per word
-  .venv/bin/pip wheel -q --disable-pip-version-check --wheel-dir "$WH.tmp" $deps
-  mv "$WH.tmp" "$WH"
+  .venv/bin/pip wheel -q --disable-pip-version-check --wheel-dir "$whtmp" $deps
+  mv -T "$whtmp" "$WH" 2>/dev/null || rm -rf "$whtmp" # another run made it meanwhile
 fi
 log "set-up done in $(since "$T0") s (root $ROOT)"
 

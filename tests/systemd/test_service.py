@@ -79,8 +79,8 @@ def guest():
         wheel = Path(ENV["EVPND_WHEEL"])
         g.copy_in(wheel, f"/root/evpnd-install/{wheel.name}")
         g.copy_in(ENV["EVPND_WHEELHOUSE"], "/root/evpnd-install/wheelhouse")
-        g.copy_in(REPO / "systemd/evpnd.service", "/root/evpnd-install/systemd/evpnd.service")
-        g.copy_in(REPO / "systemd/evpnd.sysusers", "/root/evpnd-install/systemd/evpnd.sysusers")
+        sdist = wheel.with_name(f"evpnd-{wheel.name.split('-')[1]}.tar.gz")
+        g.copy_in(sdist, f"/root/evpnd-install/{sdist.name}")
         yield g
     finally:
         g.shutdown()
@@ -137,7 +137,8 @@ def write_config(g: Guest, cfg: dict, path: str = "/etc/evpnd/evpnd.yaml") -> No
 
 # ---- the tests, in an operator's order -------------------------------------------------------
 def test_install_from_the_wheel_offline(guest):
-    """README "Installing on a server", step by step, with no index (the wheelhouse only)."""
+    """README "Installing on a server", step by step (the unit and sysusers files from the
+    sdist), with no index: the wheelhouse only."""
     wheel = Path(ENV["EVPND_WHEEL"]).name
     version = wheel.split("-")[1]
     guest.sh(
@@ -147,8 +148,10 @@ def test_install_from_the_wheel_offline(guest):
             --find-links /root/evpnd-install/wheelhouse /root/evpnd-install/{wheel}
         ln -sfn {version} /opt/evpnd/current
         ln -sf /opt/evpnd/current/bin/evpnd /opt/evpnd/current/bin/evpnctl /usr/local/bin/
-        install -m 0644 /root/evpnd-install/systemd/evpnd.service /etc/systemd/system/
-        install -m 0644 /root/evpnd-install/systemd/evpnd.sysusers /usr/lib/sysusers.d/evpnd.conf
+        cd /root/evpnd-install && tar xzf evpnd-{version}.tar.gz && cd evpnd-{version}
+        install -m 0644 systemd/evpnd.service /etc/systemd/system/
+        install -m 0644 systemd/evpnd.sysusers /usr/lib/sysusers.d/evpnd.conf
+        install -D -m 0644 README.md /usr/share/doc/evpnd/README.md
         systemd-sysusers
         install -d -m 0755 /etc/evpnd
         systemctl daemon-reload
