@@ -41,16 +41,24 @@ class Guest:
         self.console = self.tmp / "console.log"
         self.nspawn: subprocess.Popen | None = None
         self.leader = 0
-        self._mounted = False
+        self._mounts: list[Path] = []  # unmounted in reverse order
 
     # -- life cycle ------------------------------------------------------------------------
     def boot(self, timeout: float = 90) -> None:
-        for d in ("upper", "work", "merged"):
-            (self.tmp / d).mkdir()
-        opts = f"lowerdir={self.lower},upperdir={self.tmp}/upper,workdir={self.tmp}/work"
+        # The writable layer on its own tmpfs: overlayfs refuses an upper directory on another
+        # overlayfs, which is what /tmp is when this runs in a throw-away copy of a root.
+        rw = self.tmp / "rw"
+        rw.mkdir()
+        self.merged.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "evpnd-guest", str(rw)],
+                       check=True, capture_output=True, text=True)  # fmt: skip
+        self._mounts.append(rw)
+        (rw / "upper").mkdir()
+        (rw / "work").mkdir()
+        opts = f"lowerdir={self.lower},upperdir={rw}/upper,workdir={rw}/work"
         subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, str(self.merged)],
                        check=True, capture_output=True, text=True)  # fmt: skip
-        self._mounted = True
+        self._mounts.append(self.merged)
         with open(self.console, "wb") as console:
             self.nspawn = subprocess.Popen(
                 [
@@ -110,10 +118,10 @@ class Guest:
                 except ProcessLookupError:
                     pass
         finally:
-            if self._mounted:
-                r = subprocess.run(["umount", str(self.merged)], capture_output=True)
+            for mount in reversed(self._mounts):
+                r = subprocess.run(["umount", str(mount)], capture_output=True)
                 if r.returncode != 0:
-                    subprocess.run(["umount", "-l", str(self.merged)], capture_output=True)
+                    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
             shutil.rmtree(self.tmp, ignore_errors=True)
 
     def log(self) -> str:
