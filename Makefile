@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install test test-vm demo demo-down lint typecheck format bench
+.PHONY: install test test-vm test-systemd dist demo demo-down lint typecheck format bench
 
 install:
 	@bash scripts/install.sh
@@ -14,11 +14,22 @@ test: install
 	rm -rf .test-results && mkdir -p .test-results
 	$(PY) -m pytest -q -p no:cacheprovider --junitxml=.test-results/host.xml
 	EVPND_TEST_RESULTS=.test-results bash scripts/vm-tier.sh
+	EVPND_TEST_RESULTS=.test-results bash scripts/systemd-tier.sh
 	$(PY) scripts/test_summary.py .test-results
 
 # The full-kernel tier alone (VRF, geneve, gretap in a QEMU VM; README "Full-kernel test tier").
 test-vm: install
 	bash scripts/vm-tier.sh
+
+# systemd as PID 1 (a Debian 12 root booted with systemd-nspawn; README "systemd tier"): the
+# wheel installed as the README says, then start/reload/kill -9/watchdog/journal under systemd.
+test-systemd: install
+	bash scripts/systemd-tier.sh
+
+# The sdist and the wheel, in dist/ (README "Installing on a server").
+dist: install
+	rm -rf dist
+	$(PY) -m build --outdir dist .
 
 demo: install
 	$(PY) -m evpnd.lab demo

@@ -1,40 +1,68 @@
-"""structlog, configured once: JSON lines for journald and files, key=value on a terminal."""
+"""structlog, configured once: native journal fields under systemd, JSON lines for files and
+pipes, key=value on a terminal."""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import structlog
+
+from evpnd import journal
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 _LEVELS["error"] = logging.ERROR
 _configured = False
 
 
-def setup_logging(level: str = "info", stream=None, force_json: bool | None = None) -> None:
-    """Idempotent. `force_json` overrides the TTY check (tests use it)."""
+def setup_logging(
+    level: str = "info",
+    stream=None,
+    force_json: bool | None = None,
+    journal_socket: str | None = None,
+) -> None:
+    """Idempotent. `force_json` overrides the TTY check (tests use it).
+
+    Under systemd with stderr connected to the journal (JOURNAL_STREAM), events go to journald
+    natively, each key its own field (evpnd/journal.py); `journal_socket` forces that (tests).
+    """
     global _configured
-    stream = stream or sys.stderr
-    as_json = force_json if force_json is not None else not stream.isatty()
-    renderer = (
-        structlog.processors.JSONRenderer()
-        if as_json
-        else structlog.dev.ConsoleRenderer(colors=False, pad_event_to=0)
-    )
+    processors: list = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+    ]
+    if journal_socket is None and stream is None and _stderr_is_journal():
+        journal_socket = journal.SOCKET
+    if journal_socket is not None:
+        processors.append(journal.render)
+        factory = journal.JournalLoggerFactory(journal.JournalSender(journal_socket))
+    else:
+        stream = stream or sys.stderr
+        as_json = force_json if force_json is not None else not stream.isatty()
+        processors.append(
+            structlog.processors.JSONRenderer()
+            if as_json
+            else structlog.dev.ConsoleRenderer(colors=False, pad_event_to=0)
+        )
+        factory = structlog.PrintLoggerFactory(file=stream)
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        logger_factory=factory,
         cache_logger_on_first_use=False,
     )
     _configured = True
+
+
+def _stderr_is_journal() -> bool:
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    return journal.connected_to_journal(fd) and os.path.exists(journal.SOCKET)
 
 
 class LazyLogger:

@@ -120,3 +120,13 @@ def test_watchdog_interval():
     assert sdnotify.watchdog_interval({"WATCHDOG_USEC": "30000000"}) == 15.0
     assert sdnotify.watchdog_interval({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1"}) is None
     assert sdnotify.watchdog_interval({}) is None
+
+
+def test_a_config_error_is_not_restarted():
+    """evpnd exits 2 on a bad config; systemd must not retry it (the systemd tier checks this
+    under a real systemd). Not as ExecStartPre: RestartPreventExitStatus covers the main process
+    only, and a failing pre-command was retried up to the start limit."""
+    o = unit_options()
+    assert o["RestartPreventExitStatus"] == ["2"] and o["Restart"] == ["on-failure"]
+    assert "ExecStartPre" not in o
+    assert o["StartLimitIntervalSec"] == ["60s"] and o["StartLimitBurst"] == ["5"]
