@@ -34,8 +34,8 @@ def host_mac(i: int) -> str:
 
 
 def rr_conf(name: str, addr: str) -> str:
-    return f"""! {name}: iBGP route reflector for l2vpn evpn, off the data path (no VNIs). Every router
-! on the underlay subnet may peer (dynamic neighbours), so leaves can be added without editing.
+    return f"""! {name}: iBGP route reflector for l2vpn evpn, off the data path (no VNIs).
+! Every router on the underlay subnet may peer (dynamic neighbours): add leaves without edits.
 frr version 8.4
 frr defaults datacenter
 hostname {name}
@@ -66,8 +66,8 @@ def frr_leaf_conf(name: str, addr: str) -> str:
         for i in range(len(RRS))
     )
     activate = "".join(f"  neighbor {rr_addr(i)} activate\n" for i in range(len(RRS)))
-    return f"""! {name}: FRR VTEP for VNI {VNI}; zebra learns the VNI from the bridge + vxlan devices the
-! exec lines make, advertise-all-vni announces its MACs (type 2) and the flood list (type 3).
+    return f"""! {name}: FRR VTEP for VNI {VNI}; zebra learns the VNI from the bridge + vxlan
+! devices the exec lines make; advertise-all-vni announces MACs (type 2) and flooding (type 3).
 frr version 8.4
 frr defaults datacenter
 hostname {name}
@@ -165,7 +165,12 @@ def topology(evpnd_leaves: int, frr_leaves: int) -> str:
         "  nodes:",
     ]
     sw_ports = len(RRS) + n_leaves
-    lines += ["    sw:", "      kind: linux", "      exec:", "        - ip link add br0 type bridge"]
+    lines += [
+        "    sw:",
+        "      kind: linux",
+        "      exec:",
+        "        - ip link add br0 type bridge",
+    ]
     lines += [f"        - ip link set eth{p} master br0" for p in range(1, sw_ports + 1)]
     lines += ["        - ip link set br0 up", ""]
     for i, rr in enumerate(RRS):

@@ -192,9 +192,7 @@ def descendants(pid: int) -> list[int]:
 
 def peak_rss(pid: int) -> Rss:
     kids = descendants(pid)
-    return Rss(
-        _status_kib(pid, "VmHWM") / 1024, sum(_status_kib(p, "VmHWM") for p in kids) / 1024
-    )
+    return Rss(_status_kib(pid, "VmHWM") / 1024, sum(_status_kib(p, "VmHWM") for p in kids) / 1024)
 
 
 def cpu_seconds(pid: int) -> float:
