@@ -80,6 +80,10 @@ start() {
 
 stop() {
   [ -f "$PIDFILE" ] || return 0
+  if running && [ -n "$("$DOCKER" ps -q)" ]; then
+    say "dockerd left running: containers still run on it ($DOCKER ps, DOCKER_HOST=$DOCKER_HOST)"
+    return 0
+  fi
   local pid
   pid=$(cat "$PIDFILE")
   # Only the dockerd of this data root: the PID file is dockerd's own, and its command line

@@ -99,11 +99,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     progress = runner.default_progress()
     name = runner.lab_name_of(DEMO_TOPOLOGY)
+    if args.runtime == "docker":
+        name += "-docker"  # beside the namespace demo, never instead of it
     if name in runner.running_labs():
         progress(f"lab {name} is already up: removing it first")
         runner.down(name, progress)
     try:
-        lab = runner.up(DEMO_TOPOLOGY, progress=progress, runtime=args.runtime)
+        lab = runner.up(DEMO_TOPOLOGY, name=name, progress=progress, runtime=args.runtime)
     except (runner.LabError, TopologyError, RuntimeError) as exc:
         print(f"\nevpnd.lab demo: {exc}\nremoving the half-built lab", file=sys.stderr)
         runner.down(name, progress)

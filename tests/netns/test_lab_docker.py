@@ -146,10 +146,15 @@ def test_container_without_config_bind_says_so(l2d, tmp_path, image, target):
     """No bind, and a bind whose source is missing (docker then mounts an empty directory):
     one line on stderr naming the file, exit 2, nothing else started."""
     for extra in ([], ["-v", f"{tmp_path / 'missing'}:{target}"]):
-        proc = subprocess.run(
-            [containers.DOCKER_BIN, "run", "--rm", "--network", "none", *extra, image],
-            capture_output=True, text=True, timeout=60, env=containers.docker_env(),
-        )  # fmt: skip
+        name = f"dkcfg{uuid.uuid4().hex[:6]}"
+        try:
+            proc = subprocess.run(
+                [containers.DOCKER_BIN, "run", "--rm", "--name", name, "--network", "none",
+                 *extra, image],
+                capture_output=True, text=True, timeout=60, env=containers.docker_env(),
+            )  # fmt: skip
+        finally:  # a container that did start (the test failing) must not outlive the test
+            containers.docker("rm", "-f", name, check=False)
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2, proc
         assert len(lines) == 1 and f"no config at {target}" in lines[0], proc.stderr
