@@ -29,7 +29,6 @@ demo-down: install
 # The same demo with real containers: Debian's docker.io and the project's own dockerd
 # (scripts/docker.sh installs and starts it, builds the node images on the first run).
 demo-docker: install
-	bash scripts/docker.sh images
 	$(PY) -m evpnd.lab demo --runtime docker
 
 # Removes the container demo (its containers, namespaces, the images it built), then stops the
