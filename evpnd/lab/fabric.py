@@ -127,10 +127,11 @@ class FdbWatch:
     def __init__(self, lab: runner.RunningLab, nodes: Iterable[str]):
         self.seen: dict[str, dict[str, tuple[float, str]]] = {}  # node -> MAC -> (time, dst)
         self.deleted: dict[str, list[tuple[float, str]]] = {}  # node -> [(time, MAC)]
+        self.learned: dict[str, dict[str, float]] = {}  # node -> MAC -> time (bridge, local)
         self.procs: dict[str, subprocess.Popen] = {}
         self.threads = []
         for n in nodes:
-            self.seen[n], self.deleted[n] = {}, []
+            self.seen[n], self.deleted[n], self.learned[n] = {}, [], {}
             cmd = lab.ns(n).cmd("bridge", "monitor", "fdb")
             proc = subprocess.Popen(
                 cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
@@ -153,6 +154,8 @@ class FdbWatch:
                     self.deleted[node].append((t, words[1]))
             elif "dst" in words and words[0] != "00:00:00:00:00:00":
                 self.seen[node][words[0]] = (t, words[words.index("dst") + 1])
+            elif "master" in words and "extern_learn" not in words and "permanent" not in words:
+                self.learned[node][words[0]] = t  # the bridge learned it on a local port
 
     def stop(self) -> None:
         for proc in self.procs.values():
@@ -226,9 +229,11 @@ def wait_mac_at(
     nodes: Iterable[str],
     timeout: float,
     watch: FdbWatch | None = None,
+    since: float = 0.0,
 ) -> dict[str, float]:
-    """Seconds until each of `nodes` forwards `mac` to `vtep` (timed by `watch` if given)."""
-    t0 = time.monotonic()
+    """Seconds (from `since`, default: the call) until each of `nodes` forwards `mac` to
+    `vtep` (timed by `watch` if given)."""
+    t0 = since or time.monotonic()
     pending = set(nodes)
     done: dict[str, float] = {}
     while pending:
@@ -395,13 +400,19 @@ def _scenario(lab, res, names, watch, per_leaf, progress, converge_timeout, hold
     mac = fake_mac(leaf_number(src), 0)
     t1 = time.monotonic()
     move_mac(lab, mac, f"h{leaf_number(dst):02d}")
+    # from the moment the new leaf's bridge learned the MAC from the RARP frame
+    wait_until = time.monotonic() + 10
+    while mac not in watch.learned[dst] and time.monotonic() < wait_until:
+        time.sleep(0.05)
+    start = watch.learned[dst].get(mac, t1)
     others = [n for n in names if n != dst]
-    moved = wait_mac_at(lab, mac, vtep_of(lab, dst), others, timeout=60, watch=watch)
+    moved = wait_mac_at(lab, mac, vtep_of(lab, dst), others, 60, watch, since=start)
     res.move_by_leaf = moved
     res.move_s = max(moved.values())
     progress(
-        f"MAC {mac} moved {src} -> {dst}: every leaf forwards to the new VTEP after "
-        f"{res.move_s:.2f}s (max over {len(others)} leaves; {time.monotonic() - t1:.2f}s)"
+        f"MAC {mac} moved {src} -> {dst}: every leaf forwards to the new VTEP {res.move_s:.2f}s"
+        f" after {dst}'s bridge learned it (max over {len(others)} leaves; learned "
+        f"{'%.2fs after the RARP was sent' % (start - t1) if start != t1 else 'unseen'})"
     )
     # the moved MAC stays moved: the expectation below accounts for it
     # route reflector killed (SIGKILL of bgpd and zebra: a crashed box, not a clean shutdown)
