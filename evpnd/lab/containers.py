@@ -64,6 +64,11 @@ def docker(*args: str, check: bool = True, timeout: float = 60) -> str:
     return proc.stdout
 
 
+def docker_up() -> bool:
+    proc = subprocess.run([DOCKER_BIN, "version"], capture_output=True, env=docker_env())
+    return proc.returncode == 0
+
+
 def have_image(image: str) -> bool:
     proc = subprocess.run(
         [DOCKER_BIN, "image", "inspect", image], capture_output=True, env=docker_env()
@@ -76,7 +81,8 @@ def ensure_docker_images(progress: runner.Progress) -> list[str]:
     the first run, seconds after); returns the images this call built."""
     if not DOCKER_SH.exists():
         raise runner.LabError(f"{DOCKER_SH} not found: --runtime docker runs from a checkout")
-    subprocess.run(["bash", str(DOCKER_SH), "start"], check=True, timeout=600)
+    if subprocess.run(["bash", str(DOCKER_SH), "start"], timeout=600).returncode != 0:
+        raise runner.LabError("scripts/docker.sh start failed (see above): no docker here")
     missing = [img for role, img in IMAGES.items() if role != "host" and not have_image(img)]
     if missing:
         progress(f"building images {missing} (scripts/docker.sh images)")
@@ -316,12 +322,17 @@ def up(topo: Topology, lab_name: str, progress: runner.Progress) -> DockerLab:
     return lab
 
 
-def down(state: runner.LabState, progress: runner.Progress) -> None:
+def down(state: runner.LabState, progress: runner.Progress) -> bool:
     """Remove the lab's containers (by the names recorded, and only those carrying our label),
-    detach their namespaces, remove the images `up` built."""
+    detach their namespaces, remove the images `up` built. False if docker did not answer
+    (the lab's state is then kept, so a later `down` can finish)."""
     names = list(state.containers.values())
     ours = []
-    if names:
+    if names and not docker_up():
+        progress(f"  docker does not answer ({DOCKER_HOST}): containers {names} may be left; "
+                 "start it with scripts/docker.sh start and run down again")  # fmt: skip
+        return False
+    elif names:
         out = docker(
             "ps",
             "-aq",
@@ -350,6 +361,7 @@ def down(state: runner.LabState, progress: runner.Progress) -> None:
         f"lab {state.name}: {len(ours)} containers, {len(state.namespaces)} namespace "
         f"attachments, {len(removed)} images removed"
     )
+    return True
 
 
 def attach(state: runner.LabState) -> DockerLab:

@@ -446,8 +446,8 @@ def down(name_or_path: str | Path, progress: Progress | None = None) -> bool:
     if state.runtime == "docker":
         from evpnd.lab import containers
 
-        containers.down(state, progress)
-        shutil.rmtree(state_dir, ignore_errors=True)
+        if containers.down(state, progress):
+            shutil.rmtree(state_dir, ignore_errors=True)
         return True
     for rec in sorted(state.procs, key=lambda r: STOP_ORDER.get(r.daemon, 9)):
         _stop_pid(rec, None)
