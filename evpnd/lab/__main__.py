@@ -75,7 +75,7 @@ def cmd_status(_args: argparse.Namespace) -> int:
         print("no lab is up")
     for name in names:
         lab = runner.attach(name)
-        print(f"lab {name} ({lab.state.topology})\n{runner.summary(lab)}\n")
+        print(f"lab {name} ({lab.state.topology}, {lab.state.runtime})\n{runner.summary(lab)}\n")
     return 0
 
 
