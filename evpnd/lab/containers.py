@@ -3,7 +3,7 @@
 Order as in containerlab: a container per node (`clab-<lab>-<node>`, `--network none`,
 privileged, the topology's binds, `CLAB_INTFS` = its number of data interfaces), then a veth pair
 per link moved into the two containers' network namespaces by PID (`ip link set X netns PID`)
-and renamed there, then each node's `exec` lines through `docker exec` (no shell, like
+and renamed there, then each node's `exec` lines inside the container (no shell, like
 containerlab). The images start their daemons themselves (evpnd: containerlab/Dockerfile,
 FRR: containerlab/Dockerfile.frr); their entrypoints wait for the data interfaces.
 
@@ -41,6 +41,7 @@ IMAGES = {
     "host": "evpnd-lab/debian:12",
 }
 LABEL = "evpnd.lab"
+CONTAINER_PATH = "/opt/evpnd/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # containerlab runs nodes --privileged. Here that fails ("unable to apply caps") wherever the
 # caller's bounding set lacks a capability (e.g. CAP_SYS_RESOURCE in a sandbox), so: every
 # capability but that one, writable /proc/sys (the exec lines' sysctls), no seccomp/apparmor.
@@ -99,11 +100,11 @@ def container_name(lab: str, node: str) -> str:
 class DockerFrr:
     """vtysh of an FRR container (its daemons use the image's default paths)."""
 
-    def __init__(self, container: str):
-        self.container = container
+    def __init__(self, prefix: list[str]):
+        self.prefix = prefix  # the command that runs a program inside the container
 
     def vtysh(self, *commands: str) -> str:
-        args = [DOCKER_BIN, "exec", self.container, "vtysh"]
+        args = [*self.prefix, "vtysh"]
         for c in commands:
             args += ["-c", c]
         proc = subprocess.run(args, capture_output=True, text=True, timeout=30, env=docker_env())
@@ -120,14 +121,30 @@ class DockerFrr:
 class DockerLab(runner.RunningLab):
     """A lab whose nodes are containers; the same questions as RunningLab, asked of docker."""
 
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self._pids: dict[str, int] = {}  # node -> its container's init (host PID)
+
     def container(self, node: str) -> str:
         return self.state.containers[node]
 
+    def in_container(self, node: str) -> list[str]:
+        """The command prefix that runs a program inside the node's container, as `docker exec`
+        does: its mount, UTS, IPC, network and PID namespaces, its root and working directory,
+        the image's PATH. Through nsenter, because `docker exec` leaves the process in the
+        host's root wherever the host's own root is a chroot (as in a pristine-root test run)."""
+        pid = self._pids.get(node) or self.init_pid(node)
+        if pid is None:
+            raise runner.LabError(f"{node}: its container is not running")
+        self._pids[node] = pid
+        return ["nsenter", "-t", str(pid), "-m", "-u", "-i", "-n", "-p", "-r", "-w",
+                "env", f"PATH={CONTAINER_PATH}"]  # fmt: skip
+
     def frr(self, node: str) -> DockerFrr:  # type: ignore[override]
-        return DockerFrr(self.container(node))
+        return DockerFrr(self.in_container(node))
 
     def evpnctl(self, node: str, *args: str, timeout: float = 15) -> subprocess.CompletedProcess:
-        cmd = [DOCKER_BIN, "exec", self.container(node), "evpnctl", *args]
+        cmd = [*self.in_container(node), "evpnctl", *args]
         return subprocess.run(
             cmd, capture_output=True, text=True, timeout=timeout, env=docker_env()
         )
@@ -182,11 +199,8 @@ class DockerLab(runner.RunningLab):
         while time.monotonic() < deadline:
             if self.init_pid(node) is None:
                 return False
-            proc = subprocess.run(
-                [DOCKER_BIN, "exec", self.container(node), "test", "-S", "/run/evpnd/evpnd.sock"],
-                capture_output=True,
-                env=docker_env(),
-            )
+            cmd = [*self.in_container(node), "test", "-S", "/run/evpnd/evpnd.sock"]
+            proc = subprocess.run(cmd, capture_output=True)
             if proc.returncode == 0:
                 return True
             time.sleep(0.25)
@@ -253,13 +267,8 @@ def exec_in(lab: DockerLab, node: str, line: str) -> None:
     args = shlex.split(line)
     if not args:
         return
-    proc = subprocess.run(
-        [DOCKER_BIN, "exec", lab.container(node), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=docker_env(),
-    )
+    proc = subprocess.run([*lab.in_container(node), *args], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
     if proc.returncode != 0:
         raise runner.LabError(
             f"exec `{line}` failed in {lab.container(node)}: {(proc.stderr or proc.stdout).strip()}"
@@ -312,7 +321,9 @@ def up(topo: Topology, lab_name: str, progress: runner.Progress) -> DockerLab:
     for node in topo.nodes.values():
         for line in node.exec:
             exec_in(lab, node.name, line)
-    progress(f"exec: {sum(len(n.exec) for n in topo.nodes.values())} lines applied (docker exec)")
+    progress(
+        f"exec: {sum(len(n.exec) for n in topo.nodes.values())} lines applied (in the containers)"
+    )
     for node in topo.by_role("evpnd"):
         if not lab.wait_evpnd_ready(node.name):
             tail = "\n".join(lab.log(node.name).splitlines()[-15:])
