@@ -63,6 +63,15 @@ start() {
   install_pkgs
   running && return 0
   mkdir -p "$RUN_DIR" "$DATA_ROOT"
+  # On a root that is itself overlayfs (a container, a pristine-root test run) dockerd cannot use
+  # overlay2 and falls back to vfs, which copies a whole filesystem per layer and per container
+  # (minutes and gigabytes for the lab). There the data root goes on a tmpfs, where overlay2
+  # works; it is lost with the mount, and the debootstrap tarball cache makes that cheap.
+  if [ "$(stat -f -c %T "$DATA_ROOT")" = overlayfs ] && ! mountpoint -q "$DATA_ROOT"; then
+    say "$DATA_ROOT is on overlayfs: mounting a tmpfs there for overlay2 (see $0)"
+    mount -t tmpfs -o size=8g,mode=0711 evpnd-docker "$DATA_ROOT"
+    touch "$RUN_DIR/tmpfs-mounted"
+  fi
   say "starting dockerd (data $DATA_ROOT, socket $SOCK, log $LOG)"
   # setsid: the daemon outlives this script and the test that called it; `stop` ends it by PID.
   setsid /usr/sbin/dockerd --iptables=false --ip6tables=false --bridge=none \
@@ -93,6 +102,9 @@ stop() {
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
   rm -f "$PIDFILE"
+  if [ -f "$RUN_DIR/tmpfs-mounted" ] && ! kill -0 "$pid" 2>/dev/null; then
+    { umount "$DATA_ROOT" 2>/dev/null || umount -l "$DATA_ROOT"; } && rm -f "$RUN_DIR/tmpfs-mounted"
+  fi
 }
 
 have_image() { "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
