@@ -102,6 +102,10 @@ stop() {
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
   rm -f "$PIDFILE"
+  # dockerd leaves its own network namespace bind-mounted under the exec root
+  if ! kill -0 "$pid" 2>/dev/null && mountpoint -q "$RUN_DIR/x/netns/default"; then
+    umount "$RUN_DIR/x/netns/default"
+  fi
   if [ -f "$RUN_DIR/tmpfs-mounted" ] && ! kill -0 "$pid" 2>/dev/null; then
     { umount "$DATA_ROOT" 2>/dev/null || umount -l "$DATA_ROOT"; } && rm -f "$RUN_DIR/tmpfs-mounted"
   fi
