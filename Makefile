@@ -2,7 +2,8 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install test test-vm test-systemd dist demo demo-down lint typecheck format bench
+.PHONY: install test test-vm test-systemd test-lab dist demo demo-down demo-docker demo-docker-down \
+	lint typecheck format bench bench-fabric
 
 install:
 	@bash scripts/install.sh
@@ -37,6 +38,22 @@ demo: install
 demo-down: install
 	$(PY) -m evpnd.lab down
 
+# The same demo with real containers: Debian's docker.io and the project's own dockerd
+# (scripts/docker.sh installs and starts it, builds the node images on the first run).
+demo-docker: install
+	$(PY) -m evpnd.lab demo --runtime docker
+
+# Removes the container demo (its containers, namespaces, the images it built), then stops the
+# project's dockerd unless other containers still run on it.
+demo-docker-down: install
+	$(PY) -m evpnd.lab down evpn-l2-docker
+	bash scripts/docker.sh stop
+
+# The lab tests alone: both topologies, the docker runtime, the 18-leaf fabric (shortened).
+test-lab: install
+	$(PY) -m pytest -q -p no:cacheprovider tests/netns/test_lab_l2.py tests/netns/test_lab_l3.py \
+		tests/netns/test_lab_cli.py tests/netns/test_lab_docker.py tests/netns/test_lab_fabric.py
+
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
@@ -49,3 +66,7 @@ format: install
 
 bench: install
 	$(PY) benchmarks/core.py
+
+# The 18-leaf fabric at full size (1,000 MACs per leaf); about 2 minutes (README, lab section).
+bench-fabric: install
+	$(PY) benchmarks/fabric.py

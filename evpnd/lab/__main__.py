@@ -1,6 +1,8 @@
 """`python -m evpnd.lab up|down|status|demo`: containerlab topologies in network namespaces.
 
-up TOPOLOGY [--name LAB]   create the lab (namespaces, veths, exec lines, FRR, evpnd)
+up TOPOLOGY [--name LAB] [--runtime netns|docker]
+                           create the lab (namespaces, veths, exec lines, FRR, evpnd), or with
+                           --runtime docker real containers from the node images
 down [TOPOLOGY|LAB]        remove it (every lab under /run/evpnd-lab when none is given)
 status                     the labs that are up, and their nodes
 demo                       up evpn-l2, wait for convergence, show routes, ping, keep running
@@ -40,7 +42,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     _need_root()
     progress = runner.default_progress()
     try:
-        lab = runner.up(args.topology, name=args.name, progress=progress)
+        lab = runner.up(args.topology, name=args.name, progress=progress, runtime=args.runtime)
     except (runner.LabError, RuntimeError) as exc:  # RuntimeError: an ip command failed
         print(f"evpnd.lab: {exc}", file=sys.stderr)
         if "already up" not in str(exc):
@@ -73,7 +75,7 @@ def cmd_status(_args: argparse.Namespace) -> int:
         print("no lab is up")
     for name in names:
         lab = runner.attach(name)
-        print(f"lab {name} ({lab.state.topology})\n{runner.summary(lab)}\n")
+        print(f"lab {name} ({lab.state.topology}, {lab.state.runtime})\n{runner.summary(lab)}\n")
     return 0
 
 
@@ -97,11 +99,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     progress = runner.default_progress()
     name = runner.lab_name_of(DEMO_TOPOLOGY)
+    if args.runtime == "docker":
+        name += "-docker"  # beside the namespace demo, never instead of it
     if name in runner.running_labs():
         progress(f"lab {name} is already up: removing it first")
         runner.down(name, progress)
     try:
-        lab = runner.up(DEMO_TOPOLOGY, progress=progress)
+        lab = runner.up(DEMO_TOPOLOGY, name=name, progress=progress, runtime=args.runtime)
     except (runner.LabError, TopologyError, RuntimeError) as exc:
         print(f"\nevpnd.lab demo: {exc}\nremoving the half-built lab", file=sys.stderr)
         runner.down(name, progress)
@@ -123,13 +127,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"  {src} -> {dst_node} ({addr:<9}) {what:<50} {answer:<18} {verdict}")
     progress(f"hosts pinging {time.monotonic() - t0:.1f}s after the start of the demo")
 
+    docker = lab.state.runtime == "docker"
     sock = lab.socket("leaf2")
     ctl = "evpnctl" if shutil.which("evpnctl") else " ".join(runner.bin_path("evpnctl"))
     routes = lab.evpnctl("leaf2", "show", "routes")
-    evpnctl_cmd = [ctl, "-s", str(sock), "show", "routes"]
+    if docker:
+        c1, c2 = lab.state.containers["leaf1"], lab.state.containers["leaf2"]
+        evpnctl_cmd = ["docker exec", c2, "evpnctl show routes"]
+        vtysh_cmd = ["docker exec", c1, "vtysh -c"]
+        vtysh_shell = f"docker exec -it {c1} vtysh"
+        ctl_peers = f"docker exec {c2} evpnctl show peers"
+    else:
+        evpnctl_cmd = [ctl, "-s", str(sock), "show", "routes"]
+        vty = f"{lab.node_dir('leaf1')}/frr"
+        vtysh_cmd = ["ip netns exec", lab.ns("leaf1").name, "vtysh --vty_socket", vty, "-c"]
+        vtysh_shell = f"ip netns exec {lab.ns('leaf1').name} vtysh --vty_socket {vty}"
+        ctl_peers = f"{ctl} -s {sock} show peers"
     _show("evpnd's view (leaf2)", evpnctl_cmd, routes.stdout + routes.stderr)
-    vty = f"{lab.node_dir('leaf1')}/frr"
-    vtysh_cmd = ["ip netns exec", lab.ns("leaf1").name, "vtysh --vty_socket", vty, "-c"]
     _show(
         "FRR's view of the same routes (leaf1)",
         [*vtysh_cmd, "'show bgp l2vpn evpn'"],
@@ -143,11 +157,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"\n=== the lab stays up\n{runner.summary(lab)}\n")
     print("try:")
     print(f"  ip netns exec {lab.ns('h1').name} ping 10.10.0.3")
-    print(f"  {ctl} -s {sock} show peers    (also: show vni, show macs, explain MAC)")
-    print(f"  ip netns exec {lab.ns('leaf1').name} vtysh --vty_socket {vty}")
+    print(f"  {ctl_peers}    (also: show vni, show macs, explain MAC)")
+    print(f"  {vtysh_shell}")
     print(f"  ip netns exec {lab.ns('leaf2').name} bridge fdb show dev vx100")
-    print(f"  logs: {lab.dir}/<node>/")
-    print("remove it with:  python -m evpnd.lab down   (or: make demo-down)")
+    if docker:
+        print("  (docker: DOCKER_HOST=unix:///run/evpnd-docker/docker.sock, the project's dockerd)")
+        print(f"remove it with:  python -m evpnd.lab down {name}   (or: make demo-docker-down)")
+    else:
+        print(f"  logs: {lab.dir}/<node>/")
+        print("remove it with:  python -m evpnd.lab down   (or: make demo-down)")
     if failures:
         print(f"\nevpnd.lab demo: {failures} ping(s) did not behave as expected", file=sys.stderr)
         return 1
@@ -160,6 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     sp = sub.add_parser("up", help="create a lab from a containerlab topology")
     sp.add_argument("topology", type=Path)
     sp.add_argument("--name", help="lab name (default: the topology's name)")
+    sp.add_argument(
+        "--runtime",
+        choices=["netns", "docker"],
+        default="netns",
+        help="network namespaces (default) or real containers (scripts/docker.sh)",
+    )
     sp.set_defaults(fn=cmd_up)
     sp = sub.add_parser("down", help="remove a lab (all labs if none is named)")
     sp.add_argument("lab", nargs="?", help="topology file or lab name")
@@ -167,6 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status", help="labs that are up").set_defaults(fn=cmd_status)
     sp = sub.add_parser("demo", help="evpn-l2: FRR and evpnd leaves, pings, left running")
     sp.add_argument("--timeout", type=float, default=60.0, help="seconds to converge")
+    sp.add_argument(
+        "--runtime",
+        choices=["netns", "docker"],
+        default="netns",
+        help="network namespaces (default) or real containers (scripts/docker.sh)",
+    )
     sp.set_defaults(fn=cmd_demo)
     args = p.parse_args(argv)
     try:

@@ -97,6 +97,9 @@ class LabState:
     namespaces: dict[str, str] = field(default_factory=dict)
     procs: list[ProcRecord] = field(default_factory=list)
     started: float = field(default_factory=time.time)
+    runtime: str = "netns"  # or "docker" (evpnd/lab/containers.py)
+    containers: dict[str, str] = field(default_factory=dict)  # node -> container (docker)
+    images: list[str] = field(default_factory=list)  # images `up` built, removed by `down`
 
     @staticmethod
     def path_for(name: str) -> Path:
@@ -111,6 +114,9 @@ class LabState:
             "namespaces": self.namespaces,
             "procs": [vars(r) for r in self.procs],
             "started": self.started,
+            "runtime": self.runtime,
+            "containers": self.containers,
+            "images": self.images,
         }
         tmp = p.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1))
@@ -120,7 +126,9 @@ class LabState:
     def load(cls, name: str) -> LabState:
         data = json.loads(cls.path_for(name).read_text())
         procs = [ProcRecord(**r) for r in data.get("procs", [])]
-        return cls(data["name"], data["topology"], data["namespaces"], procs, data["started"])
+        return cls(data["name"], data["topology"], data["namespaces"], procs, data["started"],
+                   data.get("runtime", "netns"), data.get("containers", {}),
+                   data.get("images", []))  # fmt: skip
 
 
 def _stop_pid(rec: ProcRecord, popen: subprocess.Popen | None, timeout: float = 5.0) -> None:
@@ -339,13 +347,24 @@ def up(
     name: str | None = None,
     progress: Progress | None = None,
     start_daemons: bool = True,
+    runtime: str = "netns",
 ) -> RunningLab:
-    """Create the lab; on failure it raises and leaves state for `down` to remove."""
+    """Create the lab; on failure it raises and leaves state for `down` to remove.
+    runtime "netns": namespaces and the runner's own daemons; "docker": real containers."""
     progress = progress or default_progress()
     topo = load_topology(topology)
     lab_name = name or topo.name
     if LabState.path_for(lab_name).exists():
         raise LabError(f"lab {lab_name} is already up (python -m evpnd.lab down {lab_name})")
+    if runtime == "docker":
+        from evpnd.lab import containers
+
+        nodes = ", ".join(f"{n.name}({n.role})" for n in topo.nodes.values())
+        progress(f"lab {lab_name} (docker): {len(topo.nodes)} nodes [{nodes}], "
+                 f"{len(topo.links)} links")  # fmt: skip
+        return containers.up(topo, lab_name, progress)
+    if runtime != "netns":
+        raise LabError(f"unknown runtime {runtime!r} (netns or docker)")
     state = LabState(lab_name, str(topo.path))
     lab = RunningLab(topo, state, progress)
     nodes = ", ".join(f"{n.name}({n.role})" for n in topo.nodes.values())
@@ -391,6 +410,10 @@ def attach(name_or_path: str | Path) -> RunningLab:
     """The RunningLab of a lab that another process brought up."""
     name = lab_name_of(name_or_path)
     state = LabState.load(name)
+    if state.runtime == "docker":
+        from evpnd.lab import containers
+
+        return containers.attach(state)
     return RunningLab(load_topology(state.topology), state)
 
 
@@ -420,6 +443,12 @@ def down(name_or_path: str | Path, progress: Progress | None = None) -> bool:
             progress(f"lab {name}: removed an unreadable state directory")
             return True
         return False
+    if state.runtime == "docker":
+        from evpnd.lab import containers
+
+        if containers.down(state, progress):
+            shutil.rmtree(state_dir, ignore_errors=True)
+        return True
     for rec in sorted(state.procs, key=lambda r: STOP_ORDER.get(r.daemon, 9)):
         _stop_pid(rec, None)
     progress(f"lab {name}: {len(state.procs)} daemons stopped")
@@ -445,8 +474,12 @@ def down(name_or_path: str | Path, progress: Progress | None = None) -> bool:
 def summary(lab: RunningLab) -> str:
     """A table of nodes: role, namespace, daemons and where to reach them."""
     rows = [("node", "role", "namespace", "daemons / access")]
+    docker = lab.state.runtime == "docker"
     for node in lab.topo.nodes.values():
-        if node.role == "frr":
+        if docker:
+            tool = {"frr": "vtysh", "evpnd": "evpnctl"}.get(node.role, "sh")
+            access = f"docker exec -it {lab.state.containers[node.name]} {tool}"
+        elif node.role == "frr":
             access = f"vtysh --vty_socket {lab.node_dir(node.name)}/frr"
         elif node.role == "evpnd":
             access = f"evpnctl -s {lab.socket(node.name)}"

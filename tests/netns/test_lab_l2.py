@@ -113,7 +113,12 @@ def _frr_macs(lab, node) -> dict[tuple[int, str], dict]:
 
 
 def test_evpn_routes_on_every_router(learned):
-    lab = learned
+    routes_on_every_router(learned)
+
+
+def routes_on_every_router(lab) -> None:
+    """Every type-2/3 route on the spine, FRR leaf1's MAC table, both evpnd leaves' RIB and MAC
+    table (shared with the docker runtime's test)."""
     # wait for the last learned MACs to travel; then every router has every MAC of its VNIs
     type2 = {(HOSTS[h][2], HOSTS[h][1], VTEPS[HOSTS[h][3]]) for h in HOSTS}
 
