@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from evpnd import capture
 from evpnd.api import tables
 from evpnd.api.models import REPLIES, MacEntry, RouteEntry
 
@@ -154,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = with_json(top.add_parser("explain", help="why a MAC or IP is (not) installed"))
     sp.add_argument("target", help="MAC or IP address")
     sp.add_argument("--vni", type=_vni)
+    capture.add_arguments(top.add_parser("capture", help="overlay packets on the underlay"))
     return p
 
 
@@ -211,6 +213,8 @@ def decode(cmd: str, data: Any) -> Any:
 def run(argv: list[str] | None = None, out=None) -> int:
     out = out or sys.stdout
     ns = build_parser().parse_args(argv)
+    if ns.verb == "capture":
+        return capture.run(ns)
     path = ns.socket or default_socket()
     try:
         cmd, args, render = plan(ns)
