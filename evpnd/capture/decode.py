@@ -17,6 +17,7 @@ from evpnd.capture.filter import GENEVE_PORT, VXLAN_PORT
 
 DLT_EN10MB = 1
 DLT_LINUX_SLL = 113
+_NAMES = {0x0800: "IPv4", 0x86DD: "IPv6", 0x0806: "ARP"}
 
 _TCP_FLAGS = (
     (dpkt.tcp.TH_SYN, "S"),
@@ -119,7 +120,7 @@ def _l4(inner: Inner, proto: int, data: Any) -> None:
 def _inner_ip(inner: Inner, ip: Any) -> None:
     inner.src, inner.dst = _ip(ip.src), _ip(ip.dst)
     if isinstance(ip, dpkt.ip.IP):
-        inner.df = bool(ip.off & dpkt.ip.IP_DF)
+        inner.df = bool(ip.df)
         _l4(inner, ip.p, ip.data)
     else:
         _l4(inner, ip.nxt, ip.data)
@@ -147,6 +148,9 @@ def decode_inner_ethernet(buf: bytes) -> Inner:
             inner.detail = {"op": data.op}
         elif isinstance(data, dpkt.ip.IP | dpkt.ip6.IP6):
             _inner_ip(inner, data)
+        elif eth.type in _NAMES:  # dpkt leaves a cut IP/ARP packet as bytes
+            inner.proto = _NAMES[eth.type]
+            inner.summary = f"truncated {inner.proto} packet"
         else:
             inner.proto = "ether"
             inner.summary = f"ethertype {eth.type:#06x}"
@@ -193,7 +197,7 @@ def decode(ts: float, buf: bytes, length: int, linktype: int = DLT_EN10MB) -> Pa
     # Addresses and flags from dpkt; the payload from the captured bytes themselves, so what
     # is shown is what was on the wire (no re-packing of dpkt's objects).
     if isinstance(outer, dpkt.ip.IP):
-        df, proto = bool(outer.off & dpkt.ip.IP_DF), outer.p
+        df, proto = bool(outer.df), outer.p
         payload = buf[l2 + outer.hl * 4 : l2 + outer.len]
     elif isinstance(outer, dpkt.ip6.IP6):
         df, proto = False, outer.nxt
