@@ -160,8 +160,8 @@ def _run(args: argparse.Namespace, out) -> int:
             except OSError as exc:
                 raise _Fail(f"cannot write {args.write}: {exc.strerror}", EXIT_USAGE) from None
             writer = PcapWriter(fh, cap.linktype)
-        if not args.json:
-            print(f"evpnctl: capturing on {iface}, kernel filter: {expression}", file=sys.stderr)
+        print(f"evpnctl: capturing on {iface}, kernel filter: {expression}", file=sys.stderr,
+              flush=True)  # fmt: skip
 
         def on_packet(ts: float, data: bytes, length: int) -> None:
             if writer is not None:

@@ -115,8 +115,9 @@ def check_address(path: Path, target: str, kind: str, vni: int | None) -> None:
     vnis = [v.get("vni") for v in data.get("vnis", [])]
     known = bool(vnis) or bool(data.get("routes"))
     if not known:
-        raise DaemonError(f"unknown {kind} {target}: evpnd has no local or remote entry for it",
-                          False)  # fmt: skip
+        hint = "" if kind == "MAC" else " (VNIs without an SVI carry no IPs in EVPN: use --mac)"
+        raise DaemonError(f"unknown {kind} {target}: evpnd has no local or remote entry for "
+                          f"it{hint}", False)  # fmt: skip
     if vni is not None and vnis and vni not in vnis:
         raise DaemonError(f"{kind} {target} is not in VNI {vni} (it is in "
                           f"{', '.join(map(str, vnis))})", False)  # fmt: skip
