@@ -21,8 +21,10 @@ a full-size DF ping passes.
 
 Writes DIR/overlay.json, DIR/overlay.md (the tables) and DIR/overlay.png (ratios to native);
 DIR is docs/bench unless --out says otherwise (the README shows those files).
-The full run takes about 4-5 minutes; --quick (MTU 1500, offloads as set, short runs) seconds.
-The machine may be shared: the figures are what it gave during the run.
+Each test runs for native and then VXLAN back to back, twice, and the better of the two runs
+counts per mode: on a shared machine that filters out most of the other users' bursts, and the
+ratio compares figures taken seconds apart. The full run takes about 5-6 minutes; --quick
+(MTU 1500, offloads as set, one short run each) about 20 seconds.
 """
 
 from __future__ import annotations
@@ -60,13 +62,14 @@ METRICS = [  # key, label, unit, higher is better
 class Plan:
     mtus: list[int]
     offloads: list[str]  # "on" (as the kernel sets them) and/or "off"
-    seconds: float
+    seconds: float  # per iperf3 run
     pings: int
+    reps: int  # repetitions of each test; the best counts
     wrong_mtu: bool
 
 
-FULL = Plan([1500, 9000], ["on", "off"], 4.0, 1000, True)
-QUICK = Plan([1500], ["on"], 1.0, 100, True)
+FULL = Plan([1500, 9000], ["on", "off"], 3.0, 1000, 2, True)
+QUICK = Plan([1500], ["on"], 1.0, 100, 1, True)
 
 
 @dataclass
@@ -174,20 +177,46 @@ def ping_rtt(pair: Pair, count: int, size: int = 56, df: bool = False) -> dict:
     return {"received": len(rtts), "sent": count, "p50_us": q[49], "p99_us": q[98]}
 
 
-def measure(pair: Pair, plan: Plan) -> dict:
-    t1, t4 = tcp(pair, plan.seconds, 1), tcp(pair, plan.seconds, 4)
-    u64, u1400 = udp(pair, plan.seconds, 64), udp(pair, plan.seconds, 1400)
-    rtt = ping_rtt(pair, plan.pings)
-    return {
-        "tcp1": t1["gbps"],
-        "tcp4": t4["gbps"],
-        "udp64": u64["kpps"],
-        "udp1400": u1400["kpps"],
-        "rtt_p50": rtt.get("p50_us"),
-        "rtt_p99": rtt.get("p99_us"),
-        "cpu_per_gbit": t1.get("cpu_per_gbit"),
-        "raw": {"tcp1": t1, "tcp4": t4, "udp64": u64, "udp1400": u1400, "ping": rtt},
+def _best(results: list[dict], key: str, higher: bool) -> dict:
+    """The best of the repetitions: what the path can do when the shared machine lets it."""
+    ok = [r for r in results if r.get(key) is not None]
+    if not ok:
+        return results[0]
+    return (max if higher else min)(ok, key=lambda r: r[key])
+
+
+def measure(fabric: Fabric, plan: Plan) -> dict[str, dict]:
+    """Each test for native then VXLAN back to back (so load from others hits both alike),
+    `plan.reps` times; per mode the best repetition."""
+    pairs = {"native": fabric.native, "vxlan": fabric.overlay}
+    tests = {
+        "tcp1": (lambda p: tcp(p, plan.seconds, 1), "gbps", True),
+        "tcp4": (lambda p: tcp(p, plan.seconds, 4), "gbps", True),
+        "udp64": (lambda p: udp(p, plan.seconds, 64), "kpps", True),
+        "udp1400": (lambda p: udp(p, plan.seconds, 1400), "kpps", True),
+        "ping": (lambda p: ping_rtt(p, plan.pings), "p50_us", False),
     }
+    raw: dict[str, dict] = {mode: {} for mode in pairs}
+    for name, (fn, key, higher) in tests.items():
+        reps: dict[str, list[dict]] = {mode: [] for mode in pairs}
+        for _ in range(plan.reps):
+            for mode, pair in pairs.items():
+                reps[mode].append(fn(pair))
+        for mode in pairs:
+            raw[mode][name] = _best(reps[mode], key, higher)
+    out = {}
+    for mode, r in raw.items():
+        out[mode] = {
+            "tcp1": r["tcp1"]["gbps"],
+            "tcp4": r["tcp4"]["gbps"],
+            "udp64": r["udp64"]["kpps"],
+            "udp1400": r["udp1400"]["kpps"],
+            "rtt_p50": r["ping"].get("p50_us"),
+            "rtt_p99": r["ping"].get("p99_us"),
+            "cpu_per_gbit": r["tcp1"].get("cpu_per_gbit"),
+            "raw": r,
+        }
+    return out
 
 
 def fragments(fabric: Fabric) -> int:
@@ -242,8 +271,7 @@ def run(plan: Plan, log=_log) -> dict:
             log(f"underlay MTU {mtu}: lab ready in {time.monotonic() - t0:.1f}s")
             for offload in plan.offloads:
                 fabric.set_offloads(offload)
-                for mode, pair in (("native", fabric.native), ("vxlan", fabric.overlay)):
-                    r = measure(pair, plan)
+                for mode, r in measure(fabric, plan).items():
                     r.update(mtu=mtu, offloads=offload, mode=mode)
                     results["runs"].append(r)
                     log(f"  {mode:6} offloads {offload:3}: TCP {r['tcp1']:.2f}/{r['tcp4']:.2f} "
