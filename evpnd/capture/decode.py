@@ -101,7 +101,8 @@ def _l4(inner: Inner, proto: int, data: Any) -> None:
     elif isinstance(data, dpkt.icmp6.ICMP6):
         inner.proto = "ICMPv6"
         inner.detail = {"type": data.type, "code": data.code}
-        kind = {128: "echo request", 129: "echo reply", 135: "neighbor solicitation",
+        kind = {128: "echo request", 129: "echo reply", 133: "router solicitation",
+                134: "router advertisement", 135: "neighbor solicitation",
                 136: "neighbor advertisement", 2: "packet too big"}  # fmt: skip
         text = f"ICMPv6 {inner.src} > {inner.dst} {kind.get(data.type, f'type {data.type}')}"
         if data.type in (128, 129) and isinstance(data.data, dpkt.icmp6.ICMP6.Echo):
