@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from evpnd import capture
 from evpnd.api import tables
 from evpnd.api.models import REPLIES, MacEntry, RouteEntry
+from evpnd.capture import trace
 
 DEFAULT_CONFIG = Path("/etc/evpnd/evpnd.yaml")
 DEFAULT_SOCKET = Path("/run/evpnd/evpnd.sock")
@@ -156,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("target", help="MAC or IP address")
     sp.add_argument("--vni", type=_vni)
     capture.add_arguments(top.add_parser("capture", help="overlay packets on the underlay"))
+    trace.add_arguments(top.add_parser("trace", help="expected path, then a probe, checked"))
     return p
 
 
@@ -215,6 +217,8 @@ def run(argv: list[str] | None = None, out=None) -> int:
     ns = build_parser().parse_args(argv)
     if ns.verb == "capture":
         return capture.run(ns)
+    if ns.verb == "trace":
+        return trace.run(ns)
     path = ns.socket or default_socket()
     try:
         cmd, args, render = plan(ns)
