@@ -119,3 +119,42 @@ def test_unknown_target(fabric):
     assert res.returncode == 1
     assert res.stdout.splitlines()[-1] == "failed at route: no route received for " \
         "02:bb:00:00:00:01"  # fmt: skip
+
+
+def test_full_size_probe_dropped_names_the_mtu(fabric):
+    """The underlay link's far end at MTU 1400: small probes pass, a 1450-byte DF probe (what
+    the 1450-byte VXLAN device admits) needs 1500-byte underlay packets and is dropped."""
+    a, b, h2 = fabric["a"], fabric["b"], fabric["h2"]
+    b.ns.ip("link", "set", "uplink", "mtu", "1400")
+    try:
+        res = trace(a, h2.ip, "--size", "1450")
+    finally:
+        b.ns.ip("link", "set", "uplink", "mtu", "1500")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "ok   reply" in res.stdout, res.stdout
+    last = res.stdout.splitlines()[-1]
+    assert last.startswith("failed at size: full-size probe dropped (MTU): 1450-byte packets "
+                           "with DF; vx100 MTU 1450, a 1464-byte frame needs 1500-byte "
+                           "underlay packets"), last  # fmt: skip
+    assert trace(a, h2.ip, "--size", "1450").returncode == 0
+
+
+def test_local_flood_entry_missing_is_named(fabric):
+    """evpnd puts a deleted flood entry back at once, so the kernel step is checked with A's
+    evpnd frozen: the same function trace runs, in A's namespace, against A's kernel."""
+    a, b = fabric["a"], fabric["b"]
+    assert a.node.proc is not None
+    os.kill(a.node.proc.pid, signal.SIGSTOP)
+    try:
+        a.ns.run(["bridge", "fdb", "del", "00:00:00:00:00:00", "dev", "vx100", "dst", b.vtep])
+        code = ("from evpnd.capture.trace import Report, kernel_check, _Stop\n"
+                "r = Report('x')\n"
+                "try:\n"
+                f"    kernel_check(r, 'vx100', None, '{b.vtep}')\n"
+                "except _Stop:\n"
+                "    print(r.failed_step, r.cause)\n")  # fmt: skip
+        out = a.ns.run([sys.executable, "-c", code])
+    finally:
+        os.kill(a.node.proc.pid, signal.SIGCONT)
+    assert out.startswith(f"flood flood entry 00:00:00:00:00:00 dst {b.vtep} missing on vx100"), out
+    wait_for(lambda: b.vtep in a.flood("vx100"), 10, what="A repairs its flood entry")
