@@ -18,7 +18,9 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from evpnd import capture
 from evpnd.api.models import REPLIES, MacEntry, RouteEntry
+from evpnd.capture import trace
 from evpnd.cli import tables
 from evpnd.cli.version import package_version
 
@@ -156,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = with_json(top.add_parser("explain", help="why a MAC or IP is (not) installed"))
     sp.add_argument("target", help="MAC or IP address")
     sp.add_argument("--vni", type=_vni)
+    capture.add_arguments(top.add_parser("capture", help="overlay packets on the underlay"))
+    trace.add_arguments(top.add_parser("trace", help="expected path, then a probe, checked"))
     return p
 
 
@@ -213,6 +217,10 @@ def decode(cmd: str, data: Any) -> Any:
 def run(argv: list[str] | None = None, out=None) -> int:
     out = out or sys.stdout
     ns = build_parser().parse_args(argv)
+    if ns.verb == "capture":
+        return capture.run(ns)
+    if ns.verb == "trace":
+        return trace.run(ns)
     path = ns.socket or default_socket()
     try:
         cmd, args, render = plan(ns)

@@ -25,7 +25,8 @@ ALLOWED: dict[str, set[str] | None] = {
     "core": {"routes"},  # the pure core: routes only
     # shared bases
     "config": {"core", "routes"},
-    "logs": set(),
+    "logs": {"journal"},  # structlog -> journald's native protocol under systemd
+    "journal": set(),
     "sdnotify": set(),
     # the edges: the core and routes, the bases; never each other
     "bgp": {"core", "routes", *BASES},
@@ -36,6 +37,8 @@ ALLOWED: dict[str, set[str] | None] = {
     "daemon": ANYTHING,
     "cli": ANYTHING,
     "lab": ANYTHING,
+    # evpnctl's own tools (capture, trace): the operator's privileges, a client of the socket
+    "capture": set(),
 }
 
 # These read the core through its surface only (`from evpnd.core import ...`): typed views,

@@ -1,0 +1,160 @@
+"""`evpnctl trace` on a real fabric: two evpnd leaves.
+
+VNI 100: h1 (A) and h2 (B); B has an SVI so it learns h2's IP and advertises its MAC/IP route.
+VNI 300: h5 behind B, but B exports VNI 300 with RT 65002:999, which A imports into no VNI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from evpnd.lab.netns import Lab, wait_for
+from tests.netns.fabric import add_host, evpnd_config, host_mac, start_evpnd, two_leaves, wait_ping
+
+pytestmark = pytest.mark.netns
+EVPNCTL = str(Path(sys.executable).with_name("evpnctl"))
+
+
+@pytest.fixture(scope="module")
+def fabric():
+    if os.geteuid() != 0:
+        pytest.fail("needs root")
+    lab = Lab(prefix="trc")
+    try:
+        a, b = two_leaves(lab)
+        h1 = add_host(lab, a, "h1", "p1", "10.100.0.1", host_mac(1, 1))
+        h2 = add_host(lab, b, "h2", "p2", "10.100.0.2", host_mac(2, 2))
+        h5 = add_host(lab, b, "h5", "p5", "10.100.0.5", host_mac(2, 5))
+        start_evpnd(lab, a, evpnd_config(a, [b], [
+            {"vni": 100, "bridge": "br100", "access_ports": ["p1"]},
+            {"vni": 300, "bridge": "br300"},
+        ]))  # fmt: skip
+        start_evpnd(lab, b, evpnd_config(b, [a], [
+            {"vni": 100, "bridge": "br100", "access_ports": ["p2"],
+             "svi_address": "10.100.0.254/24"},
+            {"vni": 300, "bridge": "br300", "access_ports": ["p5"],
+             "export_rts": ["65002:999"]},
+        ]))  # fmt: skip
+        wait_ping(h1, h2, timeout=45)
+        # B resolves h2 on its SVI: evpnd advertises h2's MAC/IP, A learns h2's IP
+        wait_for(lambda: b.ns.ping(h2.ip, timeout=0.5) and a.node.data(
+            "explain", target=h2.ip)["vnis"], 20, what="h2's IP known on A")  # fmt: skip
+        h5.ns.ping("10.100.0.99", timeout=0.3)  # h5 speaks: B learns its MAC
+        wait_for(lambda: "received from" in (a.node.data("explain", target=h5.mac).get(
+            "why_not") or ""), 20, what="h5's route received on A")  # fmt: skip
+        yield {"lab": lab, "a": a, "b": b, "h1": h1, "h2": h2, "h5": h5}
+    finally:
+        lab.cleanup()
+
+
+def trace(leaf, *args: str) -> subprocess.CompletedProcess:
+    cmd = leaf.ns.cmd(EVPNCTL, "-s", str(leaf.node.socket), "trace", *args)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+
+def test_healthy_path_ends_in_ok_with_rtt(fabric):
+    a, b, h2 = fabric["a"], fabric["b"], fabric["h2"]
+    res = trace(a, h2.ip)
+    assert res.returncode == 0, res.stdout + res.stderr
+    last = res.stdout.splitlines()[-1]
+    assert last.startswith(f"ok: {h2.ip} reached, rtt ") and last.endswith(" ms"), res.stdout
+    assert f"probe left uplink encapsulated for {b.vtep} in VNI 100" in res.stdout
+    rep = json.loads(trace(a, h2.ip, "--json").stdout)
+    assert rep["ok"], rep
+    assert rep["ok"] and rep["rtt_ms"] > 0 and rep["failed_step"] is None
+    # the probe port and namespace are gone
+    assert "evtr" not in a.ns.run(["ip", "-o", "link"])
+    assert "evtrace-" not in subprocess.run(["ip", "netns"], capture_output=True,
+                                            text=True).stdout  # fmt: skip
+
+
+def test_wrong_rt_names_the_rt_and_the_vnis(fabric):
+    a, b, h5 = fabric["a"], fabric["b"], fabric["h5"]
+    res = trace(a, h5.mac)
+    assert res.returncode == 1, res.stdout + res.stderr
+    last = res.stdout.splitlines()[-1]
+    want = f"failed at import: route received from {b.vtep} but its RT 65002:999 imports into "
+    assert last.startswith(want + "no VNI (VNIs here import: 100: "), last
+    assert "300: " in last
+
+
+def test_remote_flood_entry_deleted_gives_no_reply(fabric):
+    """B's flood entry towards A deleted while B's evpnd is frozen (so it cannot put it back):
+    h2's ARP for the probe address never reaches A, so the probe left correctly but gets no
+    reply, and trace says where to look."""
+    a, b, h2 = fabric["a"], fabric["b"], fabric["h2"]
+    assert b.node.proc is not None
+    os.kill(b.node.proc.pid, signal.SIGSTOP)
+    try:
+        b.ns.run(["bridge", "fdb", "del", "00:00:00:00:00:00", "dev", "vx100", "dst", a.vtep])
+        h2.ns.run(["ip", "neigh", "flush", "dev", "eth0"], check=False)
+        res = trace(a, h2.ip)
+    finally:
+        os.kill(b.node.proc.pid, signal.SIGCONT)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert f"probe left uplink encapsulated for {b.vtep} in VNI 100" in res.stdout
+    assert res.stdout.splitlines()[-1].startswith(f"failed at reply: no reply from {h2.ip}")
+    wait_for(lambda: a.vtep in b.flood("vx100"), 10, what="B repairs its flood entry")
+    last = {}
+
+    def healthy() -> bool:
+        last["res"] = trace(a, h2.ip)
+        return last["res"].returncode == 0
+
+    try:
+        wait_for(healthy, 30, 1, what="trace ok again")
+    except TimeoutError:
+        pytest.fail("trace not ok after the repair:\n" + last["res"].stdout)
+
+
+def test_unknown_target(fabric):
+    res = trace(fabric["a"], "02:bb:00:00:00:01")
+    assert res.returncode == 1
+    assert res.stdout.splitlines()[-1] == "failed at route: no route received for " \
+        "02:bb:00:00:00:01"  # fmt: skip
+
+
+def test_full_size_probe_dropped_names_the_mtu(fabric):
+    """The underlay link's far end at MTU 1400: small probes pass, a 1450-byte DF probe (what
+    the 1450-byte VXLAN device admits) needs 1500-byte underlay packets and is dropped."""
+    a, b, h2 = fabric["a"], fabric["b"], fabric["h2"]
+    b.ns.ip("link", "set", "uplink", "mtu", "1400")
+    try:
+        res = trace(a, h2.ip, "--size", "1450")
+    finally:
+        b.ns.ip("link", "set", "uplink", "mtu", "1500")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "ok   reply" in res.stdout, res.stdout
+    last = res.stdout.splitlines()[-1]
+    assert last.startswith("failed at size: full-size probe dropped (MTU): 1450-byte packets "
+                           "with DF; vx100 MTU 1450, a 1464-byte frame needs 1500-byte "
+                           "underlay packets"), last  # fmt: skip
+    assert trace(a, h2.ip, "--size", "1450").returncode == 0
+
+
+def test_local_flood_entry_missing_is_named(fabric):
+    """evpnd puts a deleted flood entry back at once, so the kernel step is checked with A's
+    evpnd frozen: the same function trace runs, in A's namespace, against A's kernel."""
+    a, b = fabric["a"], fabric["b"]
+    assert a.node.proc is not None
+    os.kill(a.node.proc.pid, signal.SIGSTOP)
+    try:
+        a.ns.run(["bridge", "fdb", "del", "00:00:00:00:00:00", "dev", "vx100", "dst", b.vtep])
+        code = ("from evpnd.capture.trace import Report, kernel_check, _Stop\n"
+                "r = Report('x')\n"
+                "try:\n"
+                f"    kernel_check(r, 'vx100', None, '{b.vtep}')\n"
+                "except _Stop:\n"
+                "    print(r.failed_step, r.cause)\n")  # fmt: skip
+        out = a.ns.run([sys.executable, "-c", code])
+    finally:
+        os.kill(a.node.proc.pid, signal.SIGCONT)
+    assert out.startswith(f"flood flood entry 00:00:00:00:00:00 dst {b.vtep} missing on vx100"), out
+    wait_for(lambda: b.vtep in a.flood("vx100"), 10, what="A repairs its flood entry")
