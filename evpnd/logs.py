@@ -9,7 +9,7 @@ import sys
 
 import structlog
 
-from evpnd import journal
+from evpnd import journald as journal
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 _LEVELS["error"] = logging.ERROR

@@ -25,8 +25,8 @@ ALLOWED: dict[str, set[str] | None] = {
     "core": {"routes"},  # the pure core: routes only
     # shared bases
     "config": {"core", "routes"},
-    "logs": {"journal"},  # structlog -> journald's native protocol under systemd
-    "journal": set(),
+    "logs": {"journald"},  # structlog -> journald's native protocol under systemd
+    "journald": set(),
     "sdnotify": set(),
     # the edges: the core and routes, the bases; never each other
     "bgp": {"core", "routes", *BASES},

@@ -1,4 +1,4 @@
-"""evpnd.journal: structlog events as journald native-protocol datagrams, one field per key.
+"""evpnd.journald: structlog events as journald native-protocol datagrams, one field per key.
 
 journald itself is not running on this host; a datagram socket bound in tmp_path stands in for
 /run/systemd/journal/socket and receives exactly what journald would. The systemd tier
@@ -16,7 +16,8 @@ import sys
 import pytest
 import structlog
 
-from evpnd import journal, logs
+from evpnd import journald as journal
+from evpnd import logs
 
 CONTEXT = {"peer": "10.0.1.2", "vni": 100, "mac": "02:00:00:00:aa:01"}
 
