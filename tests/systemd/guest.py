@@ -133,7 +133,10 @@ class Guest:
     # -- inside ----------------------------------------------------------------------------
     def command(self, argv: list[str]) -> list[str]:
         env = ["env", "-i", f"PATH={GUEST_PATH}", "LANG=C.UTF-8", "SYSTEMD_PAGER="]
-        return ["nsenter", "-t", str(self.leader), "-a", "--", *env, *argv]
+        # -r -w: the guest's root and working directory too. Entering the mount namespace alone
+        # leaves the process in the caller's root where that root is a chroot (as in a
+        # pristine-root run), and systemctl there finds no systemd ("offline").
+        return ["nsenter", "-t", str(self.leader), "-a", "-r", "-w", "--", *env, *argv]
 
     def run(
         self, argv: list[str], check: bool = True, timeout: float = 120, input: str | None = None
