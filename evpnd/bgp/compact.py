@@ -355,21 +355,32 @@ class UpdateDecoder:
                     ip = None
                     lab = s + 30
                 esib = nlri[s + 8 : s + 18]
+                # The table-load loop: new_path/new_mac_ip_key inlined (two keyword calls per
+                # route cost ~13% of the decoder at 200k NLRIs, measured). Field order is the
+                # one checked at import (_PATH_FIELDS, _MAC_IP_FIELDS), named per line.
                 append(
-                    new_path(
-                        key=new_mac_ip_key(
-                            rd=rd,
-                            etag=0 if tag == _ZERO_TAG else _from_bytes(tag, "big"),
-                            mac=nlri[s + 23 : s + 29].hex(":"),
-                            ip=ip,
+                    _tuple_new(
+                        Path,
+                        (
+                            _tuple_new(
+                                MacIpKey,
+                                (
+                                    rd,  # rd
+                                    0 if tag == _ZERO_TAG else _from_bytes(tag, "big"),  # etag
+                                    nlri[s + 23 : s + 29].hex(":"),  # mac
+                                    ip,  # ip
+                                ),
+                            ),  # key
+                            peer,  # peer
+                            nh,  # next_hop
+                            _from_bytes(nlri[lab : lab + 3], "big"),  # vni
+                            _from_bytes(nlri[lab + 3 : lab + 6], "big")
+                            if pos - lab == 6
+                            else 0,  # l3vni
+                            esi_cache.get(esib) or self._esi(esib),  # esi
+                            None,  # gateway
+                            attrs,  # attrs
                         ),
-                        peer=peer,
-                        next_hop=nh,
-                        vni=_from_bytes(nlri[lab : lab + 3], "big"),
-                        l3vni=_from_bytes(nlri[lab + 3 : lab + 6], "big") if pos - lab == 6 else 0,
-                        esi=esi_cache.get(esib) or self._esi(esib),
-                        gateway=None,
-                        attrs=attrs,
                     )
                 )
                 continue
