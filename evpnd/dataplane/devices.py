@@ -56,6 +56,17 @@ def vrf_table(item: L3VniConfig, existing: int | None = None) -> int:
     return existing if existing is not None else item.vni
 
 
+def local_key(local: str) -> str:
+    """pyroute2's attribute for a VXLAN device's source: IFLA_VXLAN_LOCAL (IPv4, 4 bytes) or
+    IFLA_VXLAN_LOCAL6 (IPv6, 16 bytes); the kernel then sends and receives over that family."""
+    return "vxlan_local6" if ipaddress.ip_address(local).version == 6 else "vxlan_local"
+
+
+def canonical_ip(text: str) -> str:
+    """The one spelling (RFC 5952, as `ipaddress` writes it) addresses are compared in."""
+    return str(ipaddress.ip_address(text))
+
+
 def vxlan_mtu(cfg: Config) -> int:
     """VXLAN adds 50 bytes over IPv4 (14 inner Ethernet + 8 VXLAN + 8 UDP + 20 IP), 70 over IPv6."""
     overhead = 70 if ipaddress.ip_address(str(cfg.vtep)).version == 6 else 50
@@ -123,10 +134,10 @@ class DeviceManager:
                 ifname=name,
                 kind="vxlan",
                 vxlan_id=vni,
-                vxlan_local=local,
                 vxlan_port=VXLAN_PORT,
                 vxlan_learning=0,
                 mtu=mtu,
+                **{local_key(local): local},
             )
             index = self._index(name)
             assert index is not None
@@ -144,11 +155,10 @@ class DeviceManager:
             if data.get_attr("IFLA_VXLAN_LEARNING"):
                 log.warning("adopted vxlan device learns in the data plane", name=name)
             have_local = data.get_attr("IFLA_VXLAN_LOCAL") or data.get_attr("IFLA_VXLAN_LOCAL6")
-            if have_local and str(have_local) != local:
+            if have_local and canonical_ip(str(have_local)) != canonical_ip(local):
                 # The VTEP address changed (reconfigure): vxlan changelink accepts a new local.
-                key = "vxlan_local6" if ":" in local else "vxlan_local"
                 try:
-                    self.ipr.link("set", index=index, kind="vxlan", **{key: local})
+                    self.ipr.link("set", index=index, kind="vxlan", **{local_key(local): local})
                     log.info("vxlan local address changed", name=name, local=local)
                 except NetlinkError as exc:
                     msg = f"{name} has local {have_local}, cannot set {local}: {exc}"
