@@ -1,7 +1,7 @@
 """Small fabrics for end-to-end tests: leaves (evpnd or FRR) joined by veth, hosts behind them.
 
-Underlay: every leaf pair shares a /30; each leaf's VTEP is its address on that link, so no
-underlay routing is needed. Hosts are namespaces with one interface on a leaf's access port.
+Underlay: every leaf pair shares a /30 (or, with family=6, an IPv6-only /64); each leaf's VTEP is
+its address on that link, so no underlay routing is needed. Hosts are namespaces with one interface on a leaf's access port.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ class Leaf:
     ns: Netns
     vtep: str
     asn: int
+    router_id: str = ""  # BGP router id (IPv4); the VTEP when empty (an IPv4 underlay)
     node: EvpndNode | None = None
     frr: Frr | None = None
     hosts: list[Host] = field(default_factory=list)
@@ -68,7 +69,7 @@ def add_host(lab: Lab, leaf: Leaf, name: str, port: str, ip: str, mac: str) -> H
 
 def evpnd_config(leaf: Leaf, peers: list[Leaf], l2vnis: list[dict], **extra) -> dict:
     cfg = {
-        "router_id": leaf.vtep,
+        "router_id": leaf.router_id or leaf.vtep,
         "asn": leaf.asn,
         "vtep": leaf.vtep,
         "peers": [{"address": p.vtep, "remote_as": p.asn, "hold_time": 9} for p in peers],
@@ -79,10 +80,27 @@ def evpnd_config(leaf: Leaf, peers: list[Leaf], l2vnis: list[dict], **extra) -> 
     return cfg
 
 
-def two_leaves(lab: Lab) -> tuple[Leaf, Leaf]:
+def two_leaves(lab: Lab, family: int = 4) -> tuple[Leaf, Leaf]:
+    if family == 6:
+        return two_leaves_v6(lab)
     a = Leaf(lab.netns("la"), "10.0.0.1", 65001)
     b = Leaf(lab.netns("lb"), "10.0.0.2", 65002)
     lab.link(a.ns, "uplink", b.ns, "uplink", "10.0.0.1/30", "10.0.0.2/30")
+    return a, b
+
+
+V6_UNDERLAY = "2001:db8:77::"
+
+
+def two_leaves_v6(lab: Lab) -> tuple[Leaf, Leaf]:
+    """Two leaves on an IPv6-only underlay (no IPv4 address on the link): VTEPs and BGP
+    sessions are 2001:db8:77::1 and ::2. nodad: the addresses are usable at once (duplicate
+    address detection would hold them tentative for a second or more, failing the bind)."""
+    a = Leaf(lab.netns("la"), f"{V6_UNDERLAY}1", 65001, router_id="10.0.0.1")
+    b = Leaf(lab.netns("lb"), f"{V6_UNDERLAY}2", 65002, router_id="10.0.0.2")
+    lab.link(a.ns, "uplink", b.ns, "uplink")
+    for leaf in (a, b):
+        leaf.ns.ip("addr", "add", f"{leaf.vtep}/64", "dev", "uplink", "nodad")
     return a, b
 
 

@@ -1,0 +1,149 @@
+"""End to end over an IPv6-only underlay (issue 16): two evpnd leaves, VTEPs and the eBGP
+session on 2001:db8:77::1 and ::2 (no IPv4 address on the link), VNIs 100 and 200.
+
+Hosts: h1 (A, VNI 100), h4 (A, VNI 200), h2 (B, VNI 100), h3 (B, VNI 200), all in one IPv4
+subnet so a leak between VNIs would show as a working ping. The MAC move and type-5 over IPv6
+run in test_e2e_mobility.py and test_e2e_type5.py (parametrised by underlay family).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+import pytest
+
+from evpnd.lab.netns import Lab, wait_for
+from tests.netns.fabric import add_host, evpnd_config, host_mac, start_evpnd, two_leaves, wait_ping
+
+pytestmark = pytest.mark.netns
+
+
+@pytest.fixture(scope="module")
+def fabric():
+    if os.geteuid() != 0:
+        pytest.fail("needs root")
+    lab = Lab(prefix="e6")
+    try:
+        a, b = two_leaves(lab, family=6)
+        h1 = add_host(lab, a, "h1", "p1", "10.100.0.1", host_mac(1, 1))
+        h4 = add_host(lab, a, "h4", "p4", "10.100.0.4", host_mac(1, 4))
+        h2 = add_host(lab, b, "h2", "p2", "10.100.0.2", host_mac(2, 2))
+        h3 = add_host(lab, b, "h3", "p3", "10.100.0.3", host_mac(2, 3))
+        vnis_a = [
+            {"vni": 100, "bridge": "br100", "access_ports": ["p1"]},
+            {"vni": 200, "bridge": "br200", "access_ports": ["p4"]},
+        ]
+        vnis_b = [
+            {"vni": 100, "bridge": "br100", "access_ports": ["p2"]},
+            {"vni": 200, "bridge": "br200", "access_ports": ["p3"]},
+        ]
+        start_evpnd(lab, a, evpnd_config(a, [b], vnis_a))
+        start_evpnd(lab, b, evpnd_config(b, [a], vnis_b))
+        yield {"lab": lab, "a": a, "b": b, "h1": h1, "h2": h2, "h3": h3, "h4": h4}
+    finally:
+        lab.cleanup()
+
+
+def converged(fabric) -> None:
+    wait_ping(fabric["h1"], fabric["h2"], timeout=45)
+    wait_ping(fabric["h4"], fabric["h3"], timeout=30)
+
+
+def test_underlay_is_ipv6_only(fabric):
+    a = fabric["a"]
+    assert a.ns.ip("-4", "addr", "show", "dev", "uplink").count("inet ") == 0
+    details = a.ns.ip("-d", "link", "show", "vx100")
+    assert "local 2001:db8:77::1" in details, details
+    # 1500 - 70: outer IPv6 (40) + UDP (8) + VXLAN (8) + inner Ethernet (14)
+    assert " mtu 1430 " in details, details
+
+
+def test_same_vni_hosts_ping_and_vnis_stay_apart(fabric):
+    converged(fabric)
+    assert not fabric["h1"].ns.ping(fabric["h3"].ip, count=2, timeout=0.5)
+    assert not fabric["h4"].ns.ping(fabric["h2"].ip, count=2, timeout=0.5)
+
+
+def test_fdb_and_flood_entries_carry_the_ipv6_vteps(fabric):
+    a, b = fabric["a"], fabric["b"]
+    converged(fabric)
+    wait_for(lambda: a.remote_macs("vx100") == {fabric["h2"].mac: b.vtep}, 10, what="A vx100")
+    assert a.remote_macs("vx200") == {fabric["h3"].mac: b.vtep}
+    assert b.remote_macs("vx100") == {fabric["h1"].mac: a.vtep}
+    assert b.remote_macs("vx200") == {fabric["h4"].mac: a.vtep}
+    assert a.flood("vx100") == {b.vtep} and a.flood("vx200") == {b.vtep}
+    assert b.flood("vx100") == {a.vtep} and b.flood("vx200") == {a.vtep}
+    for line in a.fdb("vx100"):
+        if " dst " in line and not line.startswith("00:00:00:00:00:00"):
+            assert "extern_learn" in line, line
+    wait_for(lambda: a.node.data("show kernel diff")["converged"], 10, what="A converged")
+
+
+def test_routes_carry_ipv6_next_hops_and_pmsi(fabric):
+    a, b = fabric["a"], fabric["b"]
+    converged(fabric)
+    routes = a.node.data("show routes", vni=100)["routes"]
+    remote = [r for r in routes if r["peer"] == b.vtep]
+    assert {r["type"] for r in remote} >= {2, 3}, routes
+    assert all(r["next_hop"] == b.vtep for r in remote), remote
+    imet = next(r for r in remote if r["type"] == 3)
+    assert b.vtep in str(imet), imet  # originator and PMSI endpoint: B's IPv6 VTEP
+
+
+def columns_line_up(text: str, header: str, value: str) -> None:
+    """The column headed `header` starts where `value` starts in some row."""
+    lines = text.splitlines()
+    head = next(ln for ln in lines if header in ln)
+    row = next(ln for ln in lines if value in ln and ln is not head)
+    assert head.index(header) == row.index(value), text
+
+
+def test_evpnctl_shows_ipv6_vteps_in_aligned_columns(fabric):
+    a, b = fabric["a"], fabric["b"]
+    converged(fabric)
+    macs = a.node.ctl("show", "macs", "--vni", "100").stdout
+    columns_line_up(macs, "Remote VTEP", b.vtep)
+    routes = a.node.ctl("show", "routes", "--vni", "100").stdout
+    columns_line_up(routes, "Next hop", b.vtep)
+    vni = a.node.ctl("show", "vni", "100").stdout
+    assert b.vtep in vni, vni
+    why = a.node.ctl("explain", fabric["h2"].mac).stdout
+    assert f"kernel:  fdb {fabric['h2'].mac} -> {b.vtep}" in why, why
+    assert f"originator VTEP {b.vtep}" in why, why
+
+
+def test_restart_is_churn_free(fabric):
+    """SIGTERM and start again: the kernel sees no write at all on evpnd's devices."""
+    a = fabric["a"]
+    converged(fabric)
+    wait_for(lambda: a.node.data("show kernel diff")["converged"], 10, what="A converged")
+    before = {dev: a.fdb(dev) for dev in ("vx100", "vx200")}
+    a.node.stop()
+    watch = [
+        subprocess.Popen(a.ns.cmd(*cmd), stdout=subprocess.PIPE, text=True)
+        for cmd in (("bridge", "monitor", "fdb"), ("ip", "monitor", "neigh", "route", "link"))
+    ]
+    try:
+        time.sleep(0.3)
+        a.node.start()
+        wait_for(
+            lambda: any(p["state"] == "up" for p in a.node.data("show peers")["peers"]),
+            30, what="session back",
+        )  # fmt: skip
+        wait_ping(fabric["h1"], fabric["h2"], timeout=20)
+        time.sleep(6.0)  # past the sweep hold time (5 s): nothing owned may be swept either
+    finally:
+        outs = []
+        for proc in watch:
+            proc.terminate()
+            outs.append(proc.communicate(timeout=5)[0])
+    events = [
+        ln for out in outs for ln in out.splitlines()
+        if any(dev in ln for dev in ("vx100", "vx200", "br100", "br200"))
+    ]  # fmt: skip
+    # a host's own MAC refresh on its access port is the bridge's doing, not evpnd's
+    events = [ln for ln in events if "extern_learn" in ln or " dst " in ln or "link" in ln]
+    assert events == [], events
+    assert {dev: a.fdb(dev) for dev in ("vx100", "vx200")} == before
