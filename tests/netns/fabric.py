@@ -1,7 +1,8 @@
 """Small fabrics for end-to-end tests: leaves (evpnd or FRR) joined by veth, hosts behind them.
 
 Underlay: every leaf pair shares a /30 (or, with family=6, an IPv6-only /64); each leaf's VTEP is
-its address on that link, so no underlay routing is needed. Hosts are namespaces with one interface on a leaf's access port.
+its address on that link, so no underlay routing is needed. Hosts are namespaces with one
+interface on a leaf's access port.
 """
 
 from __future__ import annotations
