@@ -290,11 +290,50 @@ def cross_check(cfg: Config) -> list[tuple[str, str]]:
             if name in devices and devices[name] != where:
                 problems.append((where, f"interface {name} is also used by {devices[name]}"))
             devices.setdefault(name, where)
+    problems += vtep_family_problems(cfg)
     l2set = {v.vni for v in cfg.l2vnis}
     for i, l3 in enumerate(cfg.l3vnis):
         for j, v in enumerate(l3.l2vnis):
             if v not in l2set:
                 problems.append((f"l3vnis[{i}].l2vnis[{j}]", f"l2vni {v} is not configured"))
+    return problems
+
+
+def vtep_family_problems(cfg: Config) -> list[tuple[str, str]]:
+    """A VTEP address that VXLAN cannot use, or whose family the rest of the file rules out
+    (issue 16). What only the host can tell (is the address on an interface) is checked at
+    start by evpnd.dataplane.vtep_host."""
+    vtep = cfg.vtep
+    kind = next(
+        (name for name, bad in (
+            ("unspecified", vtep.is_unspecified), ("multicast", vtep.is_multicast),
+            ("loopback", vtep.is_loopback), ("link-local", vtep.is_link_local),
+        ) if bad),
+        None,
+    )  # fmt: skip
+    if kind is not None:
+        return [("vtep", f"{vtep} is a {kind} address; a VTEP needs a routable unicast one")]
+    if isinstance(vtep, ipaddress.IPv6Address) and vtep.ipv4_mapped:
+        return [("vtep", f"{vtep} is an IPv4 address in IPv6 form: write the IPv4 address")]
+    if vtep.version != 6:
+        return []
+    problems: list[tuple[str, str]] = []
+    locals_ = [p.local_address for p in cfg.peers]
+    if locals_ and all(a is not None and a.version == 4 for a in locals_):
+        problems.append((
+            "vtep", f"{vtep} is IPv6 but every peer's local_address is IPv4: an IPv6 VTEP needs "
+            "an IPv6 underlay (give an IPv4 vtep, or IPv6 sessions)",
+        ))  # fmt: skip
+    for i, l3 in enumerate(cfg.l3vnis):
+        if l3.vrf is None:
+            # Type-5 routes go `via VTEP onlink dev <L3 bridge>`; the kernel checks an onlink
+            # IPv6 gateway against the device's l3mdev table, else main (net/ipv6/route.c,
+            # ip6_route_check_nh_onlink), finds the underlay route to the VTEP on another
+            # device there and refuses the route (EINVAL). In a VRF that lookup finds nothing.
+            problems.append((
+                f"l3vnis[{i}].vrf", "an IPv6 VTEP needs the L3VNI in a VRF (vrf: NAME): "
+                "without one the kernel refuses routes via an IPv6 VTEP",
+            ))  # fmt: skip
     return problems
 
 

@@ -67,6 +67,18 @@ def canonical_ip(text: str) -> str:
     return str(ipaddress.ip_address(text))
 
 
+def local_addresses() -> set[str]:
+    """Every address of every interface in this namespace, canonical (ipaddress) spelling:
+    what the start-time VTEP check (vtep_host.py) compares the configured VTEP with."""
+    with IPRoute() as ipr:
+        out = set()
+        for msg in ipr.get_addr():
+            text = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+            if text:
+                out.add(canonical_ip(text))
+        return out
+
+
 def vxlan_mtu(cfg: Config) -> int:
     """VXLAN adds 50 bytes over IPv4 (14 inner Ethernet + 8 VXLAN + 8 UDP + 20 IP), 70 over IPv6."""
     overhead = 70 if ipaddress.ip_address(str(cfg.vtep)).version == 6 else 50

@@ -26,8 +26,9 @@ def local_seq(node, mac: str) -> int | None:
     return None
 
 
-def test_mac_move_converges_with_sequence_plus_one(lab):
-    a, b = two_leaves(lab)
+@pytest.mark.parametrize("family", [4, 6], ids=["ipv4-underlay", "ipv6-underlay"])
+def test_mac_move_converges_with_sequence_plus_one(lab, family):
+    a, b = two_leaves(lab, family)
     h1 = add_host(lab, a, "h1", "p1", "10.100.0.1", host_mac(1, 1))
     h4 = add_host(lab, a, "h4", "p4", "10.100.0.4", host_mac(1, 4))
     h2 = add_host(lab, b, "h2", "p2", "10.100.0.2", host_mac(2, 2))

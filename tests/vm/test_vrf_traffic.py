@@ -2,7 +2,12 @@
 desired state by hand, as tests/netns/test_dataplane_traffic.py does for L2), an L3VNI with
 `vrf: vrf-blue` on each, and a host in a different subnet behind each. The type-5 route in the
 VRF's table, the remote VTEP's router-MAC neighbour and its FDB entry are the only path: no
-`ip rule` steers anything (the host tier needs one, as it has no VRF)."""
+`ip rule` steers anything (the host tier needs one, as it has no VRF).
+
+Parametrised by underlay family: over IPv6 the VTEPs are 2001:db8:77::1/::2 (no IPv4 on the
+underlay link), the IPv4 prefix's route goes `via inet6 VTEP` (RTA_VIA) and the router-MAC
+neighbour is an IPv6 one. The VRF is what makes the IPv6 onlink gateway acceptable: the kernel
+checks it against the device's l3mdev table (see README, "IPv6 underlay")."""
 
 from __future__ import annotations
 
@@ -18,10 +23,16 @@ pytestmark = pytest.mark.netns
 RMAC1, RMAC2 = "02:ee:00:00:00:01", "02:ee:00:00:00:02"
 
 
-def vrf_config(vtep: str, vni: int, svi: str, rmac: str):
+UNDERLAY = {
+    4: (("10.0.0.1/24", "10.0.0.2/24"), ("10.0.0.1", "10.0.0.2")),
+    6: (("2001:db8:77::1/64", "2001:db8:77::2/64"), ("2001:db8:77::1", "2001:db8:77::2")),
+}
+
+
+def vrf_config(vtep: str, vni: int, svi: str, rmac: str, router_id: str = ""):
     return parse_config(
         {
-            "router_id": vtep,
+            "router_id": router_id or vtep,
             "asn": 65001,
             "vtep": vtep,
             "sweep_hold_time": 0,
@@ -33,21 +44,26 @@ def vrf_config(vtep: str, vni: int, svi: str, rmac: str):
     )
 
 
-async def test_routed_ping_between_subnets_over_the_l3vni_with_vrfs(lab):
+@pytest.mark.parametrize("family", [4, 6], ids=["ipv4-underlay", "ipv6-underlay"])
+async def test_routed_ping_between_subnets_over_the_l3vni_with_vrfs(lab, family):
+    (addr1, addr2), (vtep1, vtep2) = UNDERLAY[family]
     l1, l2 = lab.netns("leaf1"), lab.netns("leaf2")
-    lab.link(l1, "u0", l2, "u0", "10.0.0.1/24", "10.0.0.2/24")
+    lab.link(l1, "u0", l2, "u0")
+    l1.ip("addr", "add", addr1, "dev", "u0", "nodad")
+    l2.ip("addr", "add", addr2, "dev", "u0", "nodad")
     h1 = host(lab, l1, "h1", "p1", H1_MAC, "10.1.0.11")
     h2 = host(lab, l2, "h2", "p1", H2_MAC, "10.2.0.12")
     h1.ip("route", "add", "default", "via", "10.1.0.1")
     h2.ip("route", "add", "default", "via", "10.2.0.1")
     sides = []
-    for leaf, vtep, vni, svi, rmac in (
-        (l1, "10.0.0.1", 100, "10.1.0.1/24", RMAC1),
-        (l2, "10.0.0.2", 101, "10.2.0.1/24", RMAC2),
+    for leaf, vtep, vni, svi, rmac, rid in (
+        (l1, vtep1, 100, "10.1.0.1/24", RMAC1, "10.0.0.1"),
+        (l2, vtep2, 101, "10.2.0.1/24", RMAC2, "10.0.0.2"),
     ):
         leaf.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"])
         d = DesiredState()
-        dp = Dataplane(vrf_config(vtep, vni, svi, rmac), lambda e: None, netns=leaf.name)
+        cfg = vrf_config(vtep, vni, svi, rmac, rid)
+        dp = Dataplane(cfg, lambda e: None, netns=leaf.name)
         await dp.start(d)
         assert dp.stats()["device_problems"] == []
         sides.append((leaf, d, dp))
@@ -55,17 +71,19 @@ async def test_routed_ping_between_subnets_over_the_l3vni_with_vrfs(lab):
         assert not await ping(h1, "10.2.0.12", count=1)  # no type-5 route yet: no path
         assert "10.2.0.0/24" not in l1.ip("route", "show", "table", "all")
         for (_leaf, d, dp), prefix, vtep, rmac in (
-            (sides[0], "10.2.0.0/24", "10.0.0.2", RMAC2),
-            (sides[1], "10.1.0.0/24", "10.0.0.1", RMAC1),
+            (sides[0], "10.2.0.0/24", vtep2, RMAC2),
+            (sides[1], "10.1.0.0/24", vtep1, RMAC1),
         ):
             d.routes[200] = {prefix: RouteNextHop(vtep, rmac)}
             d.rmacs[200] = {vtep: rmac}
             d.dirty |= {(ROUTE, 200, prefix), (RMAC, 200, vtep)}
             dp.wanted_changed()
             await dp.idle()
-        assert "10.2.0.0/24 via 10.0.0.2 dev br200 proto 235 onlink" in l1.ip(
+        via = vtep2 if family == 4 else f"inet6 {vtep2}"
+        assert f"10.2.0.0/24 via {via} dev br200 proto 235 onlink" in l1.ip(
             "route", "show", "vrf", "vrf-blue"
         )
+        assert RMAC2 in l1.ip("neigh", "show", vtep2, "dev", "br200").lower()
         cap = Capture(l2, "u0", ["udp", "port", "4789"])
         assert await ping(h1, "10.2.0.12", count=2)
         frames = "\n".join(cap.stop())
