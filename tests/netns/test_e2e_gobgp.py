@@ -63,9 +63,14 @@ def ext_communities(path: dict) -> tuple[set[str], set[int]]:
     return rts, tunnels
 
 
-def test_evpnd_and_gobgp_exchange_types_2_and_3_over_ebgp(lab):
-    a, b = two_leaves(lab)  # a: evpnd AS 65001 (10.0.0.1), b: GoBGP AS 65002 (10.0.0.2)
-    gobgp = GoBgp(b.ns, gobgp_conf(b.asn, b.vtep, [GoBgpNeighbor(a.vtep, a.asn)])).start()
+@pytest.mark.parametrize("family", [4, 6], ids=["ipv4-underlay", "ipv6-underlay"])
+def test_evpnd_and_gobgp_exchange_types_2_and_3_over_ebgp(lab, family):
+    """Over IPv6 (issue 16): an IPv6-only link, the session over IPv6, every next hop, type-3
+    originator and PMSI tunnel endpoint an IPv6 VTEP, both ways; RDs use the IPv4 router ids."""
+    # a: evpnd AS 65001 (10.0.0.1 or 2001:db8:77::1), b: GoBGP AS 65002 (10.0.0.2 or ::2)
+    a, b = two_leaves(lab, family)
+    a_id, b_id = a.router_id or a.vtep, b.router_id or b.vtep
+    gobgp = GoBgp(b.ns, gobgp_conf(b.asn, b_id, [GoBgpNeighbor(a.vtep, a.asn)])).start()
     lab.on_cleanup(gobgp.remove)
     h1 = add_host(lab, a, "h1", "p1", "10.100.0.1", host_mac(1, 1))
     start_evpnd(
@@ -74,13 +79,13 @@ def test_evpnd_and_gobgp_exchange_types_2_and_3_over_ebgp(lab):
     wait_for(lambda: gobgp.established(a.vtep), 20, interval=0.2, what="GoBGP <-> evpnd session")
 
     # --- GoBGP -> evpnd: type 2 (MAC only, and MAC+IP) and type 3, label = VNI 100
-    common = ["etag", "0", "label", "100", "rd", f"{b.vtep}:100", "rt", RT, "encap", "vxlan"]
+    common = ["etag", "0", "label", "100", "rd", f"{b_id}:100", "rt", RT, "encap", "vxlan"]
     gobgp.add_evpn("macadv", GOBGP_MAC, "0.0.0.0", *common, "nexthop", b.vtep)
     # the MAC+IP route with a type-0 RD (ASN:number), the others with type 1 (IP:number)
-    common_rd0 = [w if w != f"{b.vtep}:100" else "65002:7" for w in common]
+    common_rd0 = [w if w != f"{b_id}:100" else "65002:7" for w in common]
     gobgp.add_evpn("macadv", *GOBGP_MAC_IP, *common_rd0, "nexthop", b.vtep)
     gobgp.add_evpn(
-        "multicast", b.vtep, "etag", "0", "rd", f"{b.vtep}:100", "rt", RT, "encap", "vxlan",
+        "multicast", b.vtep, "etag", "0", "rd", f"{b_id}:100", "rt", RT, "encap", "vxlan",
         "pmsi", "ingress-repl", "100", b.vtep, "nexthop", b.vtep,
     )  # fmt: skip
 
@@ -91,7 +96,7 @@ def test_evpnd_and_gobgp_exchange_types_2_and_3_over_ebgp(lab):
                    what="GoBGP's type-2 routes in evpnd's RIB")  # fmt: skip
     mac_only = got[(GOBGP_MAC, None)]
     mac_ip = got[GOBGP_MAC_IP]
-    assert mac_only["rd"] == f"{b.vtep}:100" and mac_ip["rd"] == "65002:7"
+    assert mac_only["rd"] == f"{b_id}:100" and mac_ip["rd"] == "65002:7"
     for r in (mac_only, mac_ip):
         assert r["vni"] == 100 and r["next_hop"] == b.vtep and RT in r["route_targets"], r
         assert r["as_path"] == [b.asn] and "best" in r["flags"], r
@@ -123,7 +128,7 @@ def test_evpnd_and_gobgp_exchange_types_2_and_3_over_ebgp(lab):
     assert len(p2) == 1, p2
     value = p2[0]["nlri"]["value"]
     assert value["labels"][0] == 100 and value["etag"] == 0, value
-    assert value["rd"]["admin"] == a.vtep, value
+    assert value["rd"]["admin"] == a_id, value
     rts, tunnels = ext_communities(p2[0])
     assert rts == {"65001:100"} and tunnels == {VXLAN_TUNNEL_TYPE}, (rts, tunnels)
     assert (attr(p2[0], 14) or {}).get("nexthop") == a.vtep, p2[0]
@@ -140,12 +145,12 @@ def test_evpnd_and_gobgp_exchange_types_2_and_3_over_ebgp(lab):
 
     # --- a route withdrawn in GoBGP leaves evpnd's RIB and kernel
     gobgp.del_evpn("macadv", GOBGP_MAC, "0.0.0.0", "etag", "0", "label", "100", "rd",
-                   f"{b.vtep}:100")  # fmt: skip
+                   f"{b_id}:100")  # fmt: skip
     wait_for(lambda: GOBGP_MAC not in a.remote_macs("vx100"), 10,
              what="withdrawn MAC removed from evpnd's FDB")  # fmt: skip
     assert (GOBGP_MAC, None) not in received_type2()
     assert a.remote_macs("vx100").get(GOBGP_MAC_IP[0]) == b.vtep  # the other one stays
-    gobgp.del_evpn("multicast", b.vtep, "etag", "0", "rd", f"{b.vtep}:100")
+    gobgp.del_evpn("multicast", b.vtep, "etag", "0", "rd", f"{b_id}:100")
     wait_for(lambda: not a.flood("vx100"), 10, what="flood entry removed after type-3 withdraw")
 
     # GoBGP goes away (SIGTERM: it sends a Cease NOTIFICATION): its remaining route goes too
