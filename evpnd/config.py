@@ -299,6 +299,9 @@ def cross_check(cfg: Config) -> list[tuple[str, str]]:
     return problems
 
 
+V6_ZERO96 = bytes(12)  # ::/96: IPv4-compatible IPv6 (RFC 4291 2.5.5.1, deprecated)
+
+
 def vtep_family_problems(cfg: Config) -> list[tuple[str, str]]:
     """A VTEP address that VXLAN cannot use, or whose family the rest of the file rules out
     (issue 16). What only the host can tell (is the address on an interface) is checked at
@@ -313,7 +316,11 @@ def vtep_family_problems(cfg: Config) -> list[tuple[str, str]]:
     )  # fmt: skip
     if kind is not None:
         return [("vtep", f"{vtep} is a {kind} address; a VTEP needs a routable unicast one")]
-    if isinstance(vtep, ipaddress.IPv6Address) and vtep.ipv4_mapped:
+    if isinstance(vtep, ipaddress.IPv6Address) and (
+        vtep.ipv4_mapped or vtep.packed[:12] == V6_ZERO96
+    ):
+        # Also the one family of spellings where the kernel's and BGP's text (inet_ntop:
+        # ::ffff:10.0.0.1) differs from ipaddress's (::ffff:a00:1), which evpnd compares in.
         return [("vtep", f"{vtep} is an IPv4 address in IPv6 form: write the IPv4 address")]
     if vtep.version != 6:
         return []

@@ -69,3 +69,31 @@ def test_host_check_compares_canonical_spellings():
     assert msg is not None and "2001:db8::2 is not an address" in msg and "2001:db8::1" in msg
     assert "no IPv6 address" in str(vtep_host_problem("2001:db8::2", {"10.0.0.1", "::1"}))
     assert vtep_host_problem("10.0.0.9", have) is None  # IPv4: a warning only
+
+
+def test_compatible_ipv4_in_ipv6_vtep_is_refused():
+    found = problems({**V6, "vtep": "::a00:1"})
+    assert [f for f, _ in found] == ["vtep"] and "IPv4 address in IPv6 form" in found[0][1]
+
+
+def test_kernel_and_bgp_text_of_an_accepted_vtep_is_the_configs_spelling():
+    """The core compares VTEPs as text: the config's (ipaddress) and the wire's/kernel's
+    (inet_ntop, in compact.py and netlink.py) agree for every IPv6 VTEP the config accepts,
+    zero runs of every length and position and ties included (RFC 5952 both)."""
+    import ipaddress
+    import random
+    import socket
+
+    rng = random.Random(16)
+    samples = []
+    for _ in range(20_000):
+        groups = [rng.choice((0, 0, 0, 1, 0xDB8, rng.randrange(1 << 16))) for _ in range(8)]
+        samples.append(bytes(b for g in groups for b in g.to_bytes(2, "big")))
+    checked = 0
+    for raw in samples:
+        addr = ipaddress.IPv6Address(raw)
+        if addr.ipv4_mapped or raw[:12] == bytes(12):
+            continue  # refused as VTEPs (test above)
+        assert socket.inet_ntop(socket.AF_INET6, raw) == str(addr), raw.hex()
+        checked += 1
+    assert checked > 15_000
