@@ -175,3 +175,35 @@ def test_container_only_exec_lines_are_skipped():
     ns = Netns("never-created")  # skipped lines never reach the namespace
     for line in ("apk add tcpdump", "/usr/lib/frr/frrinit.sh start", "evpnd -c /x.yaml"):
         assert exec_line(ns, line).startswith("skipped")
+
+
+@pytest.mark.parametrize("path", TOPOLOGIES, ids=lambda p: p.name)
+def test_every_evpnd_vtep_is_put_on_an_interface_by_its_exec_lines(path: Path):
+    """evpnd refuses to start with an IPv6 VTEP no interface holds (issue 16): the node's own
+    exec lines must add it (for IPv4 too, for the same reason: it is the VXLAN source)."""
+    for node in load_topology(path).by_role("evpnd"):
+        vtep = str(load_config(node.bound(EVPND_CONF_TARGET)).vtep)
+        added = [ln.split()[3].split("/")[0] for ln in node.exec if ln.startswith("ip addr add")]
+        assert vtep in added, f"{node.name}: vtep {vtep} not in {added}"
+
+
+def test_ipv6_topology_has_an_ipv6_only_underlay():
+    topo = load_topology(ROOT / "containerlab/evpn-ipv6/evpn-ipv6.clab.yml")
+    leaves = topo.by_role("evpnd")
+    assert len(leaves) >= 2
+    for node in leaves:
+        cfg = load_config(node.bound(EVPND_CONF_TARGET))
+        assert cfg.vtep.version == 6 and cfg.router_id.version == 4
+        assert all(p.address.version == 6 and p.local_address is not None for p in cfg.peers)
+    routers = [*leaves, *topo.by_role("frr"), topo.nodes["spine"]]
+    for node in routers:  # no IPv4 address anywhere in the underlay
+        for line in node.exec:
+            if line.startswith("ip addr add") or line.startswith("ip route add"):
+                assert ":" in line.split()[3], f"{node.name}: {line}"
+    # FRR 8.4 cannot carry IPv6 VTEPs' type-3 routes (README, "IPv6 underlay"): none here
+    assert topo.by_role("frr") == []
+    # hosts: 1500 minus 70 bytes of VXLAN over IPv6, and a 1500-byte link to prove it
+    hosts = [n for n in topo.by_role("host") if n.name != "spine"]
+    host_mtus = {ln.split()[-1] for n in hosts for ln in n.exec if " mtu " in ln}
+    assert host_mtus == {"1430"}
+    assert any(link.mtu == 1500 for link in topo.links)
