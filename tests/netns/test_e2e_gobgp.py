@@ -241,3 +241,37 @@ def test_type5_between_evpnd_and_gobgp(lab):
     # withdrawn in GoBGP: gone from the tenant table
     gobgp.del_evpn("prefix", "10.202.0.0/24", "etag", "0", "rd", f"{b.vtep}:5000")
     wait_for(lambda: not kernel_route(), 10, what="withdrawn prefix removed from table 5000")
+
+
+def test_type5_with_ipv6_next_hops_between_evpnd_and_gobgp(lab):
+    """Type 5 over an IPv6-only underlay (issue 16), on the BGP side: evpnd's prefixes reach
+    GoBGP with evpnd's IPv6 VTEP as next hop and its router MAC; GoBGP's prefix with an IPv6
+    next hop lands in evpnd's RIB. An IPv6 VTEP's L3VNI needs a VRF, which this kernel lacks
+    (the VRF is a device problem here, the routes still flow): the kernel side, `via inet6
+    VTEP` in the VRF's table and the routed ping, is tests/vm/test_vrf_traffic.py's."""
+    a, b = two_leaves(lab, 6)
+    gobgp = GoBgp(b.ns, gobgp_conf(b.asn, b.router_id, [GoBgpNeighbor(a.vtep, a.asn)])).start()
+    lab.on_cleanup(gobgp.remove)
+    l3 = {"vni": 5000, "vrf": "vrf-t", "router_mac": RMAC_A, "l2vnis": [100],
+          "advertise_prefixes": ["10.201.0.0/24", "2001:db8:201::/64"]}  # fmt: skip
+    start_evpnd(lab, a, evpnd_config(a, [b], [{"vni": 100, "bridge": "br100"}], l3vnis=[l3]))
+    wait_for(lambda: gobgp.established(a.vtep), 20, interval=0.2, what="GoBGP <-> evpnd session")
+
+    gobgp.add_evpn(
+        "prefix", "10.202.0.0/24", "gw", "0.0.0.0", "etag", "0", "label", "5000",
+        "rd", f"{b.router_id}:5000", "rt", "65002:5000", "encap", "vxlan",
+        "router-mac", RMAC_GOBGP, "nexthop", b.vtep,
+    )  # fmt: skip
+    r5 = wait_for(lambda: [r for r in routes(a.node, type=5) if r["peer"] == b.vtep], 15,
+                  interval=0.2, what="GoBGP's type 5 in evpnd's RIB")  # fmt: skip
+    assert len(r5) == 1 and r5[0]["next_hop"] == b.vtep, r5
+    assert r5[0]["router_mac"] == RMAC_GOBGP and r5[0]["vni"] == 5000, r5
+
+    for prefix in ("10.201.0.0/24", "2001:db8:201::/64"):
+        p5 = wait_for(lambda p=prefix: gobgp_paths(gobgp, 5, prefix=p), 15, interval=0.2,
+                      what=f"evpnd's type 5 {prefix} in GoBGP")  # fmt: skip
+        assert len(p5) == 1, p5
+        assert p5[0]["nlri"]["value"]["label"] == 5000, p5
+        assert (attr(p5[0], 14) or {}).get("nexthop") == a.vtep, p5[0]
+        rmacs = [c.get("mac") for c in (attr(p5[0], 16) or {}).get("value", []) if "mac" in c]
+        assert rmacs == [RMAC_A], p5[0]
