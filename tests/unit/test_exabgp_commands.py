@@ -163,3 +163,28 @@ def test_commands_parse_in_the_extension_and_withdraws_match_their_announce():
         assert announce.code == withdraw.code == path.key.route_type
         assert (withdraw.data, withdraw.next_hop) == (announce.data, path.next_hop)
         assert announce.attrs is not None and withdraw.attrs is None
+
+
+def test_ipv6_vtep_next_hop_originator_and_pmsi_round_trip():
+    """An IPv6 VTEP (issue 16): type-2/3/5 commands carry it as next hop, type 3 also as
+    originator and as the 16-byte PMSI endpoint (a 21-byte attribute), and parse back."""
+    vtep = "2001:db8:ffff::11"
+    imet = Path(ImetKey("10.0.0.11:1", 0, vtep), LOCAL, vtep, 100,
+                attrs=Attributes(route_targets=("65000:100",), encap=8,
+                                 pmsi=Pmsi(Pmsi.INGRESS_REPLICATION, 100, vtep)))  # fmt: skip
+    text = encode_announce(imet)
+    assert text.startswith(f"announce evpn multicast rd 10.0.0.11:1 ip {vtep} next-hop {vtep}")
+    assert f"pmsi ingress-replication {vtep} label 100" in text
+    cmd = commands.parse(text)
+    assert cmd.next_hop == vtep
+    packed = commands.parse_attributes(text.partition(f" next-hop {vtep}")[2]).pmsi
+    assert packed[-21:] == bytes((0, 6)) + (100).to_bytes(3, "big") + bytes.fromhex(
+        "20010db8ffff" + "00" * 9 + "11"
+    )
+    for key in (
+        MacIpKey("10.0.0.11:1", 0, "02:00:00:00:aa:01", "2001:db8:100::1"),
+        PrefixKey("10.0.0.11:3", 0, "10.201.0.0/24"),
+    ):
+        path = Path(key, LOCAL, vtep, 100, attrs=Attributes(route_targets=("65000:100",)))
+        assert commands.parse(encode_announce(path)).next_hop == vtep
+        assert commands.parse(encode_withdraw(path)).next_hop == vtep
