@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from evpnd.lab.frr import Frr, evpn_leaf_conf
 from evpnd.lab.netns import Lab, wait_for
 from tests.netns.fabric import add_host, evpnd_config, host_mac, start_evpnd, two_leaves, wait_ping
 
@@ -147,3 +148,22 @@ def test_restart_is_churn_free(fabric):
     events = [ln for ln in events if "extern_learn" in ln or " dst " in ln or "link" in ln]
     assert events == [], events
     assert {dev: a.fdb(dev) for dev in ("vx100", "vx200")} == before
+
+
+@pytest.mark.frr
+def test_frr_84_drops_the_session_on_an_ipv6_vteps_type3(lab):
+    """Why no FRR in the IPv6 interop (README, "IPv6 underlay"): FRR 8.4's bgpd accepts an
+    ingress-replication PMSI tunnel attribute only 9 bytes long (IPv4 endpoint). evpnd's type 3
+    from an IPv6 VTEP carries 21: bgpd logs it and resets the session (NOTIFICATION 3/1), even
+    as a pure transit peer without VNIs. Should a later FRR accept it, this test fails and the
+    README's note (and the IPv6 lab's spine) can change."""
+    a, b = two_leaves(lab, family=6)
+    conf = evpn_leaf_conf(b.asn, b.router_id, [(a.vtep, a.asn)], advertise_all_vni=False)
+    frr = Frr(b.ns, conf).start()
+    lab.on_cleanup(frr.remove)
+    start_evpnd(lab, a, evpnd_config(a, [b], [{"vni": 100, "bridge": "br100"}]))
+    wait_for(lambda: "Bad PMSI tunnel attribute length 21 for IR" in frr.log(), 30,
+             what="bgpd refusing the IPv6 PMSI endpoint")  # fmt: skip
+    wait_for(lambda: "notification received (3,1)" in a.node.log(), 15,
+             what="evpnd told of the reset (UPDATE error, malformed attribute list)")  # fmt: skip
+    assert a.node.data("show peers")["peers"][0]["received"] == 0
