@@ -71,8 +71,12 @@ def test_fdb_and_flood_entries_carry_the_ipv6_vteps(fabric):
     a, b = fabric["a"], fabric["b"]
     converged(fabric)
     # a ping may get through by flooding before the type-2 route arrives: wait for each
-    for leaf, dev, host, vtep in ((a, "vx100", "h2", b.vtep), (a, "vx200", "h3", b.vtep),
-                                  (b, "vx100", "h1", a.vtep), (b, "vx200", "h4", a.vtep)):
+    for leaf, dev, host, vtep in (
+        (a, "vx100", "h2", b.vtep),
+        (a, "vx200", "h3", b.vtep),
+        (b, "vx100", "h1", a.vtep),
+        (b, "vx200", "h4", a.vtep),
+    ):
         wait_for(lambda lf=leaf, d=dev, h=host, v=vtep: lf.remote_macs(d) == {fabric[h].mac: v},
                  10, what=f"{dev} of {leaf.ns.name}")  # fmt: skip
     assert a.flood("vx100") == {b.vtep} and a.flood("vx200") == {b.vtep}
