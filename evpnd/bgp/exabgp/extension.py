@@ -58,6 +58,7 @@ def install(raw_receive: bool = True) -> None:
         ("commands", _install_commands),
         ("helper", _install_helper_exit),
         ("poll", _install_reactor_poll_fix),
+        ("accept", _install_accept_without_local_address),
     ]
     if raw_receive:
         parts.append(("raw", _install_raw_receive))
@@ -611,6 +612,40 @@ def _install_reactor_poll_fix() -> None:
             self._prevent_spin()
 
     Reactor._wait_for_io = _wait_for_io
+
+
+def _install_accept_without_local_address() -> None:
+    """ExaBGP 5.0.15 cannot accept a connection for a neighbour without `local-address`: its
+    listener matches an incoming connection with `neighbor['local-address'].address()`, which
+    raises on None, and the connection is reset (seen as: a `passive` peer never gets a
+    session). ExaBGP's own outgoing path fills the address in from the connected socket
+    (Protocol.connect); this does the same for incoming connections, before the listener
+    matches them: a neighbour with auto-discovered local address (auto_discovery) whose peer
+    address is the connection's remote end gets the connection's local address."""
+    from exabgp.protocol.ip import IP
+    from exabgp.reactor.listener import Listener
+
+    connected = Listener._connected
+
+    def _connected(self):
+        reactor = self._reactor
+        for incoming in connected(self):
+            # Incoming names the ends from the peer's view: .local is the peer's address,
+            # .peer is ours (see Listener._connected)
+            try:
+                remote = IP.create(incoming.local).address()
+                for key in reactor.peers():
+                    neighbor = reactor.neighbor(key)
+                    if not neighbor.auto_discovery or neighbor["peer-address"] is None:
+                        continue
+                    start = neighbor["peer-address"].address()
+                    if start <= remote < start + neighbor.range_size:
+                        neighbor["local-address"] = IP.create(incoming.peer)
+            except (ValueError, OSError):
+                pass  # the listener itself reports what it cannot match
+            yield incoming
+
+    Listener._connected = _connected
 
 
 # ----------------------------------------------------------------------------- launcher
