@@ -15,8 +15,8 @@ Decoding rules: the VNI is the raw 24-bit label (RFC 8365 5.1.3); a type-3 path 
 PMSI's VNI; a type-5 prefix is canonical "net/len" (host bits cleared) and an all-zero gateway
 is None; AS_PATH segments (sequence, set, confed) are flattened into one tuple; extended
 communities are interpreted by evpnd.routes.communities (unknown ones kept as integers); a PMSI
-of a tunnel type above 7 is ignored (the route is kept); the global address of a 32-byte IPv6
-next hop is the VTEP.
+of any tunnel type is kept (the core refuses all but ingress replication); the global address
+of a 32-byte IPv6 next hop is the VTEP.
 
 Bad input never raises: it is counted in the decoder's `stats()` (the Speaker reports them in
 its status), the latest reason kept in `last_reject`, and
@@ -126,8 +126,8 @@ def _pmsi(value: bytes) -> Pmsi | None:
     if len(value) < 5:
         raise wire.WireError("PMSI tunnel attribute too short")
     tunnel_type = value[1]
-    if tunnel_type > 7:
-        return None  # a tunnel type RFC 6514 does not name: keep the route, ignore the PMSI
+    # Every tunnel type is kept: the core's import validation refuses a flood entry for any
+    # but ingress replication (evpnd.core.validation), and says why.
     vni = int.from_bytes(value[2:5], "big")
     ident = value[5:]
     endpoint = _ip(ident) if len(ident) in (4, 16) else ""

@@ -663,7 +663,8 @@ def test_pmsi_variants():
     v6 = bytes.fromhex("20010db8" + "00" * 11 + "01")
     assert _pmsi(value(6, 100, v6)) == Pmsi(6, 100, "2001:db8::1")
     assert _pmsi(value(0, 0, b"")) == Pmsi(0, 0, "")  # no tunnel information
-    assert _pmsi(value(9, 0, b"\x01")) is None  # a tunnel type evpnd does not know: ignored
+    # a tunnel type evpnd does not know: kept, for the core to refuse (pmsi_type)
+    assert _pmsi(value(9, 0, b"\x01")) == Pmsi(9, 0, "")
 
 
 def _captured_bodies() -> list[bytes]:
