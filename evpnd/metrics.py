@@ -85,9 +85,16 @@ class EvpndCollector(Collector):
         counters = {
             n: CounterMetricFamily(f"evpnd_bgp_nlri_{n}", helps[n], labels=["peer"]) for n in names
         }
+        by_reason = CounterMetricFamily(
+            "evpnd_bgp_peer_rejected",
+            "Paths from the peer rejected by import validation and loop checks, by reason",
+            labels=["peer", "reason"],
+        )
         peers = {str(p.address) for p in ctx.cfg.peers} | {p for p in stats if p != LOCAL_PEER}
         for peer in sorted(peers):
             s = stats.get(peer)
+            for reason, n in sorted((s.rejects if s else {}).items()):
+                by_reason.add_metric([peer, reason], n)
             is_up = s is not None and s.state == "up"
             up.add_metric([peer], 1.0 if is_up else 0.0)
             if s is not None and is_up and s.since:
@@ -103,6 +110,7 @@ class EvpndCollector(Collector):
         yield up
         yield since
         yield from counters.values()
+        yield by_reason
 
     # -- routes (counted at scrape time: a pass over the RIB's tables, no per-route work) -----
     def _routes(self, ctx) -> Iterator:

@@ -58,6 +58,12 @@ class PeerEntry(_Reply):
     rejected: int = Field(default=0, description="paths received and not imported")
     advertised: int = Field(default=0, description="local paths announced to this peer")
     last_error: str = ""
+    rejects: dict[str, int] = Field(
+        default={}, description="paths rejected by import validation and loop checks, per reason"
+    )
+    decode_errors: dict[str, int] = Field(
+        default={}, description="RFC 7606 error handling of the peer's UPDATEs, per case"
+    )
 
 
 class PeersReply(_Reply):

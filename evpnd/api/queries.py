@@ -151,6 +151,13 @@ def speaker_status(ctx: ApiContext) -> dict[str, Any]:
     return status if isinstance(status, dict) else {}
 
 
+def _counts(value: object) -> dict[str, int]:
+    """A {name: count} from the speaker's status, whatever else it holds."""
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): v for k, v in value.items() if isinstance(v, int) and v}
+
+
 def show_peers(ctx: ApiContext, args: p.PeersArgs) -> PeersReply:
     now = time.time()
     status = speaker_status(ctx)
@@ -177,6 +184,8 @@ def show_peers(ctx: ApiContext, args: p.PeersArgs) -> PeersReply:
                 rejected=stats.rejected if stats else 0,
                 advertised=advertised if up else 0,
                 last_error=str((stats.reason if stats else "") or sp.get("last_reason") or ""),
+                rejects=dict(stats.rejects) if stats else {},
+                decode_errors=_counts(sp.get("decode_errors")),
             )
         )
     pid = status.get("exabgp_pid", status.get("pid"))

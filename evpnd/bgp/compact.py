@@ -15,14 +15,29 @@ Decoding rules: the VNI is the raw 24-bit label (RFC 8365 5.1.3); a type-3 path 
 PMSI's VNI; a type-5 prefix is canonical "net/len" (host bits cleared) and an all-zero gateway
 is None; AS_PATH segments (sequence, set, confed) are flattened into one tuple; extended
 communities are interpreted by evpnd.routes.communities (unknown ones kept as integers); a PMSI
-of a tunnel type above 7 is ignored (the route is kept); the global address of a 32-byte IPv6
-next hop is the VTEP.
+of any tunnel type is kept (the core refuses all but ingress replication); the global address
+of a 32-byte IPv6 next hop is the VTEP.
 
-Bad input never raises: it is counted in the decoder's `stats()` (the Speaker reports them in
-its status), the latest reason kept in `last_reject`, and
-  - an attribute field that cannot be parsed withdraws the UPDATE's routes (RFC 7606 2);
-  - one bad NLRI is skipped (counted); the rest of the UPDATE is kept where the
-    NLRI lengths still delimit it, otherwise the remainder is dropped.
+Bad input never raises (RFC 7606, revised error handling): every case is counted in the
+decoder's `stats()` and per peer in `peer_stats()` (the Speaker reports both), the latest
+reason kept in `last_reject`, and
+  - session reset (RFC 7606 sections 4, 5.3, 7.11, 3(g)): UPDATE or attribute lengths that do
+    not delimit the message, an attribute field that cannot be parsed before the MP
+    attributes are found, MP_REACH_NLRI/MP_UNREACH_NLRI twice, an MP_REACH next-hop length
+    other than 4, 16 or 32, or an EVPN NLRI field that is syntactically incorrect (an NLRI
+    running past its attribute, a route of a known type whose layout contradicts its
+    length): no event from that UPDATE; the decoder queues (peer, UPDATE error subcode,
+    reason) for the Speaker (`drain_resets`), which has ExaBGP send the NOTIFICATION;
+  - treat-as-withdraw (sections 2, 3(c), 3(d), 7): a malformed ORIGIN, AS_PATH, MED,
+    LOCAL_PREF from an iBGP peer, COMMUNITIES, ORIGINATOR_ID, CLUSTER_LIST, extended
+    communities or PMSI tunnel attribute, attribute flags that contradict the attribute,
+    ORIGIN or AS_PATH missing, or an attribute field that breaks off after the MP attributes:
+    the UPDATE's announced routes are withdrawn;
+  - attribute discard (sections 3(g), 7.5, 7.6, 7.7): a malformed LOCAL_PREF from an eBGP
+    peer, ATOMIC_AGGREGATE, AGGREGATOR, AS4_PATH or AS4_AGGREGATOR, and every repeat of
+    an attribute after its first, are dropped; the routes are kept;
+  - a route type evpnd does not handle (1, 4, unknown) or an RD of a type it cannot read is
+    skipped by its length (`unsupported_nlri`).
 """
 
 from __future__ import annotations
@@ -126,15 +141,69 @@ def _pmsi(value: bytes) -> Pmsi | None:
     if len(value) < 5:
         raise wire.WireError("PMSI tunnel attribute too short")
     tunnel_type = value[1]
-    if tunnel_type > 7:
-        return None  # a tunnel type RFC 6514 does not name: keep the route, ignore the PMSI
+    # Every tunnel type is kept: the core's import validation refuses a flood entry for any
+    # but ingress replication (evpnd.core.validation), and says why.
     vni = int.from_bytes(value[2:5], "big")
     ident = value[5:]
     endpoint = _ip(ident) if len(ident) in (4, 16) else ""
     return Pmsi(tunnel_type, vni, endpoint)
 
 
-def _build_attributes(plain: list[tuple[int, bytes]], asn4: bool) -> Attributes:
+# RFC 7606 section 3(c): the Optional and Transitive flags each attribute must carry
+_O, _T = wire.FLAG_OPTIONAL, wire.FLAG_TRANSITIVE
+_FLAGS = {
+    wire.ORIGIN: _T,
+    wire.AS_PATH: _T,
+    wire.MED: _O,
+    wire.LOCAL_PREF: _T,
+    wire.COMMUNITIES: _O | _T,
+    wire.ORIGINATOR_ID: _O,
+    wire.CLUSTER_LIST: _O,
+    wire.EXTENDED_COMMUNITIES: _O | _T,
+    wire.PMSI_TUNNEL: _O | _T,
+}
+# attribute discard when malformed (RFC 7606 7.6, 7.7; RFC 6793 6 for the AS4 ones)
+_DISCARDABLE = {wire.ATOMIC_AGGREGATE, wire.AGGREGATOR, wire.AS4_PATH, wire.AS4_AGGREGATOR}
+_MANDATORY = (wire.ORIGIN, wire.AS_PATH)  # well-known mandatory with reachable NLRI (3(d))
+
+
+class TreatAsWithdraw(wire.WireError):
+    """An attribute the routes of the UPDATE cannot be used without (RFC 7606 section 2)."""
+
+
+class SessionReset(wire.WireError):
+    """An error RFC 7606 answers with a session reset; `subcode` is the UPDATE Message Error
+    subcode of the NOTIFICATION (RFC 4271 6.3: 1 malformed attribute list, 9 optional
+    attribute error, 10 invalid network field)."""
+
+    def __init__(self, subcode: int, reason: str) -> None:
+        super().__init__(reason)
+        self.subcode = subcode
+
+
+def _discardable_ok(code: int, flags: int, value: bytes, asn4: bool) -> bool:
+    if code == wire.ATOMIC_AGGREGATE:
+        return not value and not flags & _O
+    if code == wire.AGGREGATOR:
+        return len(value) == (8 if asn4 else 6)
+    if code == wire.AS4_AGGREGATOR:
+        return len(value) == 8
+    try:  # AS4_PATH
+        _as_path(value, True)
+    except wire.WireError:
+        return False
+    return True
+
+
+def _build_attributes(
+    plain: list[tuple[int, int, bytes]], asn4: bool, ebgp: bool = False
+) -> tuple[Attributes, tuple[str, ...], bool]:
+    """The plain attributes (flags, code, value) -> (Attributes, what was discarded, whether
+    a well-known mandatory attribute (ORIGIN, AS_PATH) is missing: RFC 7606 3(d), which
+    decode_update applies only when the UPDATE announces routes).
+
+    Raises TreatAsWithdraw (the UPDATE's routes are withdrawn), naming the attribute.
+    """
     ec = interpret(())
     origin = "igp"
     as_path: tuple[int, ...] = ()
@@ -142,38 +211,66 @@ def _build_attributes(plain: list[tuple[int, bytes]], asn4: bool) -> Attributes:
     originator = None
     clusters: tuple[str, ...] = ()
     pmsi = None
-    for code, value in plain:
+    seen: set[int] = set()
+    discarded: list[str] = []
+    for flags, code, value in plain:
+        if code in seen:  # RFC 7606 3(g): all but the first occurrence discarded
+            discarded.append(f"repeated attribute {code}")
+            continue
+        seen.add(code)
+        want = _FLAGS.get(code)
+        if want is not None and flags & (_O | _T) != want:
+            if code == wire.LOCAL_PREF and ebgp:
+                discarded.append("LOCAL_PREF flags")
+                continue
+            raise TreatAsWithdraw(f"attribute {code} with flags {flags:#04x}")
+        if code in _DISCARDABLE:
+            if not _discardable_ok(code, flags, value, asn4):
+                discarded.append(f"malformed attribute {code}")
+            continue
         if code == wire.EXTENDED_COMMUNITIES:
             if len(value) % 8:
-                raise wire.WireError("extended communities not a multiple of 8 bytes")
+                raise TreatAsWithdraw("extended communities not a multiple of 8 bytes")
             ec = interpret(
                 int.from_bytes(value[pos : pos + 8], "big") for pos in range(0, len(value), 8)
             )
         elif code == wire.ORIGIN:
             if len(value) != 1 or value[0] > 2:
-                raise wire.WireError("bad ORIGIN")
+                raise TreatAsWithdraw("bad ORIGIN")
             origin = wire.ORIGIN_NAMES[value[0]]
         elif code == wire.AS_PATH:
-            as_path = _as_path(value, asn4)
+            try:
+                as_path = _as_path(value, asn4)
+            except wire.WireError as exc:
+                raise TreatAsWithdraw(str(exc)) from None
         elif code == wire.LOCAL_PREF:
             if len(value) != 4:
-                raise wire.WireError("bad LOCAL_PREF")
+                if ebgp:  # 7.5: from an external peer it is discarded anyway
+                    discarded.append("malformed LOCAL_PREF")
+                    continue
+                raise TreatAsWithdraw("bad LOCAL_PREF")
             local_pref = int.from_bytes(value, "big")
         elif code == wire.MED:
             if len(value) != 4:
-                raise wire.WireError("bad MED")
+                raise TreatAsWithdraw("bad MED")
             med = int.from_bytes(value, "big")
+        elif code == wire.COMMUNITIES:
+            if len(value) % 4:
+                raise TreatAsWithdraw("COMMUNITIES not a multiple of 4 bytes")
         elif code == wire.ORIGINATOR_ID:
             if len(value) != 4:
-                raise wire.WireError("bad ORIGINATOR_ID")
+                raise TreatAsWithdraw("bad ORIGINATOR_ID")
             originator = _ip(value)
         elif code == wire.CLUSTER_LIST:
             if len(value) % 4:
-                raise wire.WireError("bad CLUSTER_LIST")
+                raise TreatAsWithdraw("bad CLUSTER_LIST")
             clusters = tuple(_ip(value[p : p + 4]) for p in range(0, len(value), 4))
         elif code == wire.PMSI_TUNNEL:
-            pmsi = _pmsi(value)
-    return Attributes(
+            try:
+                pmsi = _pmsi(value)
+            except wire.WireError as exc:
+                raise TreatAsWithdraw(str(exc)) from None
+    attrs = Attributes(
         route_targets=ec.route_targets,
         encap=ec.encap,
         mobility_seq=ec.mobility_seq,
@@ -190,6 +287,8 @@ def _build_attributes(plain: list[tuple[int, bytes]], asn4: bool) -> Attributes:
         pmsi=pmsi,
         other_communities=ec.others,
     )
+    missing = any(c not in seen for c in _MANDATORY)
+    return attrs, tuple(discarded), missing
 
 
 # ----------------------------------------------------------------------------- the decoder
@@ -205,11 +304,22 @@ class UpdateDecoder:
 
     COUNTERS = (
         "updates",
-        "malformed_updates",
-        "malformed_nlri",
-        "malformed_attributes",
-        "unsupported_nlri",
+        "malformed_updates",  # session reset: the UPDATE's own lengths, the attribute field
+        "malformed_nlri",  # session reset: an NLRI field, the MP_REACH next hop
+        "malformed_attributes",  # treat-as-withdraw
+        "attribute_discard",
+        "unsupported_nlri",  # skipped by its length
+        "decoder_errors",  # a bug: the UPDATE is dropped, never an exception
     )
+    # the per-peer name of each counter (RFC 7606's names for the approaches)
+    PEER_CASES = {
+        "malformed_updates": "session_reset",
+        "malformed_nlri": "session_reset",
+        "malformed_attributes": "treat_as_withdraw",
+        "attribute_discard": "attribute_discard",
+        "unsupported_nlri": "unsupported_nlri",
+        "decoder_errors": "decoder_errors",
+    }
 
     def __init__(self, cache_max: int = 65536) -> None:
         self.counters: dict[str, int] = dict.fromkeys(self.COUNTERS, 0)
@@ -217,15 +327,47 @@ class UpdateDecoder:
         self._cache_max = cache_max
         self._rd_cache: dict[bytes, str] = {}
         self._esi_cache: dict[bytes, str] = {_ZERO_ESI_BYTES: ZERO_ESI}
-        self._attr_cache: dict[bytes, Attributes] = {}
+        self._attr_cache: dict[bytes, tuple[Attributes, tuple[str, ...], bool]] = {}
+        self._peer_counts: dict[str, dict[str, int]] = {}
+        # (peer, UPDATE Message Error subcode, reason): sessions to reset (drain_resets)
+        self._resets: list[tuple[str, int, str]] = []
+        self.ebgp_peers: frozenset[str] = frozenset()  # LOCAL_PREF rule of RFC 7606 7.5
 
     def stats(self) -> dict[str, int]:
         """A copy of the counters (the Speaker puts them in its status)."""
         return dict(self.counters)
 
-    def _reject(self, counter: str, reason: str) -> None:
-        self.counters[counter] += 1
+    def peer_stats(self, peer: str) -> dict[str, int]:
+        """RFC 7606 cases of one peer: session_reset, treat_as_withdraw, attribute_discard,
+        unsupported_nlri (and decoder_errors, which is a bug)."""
+        return dict(self._peer_counts.get(peer, {}))
+
+    @property
+    def resets_pending(self) -> bool:
+        return bool(self._resets)
+
+    def drain_resets(self) -> list[tuple[str, int, str]]:
+        """The sessions to reset since the last call: (peer, UPDATE error subcode, reason)."""
+        out, self._resets = self._resets, []
+        return out
+
+    def _reject(self, counter: str, reason: str, peer: str = "", n: int = 1) -> None:
+        self.counters[counter] += n
         self.last_reject = reason[:200]
+        if peer:
+            case = self.PEER_CASES[counter]
+            counts = self._peer_counts.get(peer)
+            if counts is None:
+                if len(self._peer_counts) >= 4096:  # peers are configured: a bound anyway
+                    self._peer_counts.clear()
+                counts = self._peer_counts[peer] = {}
+            counts[case] = counts.get(case, 0) + n
+
+    def _reset(self, peer: str, counter: str, subcode: int, reason: str) -> list[Event]:
+        """RFC 7606 session reset: nothing of the UPDATE is used."""
+        self._reject(counter, f"session reset ({reason}) from {peer}", peer)
+        self._resets.append((peer, subcode, reason[:200]))
+        return []
 
     # ------------------------------------------------------------------ fields
 
@@ -345,7 +487,7 @@ class UpdateDecoder:
                     try:
                         rd = self._rd(rdb)
                     except ValueError as exc:  # an RD type evpnd cannot read: this NLRI only
-                        self._reject("malformed_nlri", f"bad announced NLRI from {peer}: {exc}")
+                        self._reject("unsupported_nlri", f"NLRI from {peer}: {exc}", peer)
                         continue
                 tag = nlri[s + 18 : s + 22]
                 if nlri[s + 29]:
@@ -387,111 +529,159 @@ class UpdateDecoder:
             d = nlri[s:pos]
             try:
                 key = self._key(code, d)
-                if key is None:
-                    self._reject("unsupported_nlri", f"EVPN route type {code} from {peer}")
-                    continue
-                append(self._path(code, d, key, peer, nh, attrs))
-            except (wire.WireError, ValueError, IndexError) as exc:
-                self._reject("malformed_nlri", f"bad announced NLRI from {peer}: {exc}")
+            except wire.WireError:
+                raise  # syntactically incorrect: session reset (RFC 7606 5.3)
+            except ValueError as exc:  # an RD type evpnd cannot read: skipped by its length
+                self._reject("unsupported_nlri", f"NLRI from {peer}: {exc}", peer)
+                continue
+            if key is None:
+                self._reject("unsupported_nlri", f"EVPN route type {code} from {peer}", peer)
+                continue
+            append(self._path(code, d, key, peer, nh, attrs))
 
     def _keys(self, data: bytes, peer: str, out: list[RouteKey]) -> None:
-        try:
-            for code, d in wire.iter_evpn_nlri(data):
-                try:
-                    key = self._key(code, d)
-                except (wire.WireError, ValueError, IndexError) as exc:
-                    self._reject("malformed_nlri", f"bad withdrawn NLRI from {peer}: {exc}")
-                    continue
-                if key is None:
-                    self._reject("unsupported_nlri", f"EVPN route type {code} from {peer}")
-                else:
-                    out.append(key)
-        except wire.WireError as exc:
-            self._reject("malformed_nlri", f"NLRI field from {peer}: {exc}")
+        """Withdrawn (or treated-as-withdrawn) NLRIs -> keys appended to `out`.
+
+        Raises wire.WireError for a syntactically incorrect NLRI field (session reset)."""
+        for code, d in wire.iter_evpn_nlri(data):
+            try:
+                key = self._key(code, d)
+            except wire.WireError:
+                raise
+            except ValueError as exc:  # an RD type evpnd cannot read
+                self._reject("unsupported_nlri", f"NLRI from {peer}: {exc}", peer)
+                continue
+            if key is None:
+                self._reject("unsupported_nlri", f"EVPN route type {code} from {peer}", peer)
+            else:
+                out.append(key)
 
     # ------------------------------------------------------------------ attributes
 
-    def decode_attributes(self, data: bytes, asn4: bool) -> tuple[Attributes, bytes, bytes]:
-        """The attribute field -> (Attributes, MP_REACH value, MP_UNREACH value). Cached per
-        bytes: equal attribute sets share one Attributes object.
+    def decode_attributes(
+        self, data: bytes, asn4: bool, ebgp: bool = False
+    ) -> tuple[tuple[Attributes, tuple[str, ...], bool], bytes, bytes]:
+        """The attribute field -> ((Attributes, discarded, mandatory missing), MP_REACH value,
+        MP_UNREACH value). Cached per bytes: equal attribute sets share one Attributes object.
 
         The cache key leaves the MP attributes out (they differ in every UPDATE), so a table
-        load with one attribute set decodes the attributes once.
+        load with one attribute set decodes the attributes once. Raises TreatAsWithdraw (a
+        malformed attribute), SessionReset (MP_REACH/MP_UNREACH twice) or wire.WireError (the
+        field cannot be parsed).
         """
-        reach = unreach = b""
-        plain: list[tuple[int, bytes]] = []
-        for _flags, code, value in wire.iter_attributes(data):
+        reach = unreach = None
+        plain: list[tuple[int, int, bytes]] = []
+        for flags, code, value in wire.iter_attributes(data):
             if code == wire.MP_REACH_NLRI:
+                if reach is not None:
+                    raise SessionReset(1, "MP_REACH_NLRI twice")  # RFC 7606 3(g)
                 reach = value
             elif code == wire.MP_UNREACH_NLRI:
+                if unreach is not None:
+                    raise SessionReset(1, "MP_UNREACH_NLRI twice")
                 unreach = value
             else:
-                plain.append((code, value))
-        cache_key = (b"\x01" if asn4 else b"\x00") + b"".join(
-            bytes((c,)) + len(v).to_bytes(2, "big") + v for c, v in plain
-        )
+                plain.append((flags, code, value))
+        cache_key = (b"\x01" if asn4 else b"\x00") + (b"\x01" if ebgp else b"\x00")
+        cache_key += b"".join(bytes((f, c)) + len(v).to_bytes(2, "big") + v for f, c, v in plain)
         cache = self._attr_cache
-        attrs = cache.get(cache_key)
-        if attrs is None:
-            attrs = _build_attributes(plain, asn4)
+        built = cache.get(cache_key)
+        if built is None:
+            built = _build_attributes(plain, asn4, ebgp)  # TreatAsWithdraw: not cached
             if len(cache) >= self._cache_max:
                 cache.clear()
-            cache[cache_key] = attrs
-        return attrs, reach, unreach
+            cache[cache_key] = built
+        return built, reach or b"", unreach or b""
+
+    @staticmethod
+    def _locate_mp(data: bytes) -> tuple[bytes | None, bytes | None]:
+        """MP_REACH/MP_UNREACH of an attribute field that breaks off later (RFC 7606 4):
+        what is found before the break; MP attributes twice raise SessionReset."""
+        reach = unreach = None
+        try:
+            for _flags, code, value in wire.iter_attributes(data):
+                if code == wire.MP_REACH_NLRI:
+                    if reach is not None:
+                        raise SessionReset(1, "MP_REACH_NLRI twice")
+                    reach = value
+                elif code == wire.MP_UNREACH_NLRI:
+                    if unreach is not None:
+                        raise SessionReset(1, "MP_UNREACH_NLRI twice")
+                    unreach = value
+        except SessionReset:
+            raise
+        except wire.WireError:
+            pass
+        return reach, unreach
 
     # ------------------------------------------------------------------ UPDATE
 
     def decode_update(self, peer: str, body: bytes, asn4: bool = True) -> list[Event]:
-        """One raw UPDATE body (after the 19-byte header) -> events (RouteUpdate / EndOfRib)."""
+        """One raw UPDATE body (after the 19-byte header) -> events (RouteUpdate / EndOfRib).
+
+        Never raises: RFC 7606's approaches, see the module docstring."""
         self.counters["updates"] += 1
         try:
-            _withdrawn, attr_field, _nlri = wire.split_update(body)
-        except wire.WireError as exc:
-            self._reject("malformed_updates", f"UPDATE from {peer}: {exc}")
+            return self._decode_update(peer, body, asn4)
+        except Exception as exc:  # noqa: BLE001 - a decoder bug must not stop the channel
+            self._reject("decoder_errors", f"UPDATE from {peer}: {exc!r}", peer)
             return []
+
+    def _decode_update(self, peer: str, body: bytes, asn4: bool) -> list[Event]:
         try:
-            attrs, reach, unreach = self.decode_attributes(attr_field, asn4)
-            bad_attrs = None
-        except (wire.WireError, ValueError, IndexError) as exc:
-            attrs, bad_attrs = None, exc
-            reach = unreach = b""
-            # RFC 7606 section 2 (treat-as-withdraw): find the MP attributes without the others.
+            _withdrawn, attr_field, _nlri = wire.split_update(body)
+        except wire.WireError as exc:  # RFC 7606 4: the lengths do not delimit the UPDATE
+            return self._reset(peer, "malformed_updates", 1, str(exc))
+        taw = ""  # why the UPDATE's routes are treated as withdrawn
+        try:
+            (attrs, discarded, missing), reach, unreach = self.decode_attributes(
+                attr_field, asn4, peer in self.ebgp_peers
+            )
+        except SessionReset as exc:
+            return self._reset(peer, "malformed_updates", exc.subcode, str(exc))
+        except wire.WireError as exc:  # TreatAsWithdraw, or a field that breaks off
+            attrs, discarded, missing = None, (), False
             try:
-                for _f, code, value in wire.iter_attributes(attr_field):
-                    if code == wire.MP_REACH_NLRI:
-                        reach = value
-                    elif code == wire.MP_UNREACH_NLRI:
-                        unreach = value
-            except wire.WireError:
-                self._reject("malformed_updates", f"UPDATE from {peer}: attribute field: {exc}")
-                return []
+                found_reach, found_unreach = self._locate_mp(attr_field)
+            except SessionReset as reset:
+                return self._reset(peer, "malformed_updates", reset.subcode, str(reset))
+            if not isinstance(exc, TreatAsWithdraw) and found_reach is None:
+                # RFC 7606 4/5: the announced NLRIs cannot be located for a withdraw
+                return self._reset(peer, "malformed_updates", 1, f"attribute field: {exc}")
+            reach, unreach = found_reach or b"", found_unreach or b""
+            taw = str(exc)
         withdrawn: list[RouteKey] = []
         announced: list[Path] = []
-        if unreach and _evpn_family(unreach):
-            # an empty MP_UNREACH alone (3-byte or extended 4-byte header) is End-of-RIB
-            if len(unreach) == 3 and not reach and len(attr_field) in (6, 7):
-                return [EndOfRib(peer)]  # RFC 4724 section 2
-            self._keys(unreach[3:], peer, withdrawn)
-        if reach and _evpn_family(reach):
-            if bad_attrs is not None:
-                self._reject("malformed_attributes", f"treat-as-withdraw ({bad_attrs}) from {peer}")
-            try:
+        try:
+            if unreach and _evpn_family(unreach):
+                # an empty MP_UNREACH alone (3-byte or extended 4-byte header) is End-of-RIB
+                if len(unreach) == 3 and not reach and len(attr_field) in (6, 7):
+                    return [EndOfRib(peer)]  # RFC 4724 section 2
+                self._keys(unreach[3:], peer, withdrawn)
+            if reach and _evpn_family(reach):
+                if len(reach) < 5:
+                    return self._reset(peer, "malformed_nlri", 9, "MP_REACH_NLRI too short")
                 nh_len = reach[3]
+                if nh_len not in (4, 16, 32) or len(reach) < 5 + nh_len:
+                    # RFC 7606 7.11: the NLRI cannot be located after a bad next-hop length
+                    return self._reset(peer, "malformed_nlri", 9, f"next hop of {nh_len} bytes")
                 nh_bytes = reach[4 : 4 + nh_len]
                 if nh_len == 32:  # global + link-local (RFC 2545 3): the global one is the VTEP
                     nh_bytes = nh_bytes[:16]
                 nlri = reach[5 + nh_len :]  # one reserved byte after the next hop (RFC 4760 3)
-                nh = _ip(nh_bytes) if attrs is not None else ""
-            except (wire.WireError, IndexError) as exc:
-                self._reject("malformed_nlri", f"bad next hop from {peer}: {exc}")
-                nlri, nh = b"", ""
-            if attrs is None:
-                self._keys(nlri, peer, withdrawn)
-            else:
-                try:
-                    self._announced(nlri, peer, nh, attrs, announced)
-                except wire.WireError as exc:
-                    self._reject("malformed_nlri", f"NLRI field from {peer}: {exc}")
+                if attrs is not None and missing:
+                    taw = "ORIGIN or AS_PATH missing"  # RFC 7606 3(d)
+                if attrs is None or taw:
+                    self._reject("malformed_attributes", f"treat-as-withdraw ({taw}) from {peer}",
+                                 peer)  # fmt: skip
+                    self._keys(nlri, peer, withdrawn)
+                else:
+                    self._announced(nlri, peer, _ip(nh_bytes), attrs, announced)
+                if discarded and attrs is not None and not taw:
+                    self._reject("attribute_discard", f"{', '.join(discarded)} from {peer}",
+                                 peer, len(discarded))  # fmt: skip
+        except wire.WireError as exc:  # RFC 7606 5.3: a syntactically incorrect NLRI field
+            return self._reset(peer, "malformed_nlri", 10, str(exc))
         if not announced and not withdrawn:
             return []
         return [RouteUpdate(peer, announced, withdrawn)]

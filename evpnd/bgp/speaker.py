@@ -61,6 +61,10 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
+def _ebgp_peers(cfg: Config) -> frozenset[str]:
+    return frozenset(str(p.address) for p in cfg.peers if p.remote_as != cfg.asn)
+
+
 class PeerStatus:
     __slots__ = ("state", "since", "updates", "routes", "reason", "flaps", "eor")
 
@@ -126,6 +130,7 @@ class Speaker:
         self._ready = asyncio.Event()  # a relay is connected and the replay was written
         self._started_at = 0.0
         self.updates = UpdateDecoder()  # raw UPDATEs -> routes; counters and caches
+        self.updates.ebgp_peers = _ebgp_peers(cfg)
         self.messages = MessageDecoder()  # ExaBGP's JSON -> session events; counters
 
     # ------------------------------------------------------------------ paths
@@ -204,6 +209,7 @@ class Speaker:
         removed = [a for a in old if a not in new]
         self._write_config(cfg)  # ExabgpConfigError leaves the running configuration alone
         self.cfg = cfg
+        self.updates.ebgp_peers = _ebgp_peers(cfg)
         for addr in added:
             self._peers[addr] = PeerStatus()
         for addr in removed:
@@ -251,7 +257,10 @@ class Speaker:
             "encode_errors": self._encode_errors,
             "acks": dict(self._acks),
             "decode": self.decode_stats(),
-            "peers": {addr: st.as_dict() for addr, st in self._peers.items()},
+            "peers": {
+                addr: {**st.as_dict(), "decode_errors": self.updates.peer_stats(addr)}
+                for addr, st in self._peers.items()
+            },
         }
 
     def decode_stats(self) -> dict:
@@ -434,6 +443,8 @@ class Speaker:
     def _on_line(self, line: str) -> None:
         if line.startswith(RAW_PREFIX):
             events = self.updates.decode_line(line)
+            if self.updates.resets_pending:
+                self._reset_sessions()
         elif line.startswith("evpnd-ack "):
             self._on_ack(line)
             return
@@ -468,6 +479,18 @@ class Speaker:
                     message=event.message,
                 )
             emit(event)
+
+    def _reset_sessions(self) -> None:
+        """RFC 7606 session reset of what the decoder found malformed: ExaBGP sends the
+        UPDATE Message Error NOTIFICATION (the extension's `evpnd notify`)."""
+        for peer, subcode, reason in self.updates.drain_resets():
+            log.warning("bgp update error: session reset (RFC 7606)", peer=peer,
+                        subcode=subcode, reason=reason)  # fmt: skip
+            self.notify(peer, 3, subcode)
+
+    def notify(self, peer: str, code: int, subcode: int) -> None:
+        """End the session with `peer` with a NOTIFICATION (code, subcode)."""
+        self._write(f"evpnd notify {self._next_ticket()} {peer} {code} {subcode}\n")
 
     def _on_state(self, event: PeerState) -> None:
         self._set_state(event.peer, event.state, event.reason)

@@ -83,6 +83,10 @@ def render_routes(reply: RoutesReply) -> str:
     return "\n".join(lines)
 
 
+def _counted(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
+
+
 def render_peers(reply: PeersReply) -> str:
     exa = f"ExaBGP pid {reply.exabgp_pid}" if reply.exabgp_pid else "ExaBGP not running"
     head = (
@@ -108,6 +112,11 @@ def render_peers(reply: PeersReply) -> str:
     lines = [head, "", table(header, rows, right={1, 4, 5, 6, 7})]
     errors = [(p.address, p.last_error) for p in reply.peers if p.last_error]
     lines += [f"{addr}: last error: {err}" for addr, err in errors]
+    for p in reply.peers:
+        if p.rejects:
+            lines.append(f"{p.address}: rejected: {_counted(p.rejects)}")
+        if p.decode_errors:
+            lines.append(f"{p.address}: UPDATE errors (RFC 7606): {_counted(p.decode_errors)}")
     up = sum(1 for p in reply.peers if p.state == "up")
     lines.append(f"\nTotal peers {len(reply.peers)}, established {up}")
     return "\n".join(lines)

@@ -12,13 +12,31 @@ from evpnd.core.events import PeerOpen, PeerState, RouteUpdate
 from evpnd.core.indexes import BestPathIndexes
 from evpnd.core.journal import Journal
 from evpnd.core.local_macs import LocalMacs
-from evpnd.core.mobility import _VTEP_RANK, vtep_rank
 from evpnd.core.path_groups import ABSENT, group_del, group_put
 from evpnd.core.rib import PeerStats, Rib
 from evpnd.core.settings import SettingsView
+from evpnd.core.validation import (
+    PMSI_INGRESS_REPLICATION,
+    TUNNEL_VXLAN,
+    UNICAST_DIGIT,
+    ZERO_MAC,
+    mac_ok,
+)
 from evpnd.routes.evpn import LOCAL_PEER, Attributes, ImetKey, MacIpKey, Path, PrefixKey, RouteKey
 
 FAMILY = "l2vpn evpn"  # the key of PeerOpen.gr_families for EVPN (AFI 25, SAFI 70)
+
+# (which address, AddressCheck's verdict) -> the journal's reason
+_ADDRESS_REASONS = {
+    ("nexthop", "own_vtep"): "rejected_own_vtep",
+    ("nexthop", "martian"): "rejected_nexthop_martian",
+    ("nexthop", "family"): "rejected_nexthop_family",
+    ("nexthop", "malformed"): "rejected_malformed",
+    ("pmsi", "own_vtep"): "rejected_own_vtep",
+    ("pmsi", "martian"): "rejected_pmsi_martian",
+    ("pmsi", "family"): "rejected_pmsi_family",
+    ("pmsi", "malformed"): "rejected_pmsi_martian",  # an ingress replication PMSI without one
+}
 
 
 class BgpInput:
@@ -76,6 +94,8 @@ class BgpInput:
             return "rejected_own_as"
         if attrs.originator_id is not None and attrs.originator_id == view.router_id:
             return "rejected_originator"
+        if attrs.encap is not None and attrs.encap != TUNNEL_VXLAN:
+            return "rejected_encap"  # not a VXLAN route: never installed as one
         return None
 
     def _check_path(self, path: Path) -> str | None:
@@ -83,21 +103,27 @@ class BgpInput:
         key = path.key
         if key.rd in view.own_rds:
             return "rejected_own_rd"
-        if path.next_hop == view.vtep:
-            return "rejected_own_vtep"
-        try:
-            vtep_rank(path.next_hop)
-        except ValueError:
-            return "rejected_malformed"
+        verdict = view.address.reason(path.next_hop)
+        if verdict is not None:
+            return _ADDRESS_REASONS["nexthop", verdict]
         if type(key) is MacIpKey:
             if len(key.mac) != 17:
                 return "rejected_malformed"
+            if not mac_ok(key.mac):
+                return "rejected_mac"
             l2, l3 = view.imports.targets(path.attrs.route_targets)
             if not l2 and not (l3 and key.ip is not None and path.l3vni):
                 return "rejected_no_vni"
         elif type(key) is ImetKey:
-            if key.origin == view.vtep:
+            if view.address.reason(key.origin) == "own_vtep":
                 return "rejected_own_vtep"
+            pmsi = path.attrs.pmsi
+            if pmsi is not None:  # no PMSI: ingress replication to the next hop (as FRR)
+                if pmsi.tunnel_type != PMSI_INGRESS_REPLICATION:
+                    return "rejected_pmsi_type"
+                verdict = view.address.reason(pmsi.endpoint)
+                if verdict is not None:
+                    return _ADDRESS_REASONS["pmsi", verdict]
             if not view.imports.targets(path.attrs.route_targets)[0]:
                 return "rejected_no_vni"
         elif type(key) is PrefixKey:
@@ -132,8 +158,9 @@ class BgpInput:
         # the general new-key case; the values it sets are those fdb_entry() and
         # neigh_entry() give, see the comments, and tests/unit/test_core_rules.py checks it).
         view = self.view
-        own_rds, vtep, imports = view.own_rds, view.vtep, view.imports
-        known_vteps = _VTEP_RANK
+        own_rds, imports = view.own_rds, view.imports
+        good_next_hops = view.address.good  # next hops that passed the import validation
+        address_reason = view.address.reason
         best = rib.best
         adj = rib.adj_in.get(peer)
         if adj is None:
@@ -178,9 +205,10 @@ class BgpInput:
                 and type(key) is MacIpKey
                 and l2
                 and key.rd not in own_rds
-                and nh in known_vteps
-                and nh != vtep
+                and (nh in good_next_hops or address_reason(nh) is None)
                 and len(key.mac) == 17
+                and key.mac[1] in UNICAST_DIGIT
+                and key.mac != ZERO_MAC
             ):
                 accepted += 1
                 if fresh_ok and key not in best:
@@ -245,6 +273,9 @@ class BgpInput:
         stats.rejected += rejected
         if self._update_rejects:
             reasons = {k.removeprefix("rejected_"): n for k, n in self._update_rejects.items()}
+            per_peer = stats.rejects
+            for reason, n in reasons.items():
+                per_peer[reason] = per_peer.get(reason, 0) + n
             self.journal.notice("paths_rejected", peer=peer, reasons=reasons)
             self._update_rejects = {}
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import deque
 
+from evpnd.core.validation import VALIDATION_REASONS
 from evpnd.routes.evpn import RouteKey
 
 REJECT_REASONS = (
@@ -15,6 +16,7 @@ REJECT_REASONS = (
     "rejected_originator",
     "rejected_no_vni",
     "rejected_malformed",
+    *VALIDATION_REASONS,
 )
 _MAX_REJECTION_RECORDS = 10_000
 _MAX_NOTICES = 1_000

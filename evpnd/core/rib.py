@@ -7,7 +7,7 @@ withdraw with label 0, DESIGN rule 6). evpnd's own routes live here too, under L
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from evpnd.routes.communities import rt_number
@@ -125,6 +125,8 @@ class PeerStats:
     accepted: int = 0
     rejected: int = 0
     reason: str = ""
+    # paths rejected per reason (the journal's names without `rejected_`)
+    rejects: dict[str, int] = field(default_factory=dict)
 
 
 class Rib:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from evpnd.core.mobility import vtep_rank
 from evpnd.core.rib import ImportMap
+from evpnd.core.validation import AddressCheck
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,7 @@ class SettingsView:
         self.settings = settings
         self.vtep = settings.vtep
         self.vtep_rank = vtep_rank(self.vtep)
+        self.address = AddressCheck(self.vtep)  # import validation of next hops, PMSI
         self.router_id = settings.router_id
         self.asn = settings.asn
         self.imports = ImportMap(settings.l2vnis, settings.l3vnis)

@@ -60,6 +60,7 @@ class PeerRow:
     rejected: int
     paths: int  # held now
     stale: int  # of which stale
+    rejects: dict[str, int] = field(default_factory=dict)  # paths rejected, per reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +226,7 @@ class CoreViews:
                 rejected=stats.rejected,
                 paths=len(rib.adj_in.get(peer, ())),
                 stale=len(rib.stale.get(peer, ())),
+                rejects=dict(stats.rejects),
             )
         return out
 

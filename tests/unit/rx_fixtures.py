@@ -99,6 +99,10 @@ def pack_attributes(attribute: dict | None, asn4: bool = True) -> bytes:
             kinds[s["element"]]([ASN(a) for a in s["value"]]) for s in attribute["as-path"].values()
         ]
         out.append(ASPath(segments))
+    else:
+        # ExaBGP's JSON leaves an empty AS_PATH out; the wire always carries one (well-known
+        # mandatory, RFC 4271 5.1.2; RFC 7606 3(d) treats its absence as withdraw)
+        out.append(ASPath([]))
     if "med" in attribute:
         out.append(MED(attribute["med"]))
     if "local-preference" in attribute:

@@ -60,6 +60,7 @@ async def test_scrape_reads_the_core_and_moves_with_traffic():
         assert m[("evpnd_bgp_session_up", (("peer", C),))] == 0
         assert m[("evpnd_bgp_nlri_received_total", (("peer", B),))] == 8
         assert m[("evpnd_bgp_rejected_total", (("reason", "no_vni"),))] == 1
+        assert m[("evpnd_bgp_peer_rejected_total", (("peer", B), ("reason", "no_vni")))] == 1
         assert m[("evpnd_bgp_advertised_paths", (("type", "3"),))] == 2
         assert m[("evpnd_bgp_advertised_paths", (("type", "5"),))] == 1
         assert m[("evpnd_bgp_paths", (("peer", C), ("type", "2")))] == 1

@@ -6,8 +6,18 @@ import pytest
 
 from evpnd.api.models import KernelDiffEntry, KernelDiffReply
 from evpnd.cli import tables
+from evpnd.core.events import RouteUpdate
 from tests.unit.test_api_queries import ask
-from tests.unit.test_api_world import MAC_DUP, MAC_LOCAL, MAC_MOVED, MAC_REMOTE, B, C, make_world
+from tests.unit.test_api_world import (
+    MAC_DUP,
+    MAC_LOCAL,
+    MAC_MOVED,
+    MAC_REMOTE,
+    B,
+    C,
+    make_world,
+    type2,
+)
 
 
 def assert_fits(text: str, width: int = 80) -> None:
@@ -56,6 +66,22 @@ async def test_peers_table():
     row_c = next(line for line in lines if line.startswith(C))
     assert row_c.split()[2:4] == ["down", "-"]
     assert lines[-1] == "Total peers 2, established 1"
+    assert f"{B}: rejected: no_vni 1" in lines  # per reason, per peer
+
+
+async def test_peers_table_shows_rejections_and_update_errors_per_peer():
+    w = make_world()
+    w.status = {**w.status, "peers": {B: {"state": "up", "decode_errors": {
+        "treat_as_withdraw": 2, "attribute_discard": 1, "session_reset": 0}}}}  # fmt: skip
+    hostile = type2(B, f"{B}:1", "02:bb:00:00:09:01")._replace(next_hop="127.0.0.1")
+    w.apply(RouteUpdate(B, [hostile]))
+    reply = await ask(w, "show peers")
+    text = tables.render_peers(reply)
+    assert f"{B}: rejected: nexthop_martian 1, no_vni 1" in text.splitlines()
+    assert f"{B}: UPDATE errors (RFC 7606): attribute_discard 1, treat_as_withdraw 2" in text
+    (entry,) = [p for p in reply.peers if p.address == B]
+    assert entry.rejects == {"no_vni": 1, "nexthop_martian": 1}
+    assert entry.decode_errors == {"treat_as_withdraw": 2, "attribute_discard": 1}
 
 
 async def test_vni_table_and_detail():

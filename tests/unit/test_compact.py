@@ -525,6 +525,8 @@ def _mp_unreach(nlri: bytes) -> bytes:
 
 
 ORIGIN_IGP = b"\x40\x01\x01\x00"
+EMPTY_AS_PATH = b"\x40\x02\x00"
+MANDATORY = ORIGIN_IGP + EMPTY_AS_PATH  # RFC 7606 3(d): without them, treat-as-withdraw
 GOOD_DATA = bytes.fromhex("0001c0000201000a" + "00" * 10 + "00000000300200000000aa00000064")
 GOOD = b"\x02" + bytes((len(GOOD_DATA),)) + GOOD_DATA  # MAC 02:00:00:00:00:aa, RD 192.0.2.1:10
 GOOD2 = GOOD.replace(bytes.fromhex("0200000000aa"), bytes.fromhex("0200000000bb"))
@@ -542,10 +544,10 @@ def _t2(data: bytes = GOOD_DATA, **at: int) -> bytes:
     return _nlri(2, bytes(out))
 
 
-# Bad NLRIs that still delimit themselves (their length byte is right): each is skipped and
-# counted, the NLRIs after it are kept. The raw layout has no field that can be out of range
-# the way a JSON number can (a VNI is 3 bytes, an ESI 10), so what is left to be wrong is the
-# shape: lengths, length fields, RD types, prefix lengths.
+# Bad NLRIs that still delimit themselves (their length byte is right) but whose layout
+# contradicts it: syntactically incorrect, so RFC 7606 5.3's session reset. The raw layout has
+# no field that can be out of range the way a JSON number can (a VNI is 3 bytes, an ESI 10), so
+# what is left to be wrong is the shape: lengths, length fields, prefix lengths.
 BAD_NLRIS = [
     _t2(p22=40),  # MAC length field 40, not 48
     _t2(p29=24),  # IP length 24
@@ -553,68 +555,80 @@ BAD_NLRIS = [
     _nlri(2, GOOD_DATA[:29] + b"\x80" + bytes(4) + GOOD_DATA[30:]),  # IPv6 length, 4 bytes
     _nlri(2, GOOD_DATA + b"\x00"),  # one byte too many
     _nlri(2, GOOD_DATA[:20]),  # cut short
-    _nlri(2, b"\x00\x07" + GOOD_DATA[2:]),  # route distinguisher of unknown type 7
     _nlri(2, b""),
     _nlri(3, bytes.fromhex("0001c0000201000a00000000") + b"\x20" + bytes(3)),  # IP of 3 bytes
     _nlri(3, bytes.fromhex("0001c0000201000a00000000") + b"\x18" + bytes(4)),  # IP length 24
-    _nlri(3, b"\x00\x07" + bytes(6) + bytes(4) + b"\x20" + bytes(4)),  # RD type 7
     _nlri(5, bytes(40)),  # neither IPv4 (34) nor IPv6 (58)
     _nlri(5, bytes(8) + bytes(10) + bytes(4) + b"\x21" + bytes(11)),  # IPv4 prefix length 33
     _nlri(5, bytes(8) + bytes(10) + bytes(4) + b"\x81" + bytes(35)),  # IPv6 prefix length 129
 ]
+# Well-formed NLRIs evpnd cannot read: skipped by their length, the rest kept
+UNREADABLE_NLRIS = [
+    _nlri(2, b"\x00\x07" + GOOD_DATA[2:]),  # route distinguisher of unknown type 7
+    _nlri(3, b"\x00\x07" + bytes(6) + bytes(4) + b"\x20" + bytes(4)),  # RD type 7
+]
 
 
 @pytest.mark.parametrize("bad", BAD_NLRIS, ids=range(len(BAD_NLRIS)))
-def test_bad_nlri_is_skipped_and_the_good_ones_kept(decoder, bad):
-    (event,) = decoder.decode_update("p", _update(ORIGIN_IGP + _mp_reach(GOOD + bad + GOOD2)))
+def test_a_syntactically_incorrect_nlri_resets_the_session(decoder, bad):
+    """RFC 7606 5.3: nothing of the UPDATE is used (valid NLRIs and withdraws included), the
+    session is reset with an UPDATE Message Error / Invalid Network Field (10)."""
+    update = _update(_mp_unreach(GOOD2) + MANDATORY + _mp_reach(GOOD + bad + GOOD2))
+    assert decoder.decode_update("p", update) == []
+    assert decoder.stats()["malformed_nlri"] == 1
+    assert decoder.peer_stats("p") == {"session_reset": 1}
+    ((peer, subcode, _reason),) = decoder.drain_resets()
+    assert (peer, subcode) == ("p", 10)
+    assert decoder.drain_resets() == []
+    assert decoder.decode_update("q", _update(_mp_unreach(bad + GOOD))) == []
+    assert decoder.peer_stats("q") == {"session_reset": 1}
+    assert [r[:2] for r in decoder.drain_resets()] == [("q", 10)]
+
+
+@pytest.mark.parametrize("odd", UNREADABLE_NLRIS, ids=range(len(UNREADABLE_NLRIS)))
+def test_an_unreadable_rd_skips_that_nlri_only(decoder, odd):
+    (event,) = decoder.decode_update("p", _update(MANDATORY + _mp_reach(GOOD + odd + GOOD2)))
     assert [p.key.mac for p in event.announced] == ["02:00:00:00:00:aa", "02:00:00:00:00:bb"]
-    assert decoder.stats()["malformed_nlri"] == 1
-    assert "bad announced NLRI" in decoder.last_reject
-    (event,) = decoder.decode_update("p", _update(_mp_unreach(bad + GOOD)))
+    (event,) = decoder.decode_update("p", _update(_mp_unreach(odd + GOOD)))
     assert event.withdrawn == [GOOD_KEY] and event.announced == []
+    assert decoder.peer_stats("p") == {"unsupported_nlri": 2}
+    assert decoder.drain_resets() == []
+
+
+@pytest.mark.parametrize("runaway", [b"\x02\xff" + GOOD_DATA, b"\x02"])
+def test_an_nlri_running_past_its_attribute_resets_the_session(decoder, runaway):
+    assert decoder.decode_update("p", _update(MANDATORY + _mp_reach(GOOD + runaway))) == []
+    assert decoder.decode_update("p", _update(_mp_unreach(GOOD + runaway))) == []
     assert decoder.stats()["malformed_nlri"] == 2
+    assert [r[:2] for r in decoder.drain_resets()] == [("p", 10), ("p", 10)]
 
 
-def test_an_nlri_running_past_its_attribute_ends_the_field(decoder):
-    """A length that does not delimit: the NLRIs before it are kept, the rest dropped."""
-    runaway = b"\x02\xff" + GOOD_DATA
-    (event,) = decoder.decode_update("p", _update(ORIGIN_IGP + _mp_reach(GOOD + runaway)))
-    assert [p.key for p in event.announced] == [GOOD_KEY]
-    assert decoder.stats()["malformed_nlri"] == 1
-    (event,) = decoder.decode_update("p", _update(_mp_unreach(GOOD + b"\x02")))
-    assert event.withdrawn == [GOOD_KEY]
-    assert decoder.stats()["malformed_nlri"] == 2
-
-
-def test_one_bad_nlri_is_skipped_and_the_rest_kept(decoder):
-    bad = bytes.fromhex("0205") + b"\x00" * 5  # a type-2 of 5 bytes
-    (event,) = decoder.decode_update("p", _update(ORIGIN_IGP + _mp_reach(bad + GOOD)))
-    assert [p.key.mac for p in event.announced] == ["02:00:00:00:00:aa"]
-
-
-def test_unknown_route_types_are_unsupported(decoder):
+def test_unknown_route_types_are_skipped_by_their_length(decoder):
     ead = _nlri(1, bytes(25))  # type 1 (Ethernet A-D): not handled yet
     es = _nlri(4, bytes(23))  # type 4 (Ethernet Segment)
     other = _nlri(9, b"\x00")
-    (event,) = decoder.decode_update("p", _update(ORIGIN_IGP + _mp_reach(ead + es + other + GOOD)))
+    (event,) = decoder.decode_update("p", _update(MANDATORY + _mp_reach(ead + es + other + GOOD)))
     assert len(event.announced) == 1
     assert decoder.decode_update("p", _update(_mp_unreach(ead + es + other))) == []
     assert decoder.stats()["unsupported_nlri"] == 6
     assert decoder.stats()["malformed_nlri"] == 0
+    assert decoder.peer_stats("p") == {"unsupported_nlri": 6}
+    assert decoder.drain_resets() == []
 
 
 @pytest.mark.parametrize("next_hop", [b"", b"\x0a\x00\x00", bytes(5), bytes(20)])
-def test_bad_next_hop_drops_its_nlris(decoder, next_hop):
-    update = _update(ORIGIN_IGP + _mp_reach(GOOD, next_hop) + _mp_unreach(GOOD2))
-    (event,) = decoder.decode_update("p", update)
-    assert event.announced == [] and [k.mac for k in event.withdrawn] == ["02:00:00:00:00:bb"]
+def test_a_bad_next_hop_length_resets_the_session(decoder, next_hop):
+    """RFC 7606 7.11: the NLRI cannot be located after it."""
+    update = _update(MANDATORY + _mp_reach(GOOD, next_hop) + _mp_unreach(GOOD2))
+    assert decoder.decode_update("p", update) == []
     assert decoder.stats()["malformed_nlri"] == 1
+    assert [r[:2] for r in decoder.drain_resets()] == [("p", 9)]
 
 
 def test_ipv6_next_hop_with_link_local(decoder):
     """RFC 2545 3: a 32-byte next hop is global + link-local; the global one is the VTEP."""
     nh = bytes.fromhex("20010db8" + "00" * 11 + "01" + "fe80" + "00" * 13 + "01")
-    (event,) = decoder.decode_update("p", _update(ORIGIN_IGP + _mp_reach(GOOD, nh)))
+    (event,) = decoder.decode_update("p", _update(MANDATORY + _mp_reach(GOOD, nh)))
     assert event.announced[0].next_hop == "2001:db8::1"
 
 
@@ -635,10 +649,12 @@ def test_ipv6_next_hop_with_link_local(decoder):
 )
 def test_malformed_attributes_treat_as_withdraw(decoder, attribute):
     """RFC 7606 section 2: the UPDATE's routes are withdrawn, not kept with bad attributes."""
-    (event,) = decoder.decode_update("p", _update(attribute + _mp_reach(GOOD)))
+    # the malformed one first: a repeat of ORIGIN/AS_PATH after it is discarded (3(g))
+    (event,) = decoder.decode_update("p", _update(attribute + MANDATORY + _mp_reach(GOOD)))
     assert event.announced == []
     assert event.withdrawn == [GOOD_KEY]
     assert decoder.stats()["malformed_attributes"] == 1
+    assert decoder.peer_stats("p") == {"treat_as_withdraw": 1}
     assert "treat-as-withdraw" in decoder.last_reject
 
 
@@ -663,7 +679,8 @@ def test_pmsi_variants():
     v6 = bytes.fromhex("20010db8" + "00" * 11 + "01")
     assert _pmsi(value(6, 100, v6)) == Pmsi(6, 100, "2001:db8::1")
     assert _pmsi(value(0, 0, b"")) == Pmsi(0, 0, "")  # no tunnel information
-    assert _pmsi(value(9, 0, b"\x01")) is None  # a tunnel type evpnd does not know: ignored
+    # a tunnel type evpnd does not know: kept, for the core to refuse (pmsi_type)
+    assert _pmsi(value(9, 0, b"\x01")) == Pmsi(9, 0, "")
 
 
 def _captured_bodies() -> list[bytes]:
@@ -698,7 +715,7 @@ def test_inlined_type2_hot_path_agrees_with_the_plain_decoder(decoder):
 
     from tests.unit.rx_fixtures import pack_nlri
 
-    nlris = [GOOD, GOOD2, *BAD_NLRIS]
+    nlris = [GOOD, GOOD2, *BAD_NLRIS, *UNREADABLE_NLRIS]
     nlris.append(_nlri(2, GOOD_DATA[:8] + bytes.fromhex(ESI.replace(":", "")) + GOOD_DATA[18:]))
     nlris.append(_nlri(2, GOOD_DATA[:18] + b"\x00\x00\x00\x07" + GOOD_DATA[22:]))  # etag 7
     nlris.append(_nlri(2, GOOD_DATA + b"\x00\x13\x88"))  # label 2
@@ -712,7 +729,12 @@ def test_inlined_type2_hot_path_agrees_with_the_plain_decoder(decoder):
     inlined = 0
     for nlri in nlris:
         fast: list[Path] = []
-        decoder._announced(nlri, "10.0.1.2", "192.0.2.9", attrs, fast)
+        try:
+            decoder._announced(nlri, "10.0.1.2", "192.0.2.9", attrs, fast)
+        except wire.WireError:  # syntactically incorrect: both must refuse it
+            fast = []
+            with pytest.raises(wire.WireError):
+                decoder._key(nlri[0], nlri[2:])
         try:
             key = decoder._key(nlri[0], nlri[2:])
             plain = (

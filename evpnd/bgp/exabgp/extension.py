@@ -12,6 +12,8 @@ Commands (one line each, written by evpnd through the relay to ExaBGP's process 
   evpnd batch TICKET PEERS ; CMD ; CMD ...  many announce/withdraw evpn commands at once
   evpnd clear TICKET PEERS                  forget the Adj-RIB-Out of PEERS (a re-added peer)
   evpnd eor TICKET PEERS                    queue End-of-RIB l2vpn evpn (manual-eor)
+  evpnd notify TICKET PEERS CODE SUBCODE    end the sessions with that NOTIFICATION (RFC 7606
+                                            session reset: 3 N; maximum prefixes: Cease 6 1)
   evpnd ping TICKET                         a barrier: answered in order with the rest
   evpnd peers TICKET                        the configured neighbour addresses (after a reload)
 PEERS is `*` (every configured neighbour) or peer addresses joined with `+`.
@@ -58,6 +60,7 @@ def install(raw_receive: bool = True) -> None:
         ("commands", _install_commands),
         ("helper", _install_helper_exit),
         ("poll", _install_reactor_poll_fix),
+        ("accept", _install_accept_without_local_address),
     ]
     if raw_receive:
         parts.append(("raw", _install_raw_receive))
@@ -423,6 +426,33 @@ def apply_commands(ribs: list, lines: list[str]) -> tuple[int, list[str]]:
     return ok, errors
 
 
+def notify_peers(reactor, peers: str, code: int, subcode: int, data: bytes = b"") -> int:
+    """End the established sessions of PEERS with a NOTIFICATION (code, subcode) -> how many.
+
+    ExaBGP's API `teardown` can only send a Cease; RFC 7606's session reset is an UPDATE
+    Message Error (3). The peer's loop checks its receive timer for every message it reads (or
+    the lack of one), and a Notify raised there is sent and the session reset (Peer._run's
+    `except Notify`): so the timer of the current session raises it, once."""
+    from exabgp.bgp.message import Notify
+
+    wanted = None if peers == "*" else set(peers.split("+"))
+    done = 0
+    for peer in list(reactor._peers.values()):
+        if wanted is not None and str(peer.neighbor["peer-address"]) not in wanted:
+            continue
+        timer = peer.recv_timer
+        if timer is None or peer.proto is None:
+            continue
+
+        def check_ka(message=None, ignore=None, _timer=timer):
+            _timer.__dict__.pop("check_ka", None)  # once: the class's method is back
+            raise Notify(code, subcode, data)
+
+        timer.check_ka = check_ka
+        done += 1
+    return done
+
+
 def _ack(reactor, service: str, ticket: str, ok: int, errors: list[str]) -> None:
     first = f" {errors[0]}" if errors else ""
     reactor.processes.write(service, f"evpnd-ack {ticket} {ok} {len(errors)}{first}")
@@ -455,6 +485,9 @@ def handle_evpnd(reactor, service: str, command: str) -> None:
             for neighbor in targets:
                 neighbor.rib.outgoing.clear()
             _ack(reactor, service, ticket, len(targets), [])
+        elif verb == "notify" and len(words) == 6 and words[4].isdigit() and words[5].isdigit():
+            done = notify_peers(reactor, words[3], int(words[4]), int(words[5]))
+            _ack(reactor, service, ticket, done, [])
         elif verb == "eor" and len(words) == 4:
             targets = _targets(reactor, words[3])
             for neighbor in targets:
@@ -611,6 +644,40 @@ def _install_reactor_poll_fix() -> None:
             self._prevent_spin()
 
     Reactor._wait_for_io = _wait_for_io
+
+
+def _install_accept_without_local_address() -> None:
+    """ExaBGP 5.0.15 cannot accept a connection for a neighbour without `local-address`: its
+    listener matches an incoming connection with `neighbor['local-address'].address()`, which
+    raises on None, and the connection is reset (seen as: a `passive` peer never gets a
+    session). ExaBGP's own outgoing path fills the address in from the connected socket
+    (Protocol.connect); this does the same for incoming connections, before the listener
+    matches them: a neighbour with auto-discovered local address (auto_discovery) whose peer
+    address is the connection's remote end gets the connection's local address."""
+    from exabgp.protocol.ip import IP
+    from exabgp.reactor.listener import Listener
+
+    connected = Listener._connected
+
+    def _connected(self):
+        reactor = self._reactor
+        for incoming in connected(self):
+            # Incoming names the ends from the peer's view: .local is the peer's address,
+            # .peer is ours (see Listener._connected)
+            try:
+                remote = IP.create(incoming.local).address()
+                for key in reactor.peers():
+                    neighbor = reactor.neighbor(key)
+                    if not neighbor.auto_discovery or neighbor["peer-address"] is None:
+                        continue
+                    start = neighbor["peer-address"].address()
+                    if start <= remote < start + neighbor.range_size:
+                        neighbor["local-address"] = IP.create(incoming.peer)
+            except (ValueError, OSError):
+                pass  # the listener itself reports what it cannot match
+            yield incoming
+
+    Listener._connected = _connected
 
 
 # ----------------------------------------------------------------------------- launcher
