@@ -79,6 +79,7 @@ class Dataplane:
         self._resetup_pending = False
         self._counters: dict[str, float | int] = {
             "dumps": 0, "overruns": 0, "events": 0, "local_events": 0, "last_dump_seconds": 0.0,
+            "last_periodic_cpu_seconds": 0.0,
         }  # fmt: skip
 
     # ---- life cycle -------------------------------------------------------------------------
@@ -182,6 +183,7 @@ class Dataplane:
         sched = self.scheduler
         async with self._lock:
             started = time.monotonic()
+            cpu0 = time.process_time()  # the whole process: loop and worker thread
             if redump or sched.need_dump:
                 await self._dump()
             hold_over = sched.hold_over(started)
@@ -190,7 +192,7 @@ class Dataplane:
                 await self._apply(dirty, allow_delete=True)
             keys = sched.full_keys(self.desired, self.mirror, self.dm)
             await self._apply(keys, allow_delete=hold_over)
-            sched.full_pass_done(time.monotonic() - started)
+            sched.full_pass_done(time.monotonic() - started, time.process_time() - cpu0)
 
     async def _periodic(self) -> None:
         """Full passes: once when the sweep hold time ends, then every reconcile_interval."""
@@ -203,10 +205,14 @@ class Dataplane:
             await self._safe_full()
         while True:
             await asyncio.sleep(self.reconcile_interval)
+            cpu0 = time.process_time()
             if self.backend is not None:
                 await self._kernel_resetup()
             redump = time.monotonic() - self._last_dump >= self.redump_interval
             await self._safe_full(redump)
+            # The periodic pass as a whole (device check + diff): its CPU is what a scale-out
+            # costs every reconcile_interval (issue 17), shown in metrics and `show status`.
+            self._counters["last_periodic_cpu_seconds"] = round(time.process_time() - cpu0, 4)
 
     async def _sweep_stale_devices(self) -> None:
         """After the hold time, like stale entries: devices evpnd made for VNIs it no longer
@@ -453,6 +459,7 @@ class Dataplane:
             "kernel_seconds": backend.get("kernel_seconds", 0.0),
             "worker_cpu_seconds": backend.get("worker_cpu_seconds", 0.0),
             "messages_sent": backend.get("messages_sent", 0),
+            "device_writes": backend.get("device_writes", 0),
         }
 
 

@@ -204,4 +204,5 @@ class NetlinkBackend:
             "kernel_seconds": round(req.kernel_seconds, 4),  # inside sendto
             "worker_cpu_seconds": round(req.thread_cpu_seconds, 4),
             "messages_sent": req.messages_sent,
+            "device_writes": self.devices.writes,
         }
