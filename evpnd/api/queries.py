@@ -432,7 +432,7 @@ def show_status(ctx: ApiContext, args: p.StatusArgs) -> StatusReply:
     )
 
 
-def _dataplane_status(ctx: ApiContext) -> dict:
+def _dataplane_status(ctx: ApiContext) -> dict[str, Any]:
     dp = ctx.dataplane_stats() or {}
     return {
         "full_pass_cpu_seconds": float(

@@ -314,6 +314,7 @@ class DeviceManager:
             have = self._links()
         made &= have.keys()
         ok = [w for w in wants if w.vni not in problems]
+        self._no_ipv6([w.vxlan for w in ok if w.vxlan in made and not have[w.vxlan].up])
         fix = links.plan_corrections(ok, have, made, alias_for, local, mtu)
         for step, err in self._send(fix.steps):
             if step.what == "vxlan local changed" or "master" in step.what:
@@ -339,6 +340,19 @@ class DeviceManager:
             dm.add(VniDevices(vni=item.vni, l3=False, bridge=br.index, vxlan=vx.index,
                               bridge_name=want.bridge, vxlan_name=want.vxlan, access_ports=ports,
                               sticky=frozenset(item.sticky_macs), created=created))  # fmt: skip
+
+    def _no_ipv6(self, names: list[str]) -> None:
+        """No IPv6 on the VXLAN devices evpnd creates, before they go up: a bridge port carries
+        no addresses, and IPv6 autoconfiguration on thousands of ports (link-local address,
+        MLD joins, DAD) tripled the kernel's time to bring them up (issue 17). The bridge (the
+        SVI) keeps IPv6. /proc/sys/net is the calling thread's namespace (the worker's)."""
+        for name in names:
+            try:
+                with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as f:
+                    f.write("1")
+                self.writes += 1
+            except OSError as exc:  # no IPv6 in this kernel: nothing to turn off
+                log.debug("disable_ipv6 not set", name=name, error=str(exc))
 
     def _ports(self, item: L2VniConfig, bridge: int, have: dict[str, links.Link]) -> dict:
         ports: dict[int, str] = {}
@@ -438,16 +452,15 @@ class DeviceManager:
         """Devices evpnd created for VNIs no longer configured (removed while it was down)."""
         keep = {v.vni for v in cfg.all_vnis()}
         names = []
-        for link in self.ipr.get_links():
-            alias = link.get_attr("IFLA_IFALIAS") or ""
-            if not alias.startswith(f"{ALIAS_PREFIX}vni="):
+        for link in self._links().values():  # raw: pyroute2 decoded every link (issue 17)
+            if not link.alias.startswith(f"{ALIAS_PREFIX}vni="):
                 continue
             try:
-                vni = int(alias.removeprefix(f"{ALIAS_PREFIX}vni="))
+                vni = int(link.alias.removeprefix(f"{ALIAS_PREFIX}vni="))
             except ValueError:
                 continue
             if vni not in keep:
-                names.append(link.get_attr("IFLA_IFNAME"))
+                names.append(link.name)
         removed = self.remove_owned(names)
         if removed:
             log.info("stale evpnd devices removed", names=removed)
