@@ -230,10 +230,8 @@ class Config(_Strict):
 
     # FRR's auto-derivation (DESIGN rule 6): RD router-id:index, RT ASN:VNI.
     def rd_for(self, vni: int) -> str:
-        for index, item in enumerate(self.all_vnis(), start=1):
-            if item.vni == vni:
-                return item.rd or auto_rd(str(self.router_id), index)
-        raise KeyError(vni)
+        index, item = _vni_index(self)[vni]
+        return item.rd or auto_rd(str(self.router_id), index)
 
     def export_rts_for(self, vni: int) -> list[str]:
         item = self.vni(vni)
@@ -251,16 +249,30 @@ class Config(_Strict):
         return [*self.l2vnis, *self.l3vnis]
 
     def vni(self, vni: int) -> L2VniConfig | L3VniConfig:
-        for item in self.all_vnis():
-            if item.vni == vni:
-                return item
-        raise KeyError(vni)
+        return _vni_index(self)[vni][1]
 
     def l3vni_of(self, l2vni: int) -> L3VniConfig | None:
         for l3 in self.l3vnis:
             if l2vni in l3.l2vnis:
                 return l3
         return None
+
+
+_INDEX: list = [None, None, None, -1, {}]  # config, l2vnis, l3vnis, count, the index
+
+
+def _vni_index(cfg: Config) -> dict[int, tuple[int, L2VniConfig | L3VniConfig]]:
+    """VNI -> (1-based position, item) of the last Config asked about: the API and the core
+    look VNIs up one at a time, and a scan per lookup made `show vni` N x N (issue 17). Rebuilt
+    for another Config (a reload) or changed VNI lists; the first of a duplicated VNI wins, as
+    with the scan."""
+    c, l2, l3, count, index = _INDEX
+    if c is not cfg or l2 is not cfg.l2vnis or l3 is not cfg.l3vnis or count != len(l2) + len(l3):
+        index = {}
+        for position, item in enumerate(cfg.all_vnis(), start=1):
+            index.setdefault(item.vni, (position, item))
+        _INDEX[:] = [cfg, cfg.l2vnis, cfg.l3vnis, len(cfg.l2vnis) + len(cfg.l3vnis), index]
+    return index
 
 
 def cross_check(cfg: Config) -> list[tuple[str, str]]:

@@ -194,6 +194,12 @@ class EvpndCollector(Collector):
                 duration.add_metric([scope], seconds)
         yield passes
         yield duration
+        cpu = _num(stats.get("last_periodic_cpu_seconds") or stats.get("last_full_cpu_seconds"))
+        if cpu is not None:  # issue 17: what the periodic full pass costs at this scale
+            g = GaugeMetricFamily("evpnd_full_pass_cpu_seconds",
+                                  "CPU seconds of the last periodic full pass")  # fmt: skip
+            g.add_metric([], cpu)
+            yield g
         owned = GaugeMetricFamily("evpnd_kernel_owned_entries", "Kernel objects owned by evpnd",
                                   labels=["kind"])  # fmt: skip
         for kind, value in _flatten(stats.get("owned", {})):

@@ -188,6 +188,13 @@ class StatusReply(_Reply):
     peers: int
     routes: int
     reloads: int = 0
+    # The dataplane at scale (issue 17): what the periodic full pass costs, what it wrote, and
+    # the VNIs whose devices could not be made (by config field path).
+    full_pass_cpu_seconds: float = Field(default=0.0, description="CPU of the last full pass")
+    full_pass_seconds: float = Field(default=0.0, description="duration of the last full pass")
+    full_passes: int = 0
+    kernel_writes: int = Field(default=0, description="netlink writes since start")
+    device_problems: list[str] = []
 
 
 # Every command's reply model: the schema files and the client's decoder use this table.

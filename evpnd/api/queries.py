@@ -437,7 +437,21 @@ def show_status(ctx: ApiContext, args: p.StatusArgs) -> StatusReply:
         peers=len(ctx.cfg.peers),
         routes=ctx.core.views.path_count(),
         reloads=int(getattr(ctx, "reloads", 0)),
+        **_dataplane_status(ctx),
     )
+
+
+def _dataplane_status(ctx: ApiContext) -> dict[str, Any]:
+    dp = ctx.dataplane_stats() or {}
+    return {
+        "full_pass_cpu_seconds": float(
+            dp.get("last_periodic_cpu_seconds") or dp.get("last_full_cpu_seconds") or 0.0
+        ),
+        "full_pass_seconds": float(dp.get("last_full_seconds") or 0.0),
+        "full_passes": int(dp.get("full_passes") or 0),
+        "kernel_writes": int(dp.get("messages_sent") or 0) + int(dp.get("device_writes") or 0),
+        "device_problems": [str(p) for p in dp.get("device_problems") or []],
+    }
 
 
 def _version() -> str:

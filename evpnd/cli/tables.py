@@ -269,5 +269,9 @@ def render_status(reply: StatusReply) -> str:
         f"evpnd {reply.version}, router ID {reply.router_id}, AS {reply.asn}, "
         f"up {duration(reply.uptime)}\n"
         f"{reply.vnis} VNIs, {reply.peers_up}/{reply.peers} peers established, "
-        f"{reply.routes} paths, {reply.reloads} reloads"
+        f"{reply.routes} paths, {reply.reloads} reloads\n"
+        f"full pass: {reply.full_pass_cpu_seconds:.3f} s CPU, "
+        f"{reply.full_pass_seconds:.3f} s, {reply.full_passes} passes; "
+        f"{reply.kernel_writes} kernel writes"
+        + "".join(f"\ndevice problem: {p}" for p in reply.device_problems)
     )

@@ -77,8 +77,11 @@ class Dataplane:
         self._tasks: list[asyncio.Task] = []
         self._last_dump = 0.0
         self._resetup_pending = False
+        self._link_index_key: tuple[int, int] | None = None
+        self._link_index_cache: tuple[set[int], dict[str, int], dict[str, int]] = (set(), {}, {})
         self._counters: dict[str, float | int] = {
             "dumps": 0, "overruns": 0, "events": 0, "local_events": 0, "last_dump_seconds": 0.0,
+            "last_periodic_cpu_seconds": 0.0,
         }  # fmt: skip
 
     # ---- life cycle -------------------------------------------------------------------------
@@ -182,6 +185,7 @@ class Dataplane:
         sched = self.scheduler
         async with self._lock:
             started = time.monotonic()
+            cpu0 = time.process_time()  # the whole process: loop and worker thread
             if redump or sched.need_dump:
                 await self._dump()
             hold_over = sched.hold_over(started)
@@ -190,7 +194,7 @@ class Dataplane:
                 await self._apply(dirty, allow_delete=True)
             keys = sched.full_keys(self.desired, self.mirror, self.dm)
             await self._apply(keys, allow_delete=hold_over)
-            sched.full_pass_done(time.monotonic() - started)
+            sched.full_pass_done(time.monotonic() - started, time.process_time() - cpu0)
 
     async def _periodic(self) -> None:
         """Full passes: once when the sweep hold time ends, then every reconcile_interval."""
@@ -203,10 +207,14 @@ class Dataplane:
             await self._safe_full()
         while True:
             await asyncio.sleep(self.reconcile_interval)
+            cpu0 = time.process_time()
             if self.backend is not None:
                 await self._kernel_resetup()
             redump = time.monotonic() - self._last_dump >= self.redump_interval
             await self._safe_full(redump)
+            # The periodic pass as a whole (device check + diff): its CPU is what a scale-out
+            # costs every reconcile_interval (issue 17), shown in metrics and `show status`.
+            self._counters["last_periodic_cpu_seconds"] = round(time.process_time() - cpu0, 4)
 
     async def _sweep_stale_devices(self) -> None:
         """After the hold time, like stale entries: devices evpnd made for VNIs it no longer
@@ -377,19 +385,36 @@ class Dataplane:
         """An evpnd device deleted, a configured access port that appeared (a VM's tap) or left
         its bridge, or a bridge out of its VRF: set the devices up again soon rather than at the
         next full pass."""
-        vrfs = {d.vrf: d for d in self.dm.vnis.values() if d.vrf is not None}
+        # One event per device evpnd creates or sets: looked up, not a loop over every VNI
+        # (which made a start with N VNIs cost N x N, issue 17).
+        vrfs, port_bridge, member_vrf = self._link_index()
         if deleted:
             if index in self.dm.by_vxlan or index in self.dm.by_bridge or index in vrfs:
                 log.warning("an evpnd device was deleted; recreating", ifindex=index)
                 self._schedule_resetup()
             return
-        for item in self.cfg.l2vnis:
-            dev = self.dm.vnis.get(item.vni)
-            if dev is not None and name in item.access_ports and master != dev.bridge:
-                self._schedule_resetup()
-        for vrf, dev in vrfs.items():  # a bridge taken out of its L3VNI's VRF
-            if name in dev.vrf_members and master != vrf:
-                self._schedule_resetup()
+        if name in port_bridge and master != port_bridge[name]:
+            self._schedule_resetup()
+        if name in member_vrf and master != member_vrf[name]:  # out of its L3VNI's VRF
+            self._schedule_resetup()
+
+    def _link_index(self) -> tuple[set[int], dict[str, int], dict[str, int]]:
+        """VRF indices, access port name -> its bridge, VRF member name -> its VRF; rebuilt
+        when the configuration or the device map changes."""
+        key = (id(self.cfg), id(self.dm))
+        if self._link_index_key != key:
+            ports: dict[str, int] = {}
+            for item in self.cfg.l2vnis:
+                dev = self.dm.vnis.get(item.vni)
+                if dev is not None:
+                    ports.update(dict.fromkeys(item.access_ports, dev.bridge))
+            members = {
+                m: d.vrf for d in self.dm.vnis.values() if d.vrf is not None for m in d.vrf_members
+            }
+            vrfs = {d.vrf for d in self.dm.vnis.values() if d.vrf is not None}
+            self._link_index_cache = (vrfs, ports, members)
+            self._link_index_key = key
+        return self._link_index_cache
 
     def _schedule_resetup(self) -> None:
         if self._resetup_pending or self._loop is None:
@@ -453,6 +478,7 @@ class Dataplane:
             "kernel_seconds": backend.get("kernel_seconds", 0.0),
             "worker_cpu_seconds": backend.get("worker_cpu_seconds", 0.0),
             "messages_sent": backend.get("messages_sent", 0),
+            "device_writes": backend.get("device_writes", 0),
         }
 
 

@@ -11,12 +11,16 @@ Runs in the netlink worker thread (pyroute2's sync API is blocking).
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import os
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from evpnd.config import Config, L2VniConfig, L3VniConfig
+from evpnd.dataplane import links
+from evpnd.dataplane import netlink as nl
 from evpnd.dataplane.model import VRF_DEFAULT_METRIC, VRF_DEFAULTS, DeviceMap, VniDevices
 from evpnd.logs import get_logger
 
@@ -90,9 +94,12 @@ class DeviceManager:
 
     def __init__(self) -> None:
         self.ipr = IPRoute()
+        self.requester = nl.Requester()  # the batched path's own socket (links.py)
+        self.writes = 0  # kernel writes made (a restart over correct devices makes none)
 
     def close(self) -> None:
         self.ipr.close()
+        self.requester.close()
 
     # -- helpers --
     def _index(self, name: str) -> int | None:
@@ -108,6 +115,7 @@ class DeviceManager:
         return info.get_attr("IFLA_INFO_KIND") if info is not None else None
 
     def _set(self, index: int, **kw) -> None:
+        self.writes += 1
         try:
             self.ipr.link("set", index=index, **kw)
         except NetlinkError as exc:
@@ -263,23 +271,124 @@ class DeviceManager:
             log.warning("address add failed", address=address, error=str(exc))
 
     def setup(self, cfg: Config) -> DeviceMap:
-        """Bring every configured VNI's devices to the wanted shape; collect, don't raise."""
+        """Bring every configured VNI's devices to the wanted shape; collect, don't raise.
+        L2VNIs and table-only L3VNIs go through the batched raw path (issue 17); an L3VNI with
+        a VRF keeps the per-VNI path below (its VRF first: no VRF support, nothing made)."""
         dm = DeviceMap()
         mtu = vxlan_mtu(cfg)
         local = str(cfg.vtep)
-        for item in cfg.l2vnis:
-            try:
-                dm.add(self._setup_l2(item, local, mtu))
-            except (DeviceError, NetlinkError) as exc:
-                dm.problems.append(f"vni {item.vni}: {exc}")
-                log.error("vni devices not usable", vni=item.vni, error=str(exc))
-        for item in cfg.l3vnis:
+        self._setup_batched(cfg, dm, local, mtu)
+        for i, item in enumerate(cfg.l3vnis):
+            if item.vrf is None:
+                continue
             try:
                 dm.add(self._setup_l3(cfg, item, local, mtu))
             except (DeviceError, NetlinkError) as exc:
-                dm.problems.append(f"vni {item.vni}: {exc}")
+                dm.problems.append(f"vni {item.vni}: l3vnis[{i}]: {exc}")
                 log.error("vni devices not usable", vni=item.vni, error=str(exc))
         return dm
+
+    # -- batched (raw netlink; links.py plans, this sends) --
+    def _links(self) -> dict[str, links.Link]:
+        out = {}
+        for _t, buf, off, end in self.requester.dump(nl.RTM_GETLINK, nl.link_dump_request()):
+            link = links.parse_link(buf, off, end)
+            out[link.name] = link
+        return out
+
+    def _send(self, steps: list[links.Step]) -> list[tuple[links.Step, int]]:
+        """Send the steps many per sendto; the ones the kernel refused, with their errno."""
+        if not steps:
+            return []
+        ops = [nl.Op(st.mtype, st.flags | nl.NLM_F_ACK, st.body, st) for st in steps]
+        self.requester.run(ops)
+        self.writes += len(ops)
+        return [(op.tag, -op.error) for op in ops if op.error]
+
+    def _setup_batched(self, cfg: Config, dm: DeviceMap, local: str, mtu: int) -> None:
+        items: list[tuple[links.Want, L2VniConfig | L3VniConfig]] = []
+        for i, item in enumerate(cfg.l2vnis):
+            items.append((links.Want(item.vni, f"l2vnis[{i}]", item.bridge, item.device), item))
+        for i, l3 in enumerate(cfg.l3vnis):
+            if l3.vrf is None:
+                want = links.Want(l3.vni, f"l3vnis[{i}]", l3.bridge_name, l3.device, l3.router_mac)
+                items.append((want, l3))
+        wants = [w for w, _ in items]
+        have = self._links()
+        plan = links.plan_creations(wants, have, alias_for, local, mtu)
+        problems = dict(plan.problems)
+        for step, err in self._send(plan.steps):
+            why = os.strerror(err)
+            if step.what.startswith("vxlan") and err == errno.EEXIST:
+                field = step.path.rsplit(".", 1)[0] + ".vni"
+                why = f"another VXLAN device already has VNI {step.vni} ({why})"
+                problems.setdefault(step.vni, f"{field}: {why}")
+            else:
+                problems.setdefault(
+                    step.vni, f"{step.path}: {step.what.split()[0]} not made: {why}"
+                )
+        made = {w.bridge for w in wants if w.bridge not in have} | {
+            w.vxlan for w in wants if w.vxlan not in have
+        }
+        if plan.steps:
+            for st in plan.steps:
+                log.info(st.what, vni=st.vni)
+            have = self._links()
+        made &= have.keys()
+        ok = [w for w in wants if w.vni not in problems]
+        self._no_ipv6([w.vxlan for w in ok if w.vxlan in made and not have[w.vxlan].up])
+        fix = links.plan_corrections(ok, have, made, alias_for, local, mtu)
+        for step, err in self._send(fix.steps):
+            if step.what == "vxlan local changed" or "master" in step.what:
+                problems.setdefault(step.vni, f"{step.path}: {step.what}: {os.strerror(err)}")
+            else:
+                log.warning("link set failed", vni=step.vni, what=step.what, error=os.strerror(err))
+        for vni, why in problems.items():
+            dm.problems.append(f"vni {vni}: {why}")
+            log.error("vni devices not usable", vni=vni, error=why)
+        for want, item in items:
+            if want.vni in problems:
+                continue
+            br, vx = have[want.bridge], have[want.vxlan]
+            created = [n for n in (want.bridge, want.vxlan) if n in made]
+            if isinstance(item, L3VniConfig):
+                dm.add(VniDevices(vni=item.vni, l3=True, bridge=br.index, vxlan=vx.index,
+                                  bridge_name=want.bridge, vxlan_name=want.vxlan,
+                                  table=item.table, created=created))  # fmt: skip
+                continue
+            ports = self._ports(item, br.index, have)
+            if item.svi_address:
+                self.ensure_address(br.index, str(item.svi_address))
+            dm.add(VniDevices(vni=item.vni, l3=False, bridge=br.index, vxlan=vx.index,
+                              bridge_name=want.bridge, vxlan_name=want.vxlan, access_ports=ports,
+                              sticky=frozenset(item.sticky_macs), created=created))  # fmt: skip
+
+    def _no_ipv6(self, names: list[str]) -> None:
+        """No IPv6 on the VXLAN devices evpnd creates, before they go up: a bridge port carries
+        no addresses, and IPv6 autoconfiguration on thousands of ports (link-local address,
+        MLD joins, DAD) tripled the kernel's time to bring them up (issue 17). The bridge (the
+        SVI) keeps IPv6. /proc/sys/net is the calling thread's namespace (the worker's)."""
+        for name in names:
+            try:
+                with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as f:
+                    f.write("1")
+                self.writes += 1
+            except OSError as exc:  # no IPv6 in this kernel: nothing to turn off
+                log.debug("disable_ipv6 not set", name=name, error=str(exc))
+
+    def _ports(self, item: L2VniConfig, bridge: int, have: dict[str, links.Link]) -> dict:
+        ports: dict[int, str] = {}
+        for name in item.access_ports:
+            link = have.get(name)
+            if link is None:
+                log.warning("access port missing", vni=item.vni, port=name)
+                continue
+            if link.master != bridge:
+                self._set(link.index, master=bridge)
+            if not link.up:
+                self._set(link.index, state="up")
+            ports[link.index] = name
+        return ports
 
     def _setup_l2(self, item: L2VniConfig, local: str, mtu: int) -> VniDevices:
         created: list[str] = []
@@ -365,16 +474,15 @@ class DeviceManager:
         """Devices evpnd created for VNIs no longer configured (removed while it was down)."""
         keep = {v.vni for v in cfg.all_vnis()}
         names = []
-        for link in self.ipr.get_links():
-            alias = link.get_attr("IFLA_IFALIAS") or ""
-            if not alias.startswith(f"{ALIAS_PREFIX}vni="):
+        for link in self._links().values():  # raw: pyroute2 decoded every link (issue 17)
+            if not link.alias.startswith(f"{ALIAS_PREFIX}vni="):
                 continue
             try:
-                vni = int(alias.removeprefix(f"{ALIAS_PREFIX}vni="))
+                vni = int(link.alias.removeprefix(f"{ALIAS_PREFIX}vni="))
             except ValueError:
                 continue
             if vni not in keep:
-                names.append(link.get_attr("IFLA_IFNAME"))
+                names.append(link.name)
         removed = self.remove_owned(names)
         if removed:
             log.info("stale evpnd devices removed", names=removed)

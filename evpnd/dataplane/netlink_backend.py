@@ -23,6 +23,9 @@ _IFINFO = struct.Struct("=BxHiII")  # ifinfomsg
 # nlmsghdr (length, type; flags, seq, pid skipped) + ndmsg + the first attribute's header
 _FAST = struct.Struct("=IH10xBxxxiHBBHH")
 _RTA_HDR = struct.Struct("=HH")
+# More VNIs than this in one dump: whole-namespace FDB and neighbour dumps instead of one
+# filtered dump per VNI (a few VNIs, e.g. a recreated device: the filtered dumps are cheaper).
+WHOLE_DUMP_VNIS = 16
 
 
 class NetlinkBackend:
@@ -72,6 +75,8 @@ class NetlinkBackend:
         neighs: list[tuple[int, nl.Neigh]] = []
         req = self.requester
         by_master = self.ports_by_master() if any(not d.l3 for d in dm.vnis.values()) else {}
+        if len(dm.vnis) > WHOLE_DUMP_VNIS:
+            return self._dump_whole(dm, by_master)
         for vni, dev in dm.vnis.items():
             self._dump_vxlan_fdb(mirror, vni, dev.vxlan, dm)
             body = nl.neigh_dump_request(0, dev.bridge)
@@ -95,12 +100,69 @@ class NetlinkBackend:
             ports += [(vni, n) for n in self.dump_ports(others)]
         return Dump(mirror, ports, neighs)
 
-    def _dump_vxlan_fdb(self, mirror: Mirror, vni: int, vxlan: int, dm: DeviceMap) -> None:
+    def _dump_whole(self, dm: DeviceMap, by_master: dict[int, list[int]]) -> Dump:
+        """The same as the per-VNI dumps, from one FDB dump and one neighbour dump of the
+        whole namespace: the kernel walks every device (FDB) or the whole neighbour table
+        for each filtered dump, so N filtered dumps cost N x what exists (issue 17)."""
+        mirror = Mirror()
+        ports: list[tuple[int, nl.Neigh]] = []
+        neighs: list[tuple[int, nl.Neigh]] = []
+        req = self.requester
+        vxlans = {dev.vxlan: vni for vni, dev in dm.vnis.items()}
+        port_vni = {
+            p: vni
+            for vni, dev in dm.vnis.items()
+            if not dev.l3
+            for p in by_master.get(dev.bridge, ())
+            if p != dev.vxlan
+        }
+        for vni in dm.vnis:
+            mirror.fdb.setdefault(vni, {})
+            mirror.brfdb.setdefault(vni, set())
+        self._dump_vxlan_fdb(mirror, 0, 0, dm, vxlans, port_vni, ports)
+        for mtype, buf, off, end in req.dump(nl.RTM_GETNEIGH, nl.neigh_dump_request(0, 0)):
+            n = nl.parse_neigh(mtype, buf, off, end)
+            vni = dm.by_bridge.get(n.ifindex)
+            if vni is None:
+                continue
+            _change, owned = mirror.on_neigh(n, dm)
+            if not owned and not dm.vnis[vni].l3:
+                neighs.append((vni, n))
+        for dev in dm.vnis.values():
+            if dev.table is not None:
+                self._dump_routes(mirror, dev.table, dm)
+        return Dump(mirror, ports, neighs)
+
+    def _dump_routes(self, mirror: Mirror, table: int, dm: DeviceMap) -> None:
+        for family in (socket.AF_INET, socket.AF_INET6):
+            body = nl.route_dump_request(family, table)
+            try:
+                for mtype, buf, off, end in self.requester.dump(nl.RTM_GETROUTE, body):
+                    mirror.on_route(nl.parse_route(mtype, buf, off, end), dm)
+            except nl.NetlinkError as exc:
+                if exc.errno != errno.ENOENT:  # ENOENT: the table has no routes yet
+                    raise
+
+    def _dump_vxlan_fdb(
+        self,
+        mirror: Mirror,
+        vni: int,
+        vxlan: int,
+        dm: DeviceMap,
+        vxlans: dict[int, int] | None = None,
+        port_vni: dict[int, int] | None = None,
+        ports: list[tuple[int, nl.Neigh]] | None = None,
+    ) -> None:
         """The VXLAN port's entries (both halves of every remote MAC: 200k messages for 100k
         MACs). evpnd's own entries have a fixed layout (vxlan: LLADDR, DST, CACHEINFO; bridge:
         LLADDR, MASTER, ...) and are read from fixed offsets; anything else is parsed."""
         fast = _FAST.unpack_from
         rta = _RTA_HDR.unpack_from
+        # vxlans: the whole namespace's dump (vxlan ifindex -> VNI; port_vni: the access
+        # ports' entries go to `ports`); else one VXLAN device's.
+        whole = vxlans is not None
+        vxlans = vxlans if vxlans is not None else {vxlan: vni}
+        port_vni = port_vni or {}
         fdb = mirror.fdb.setdefault(vni, {})
         bridged = mirror.brfdb.setdefault(vni, set())
         text = nl.vtep_text
@@ -108,6 +170,16 @@ class NetlinkBackend:
             nl.RTM_GETNEIGH, nl.fdb_dump_request(vxlan)
         ):
             _len, _t, _f, ifindex, state, flags, _nt, alen, atype = fast(buf, off - 16)
+            if whole:
+                if ifindex not in vxlans:
+                    if ports is not None and ifindex in port_vni:
+                        n = nl.parse_neigh(mtype, buf, off, end)
+                        if n.master or n.flags & nl.NTF_MASTER:
+                            ports.append((port_vni[ifindex], n))
+                    continue
+                vxlan = ifindex
+                vni = vxlans[ifindex]
+                fdb, bridged = mirror.fdb[vni], mirror.brfdb[vni]
             if ifindex == vxlan and flags & nl.NTF_EXT_LEARNED and (alen, atype) == (10, 2):
                 mac = buf[off + 16 : off + 22].hex(":")
                 if mac != nl.ZERO_MAC:
@@ -204,4 +276,5 @@ class NetlinkBackend:
             "kernel_seconds": round(req.kernel_seconds, 4),  # inside sendto
             "worker_cpu_seconds": round(req.thread_cpu_seconds, 4),
             "messages_sent": req.messages_sent,
+            "device_writes": self.devices.writes,
         }

@@ -60,6 +60,7 @@ class Scheduler:
             "ops": 0, "errors": 0, "passes": 0, "full_passes": 0, "repairs": 0,
             "conflicts": 0, "held": 0, "invalid": 0, "last_pass_seconds": 0.0,
             "last_pass_ops": 0, "last_pass_planning_seconds": 0.0, "last_full_seconds": 0.0,
+            "last_full_cpu_seconds": 0.0,
         }  # fmt: skip
 
     # ---- what and when ------------------------------------------------------------------------
@@ -146,6 +147,9 @@ class Scheduler:
         self.stats["last_pass_ops"] = ops
         self.stats["last_pass_seconds"] = round(seconds, 4)
 
-    def full_pass_done(self, seconds: float) -> None:
+    def full_pass_done(self, seconds: float, cpu_seconds: float = 0.0) -> None:
+        """cpu_seconds: the process's CPU over the pass (issue 17: reported in metrics and
+        `evpnctl show status`; it includes whatever else the process did meanwhile)."""
         self.stats["full_passes"] += 1
         self.stats["last_full_seconds"] = round(seconds, 4)
+        self.stats["last_full_cpu_seconds"] = round(cpu_seconds, 4)
