@@ -52,7 +52,10 @@ class Daemon:
         from evpnd.policy.enforcer import PolicyEnforcer
 
         self.policy = PolicyEnforcer(
-            policy_spec(cfg), self.core.views.endpoints, get_logger("policy")
+            policy_spec(cfg),
+            self.core.views.endpoints,
+            get_logger("policy"),
+            hold_time=cfg.sweep_hold_time,
         )
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
@@ -204,10 +207,10 @@ class Daemon:
         self._tasks.append(asyncio.create_task(self._owner(), name="owner"))
         await self.dataplane.start(self.core.desired)
         await self.submit(self.core.start)
-        await self.policy.start()
         self.speaker.set_resync(self.core.advertised)
         await self.speaker.start()
         await self._start_api()
+        await self.policy.start()
         self._tasks += [
             asyncio.create_task(self._ticker(), name="ticker"),
             asyncio.create_task(self._watchdog(), name="watchdog"),

@@ -194,6 +194,8 @@ class PolicyGroup(_Reply):
 
 
 class PolicyRule(_Reply):
+    model_config = ConfigDict(extra="forbid", serialize_by_alias=True, validate_by_name=True)
+
     name: str
     from_: str = Field(alias="from")
     to: str

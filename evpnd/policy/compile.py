@@ -279,6 +279,12 @@ def compile_ruleset(
     # inet: routed traffic enters from an SVI (an L2VNI's bridge) or an L3VNI's bridge
     names = sorted(set(spec.bridges.values()) | set(spec.l3_bridges))
     fwd: list[NftRule] = []
+    # With br_netfilter (bridge-nf-call-iptables, on by default where the module is loaded)
+    # bridged IP packets pass the inet forward hook too, in and out through the same bridge:
+    # the bridge table has judged those already.
+    for bridge in sorted(set(spec.bridges.values())):
+        same = [_match(_meta("iifname"), bridge), _match(_meta("oifname"), bridge)]
+        fwd.append(_own("bridged", "forward", [*same, {"return": None}]))
     if names:
         jump = [_match(_meta("iifname"), {"set": names}), {"jump": {"target": "policy"}}]
         fwd.append(_own("jump", "forward", jump))

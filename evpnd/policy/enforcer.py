@@ -27,7 +27,7 @@ from evpnd.policy.model import (
     Ruleset,
 )
 from evpnd.policy.nft import Counters, Nft, NftError
-from evpnd.policy.reconcile import build, diff
+from evpnd.policy.reconcile import build, diff, keep_elements
 
 PASS_INTERVAL = 0.5  # drift repaired within a second
 SETTLE = 0.02  # after a change: let a burst of events land before one pass
@@ -45,8 +45,16 @@ def bridge_ports(bridges: dict[int, str]) -> dict[int, frozenset[str]]:
 
 
 class PolicyEnforcer:
-    def __init__(self, spec: PolicySpec | None, endpoints: Callable[[], Endpoints], log: Any):
+    def __init__(
+        self,
+        spec: PolicySpec | None,
+        endpoints: Callable[[], Endpoints],
+        log: Any,
+        hold_time: float = 0.0,
+    ):
         self.spec = spec
+        # after a start, members are only added for this long (the core relearns first)
+        self.hold_until = time.monotonic() + hold_time
         self.endpoints = endpoints
         self.log = log
         self.nft: Nft | None = None
@@ -150,7 +158,10 @@ class PolicyEnforcer:
                 counters.update(c)
         self.counters = counters
         self.passes += 1
-        cmds = diff(self._desired, kernel, FAMILIES)
+        desired = self._desired
+        if time.monotonic() < self.hold_until:
+            desired = keep_elements(desired, kernel)
+        cmds = diff(desired, kernel, FAMILIES)
         if not cmds:
             self.error = None
             return
@@ -163,7 +174,10 @@ class PolicyEnforcer:
             if refused - self.skip:
                 self.skip = self.skip | refused
                 self._compile(endpoints, ports)
-                cmds = diff(self._desired, kernel, FAMILIES)
+                desired = self._desired
+                if time.monotonic() < self.hold_until:
+                    desired = keep_elements(desired, kernel)
+                cmds = diff(desired, kernel, FAMILIES)
                 err = nft.apply(cmds)
         self.error = err
         self.changes += 1

@@ -11,6 +11,7 @@ members alone are added and deleted in place.
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 from typing import Any
 
 from evpnd.policy.model import TABLE, NftSet, NftTable, Ruleset
@@ -86,6 +87,27 @@ def diff_table(family: str, desired: NftTable | None, kernel: NftTable | None) -
         if new:
             cmds.append(_element_cmd("add", family, s, new))
     return cmds
+
+
+def keep_elements(desired: Ruleset, kernel: Ruleset) -> Ruleset:
+    """The desired tables with every member the kernel's same sets hold kept: for the hold
+    time after a start, while the core relearns what EVPN knows (routes come back over BGP
+    within seconds), so a restart does not drop members only to add them again."""
+    out: Ruleset = {}
+    for family, table in desired.items():
+        have = kernel.get(family)
+        if have is None:
+            out[family] = table
+            continue
+        old = {s.name: s for s in have.sets}
+        sets = tuple(
+            replace(s, elements=s.elements | old[s.name].elements)
+            if s.name in old and old[s.name].type == s.type
+            else s
+            for s in table.sets
+        )
+        out[family] = replace(table, sets=sets)
+    return out
 
 
 def diff(desired: Ruleset, kernel: Ruleset, families: tuple[str, ...]) -> list[Any]:
