@@ -125,9 +125,7 @@ def group_members(group: GroupSpec, endpoints: Endpoints) -> Members:
                 if net.version == addr.version
             ):
                 learned[mac] = ips
-    out = Members(
-        macs=set(group.macs) | set(learned), static=len(group.prefixes) + len(group.macs)
-    )
+    out = Members(macs=set(group.macs) | set(learned), static=len(group.prefixes) + len(group.macs))
     out.learned = len(learned)
     v4, v6 = _ranges([*group.prefixes, *(ip for ips in learned.values() for ip in ips)])
     out.ip4, out.ip6 = _cidrs(v4, 32), _cidrs(v6, 128)
