@@ -208,12 +208,14 @@ def _rule_exprs(spec: PolicySpec, rule: RuleSpec, family: str) -> list[tuple[str
     tail.append({"accept": None} if rule.action == "allow" else {"drop": None})
     out = []
     for s, d in _variants(src, dst, family, rule.proto):
-        expr: list[Any] = []
+        # protocol and port first: a compare fails faster than a set lookup, and a packet
+        # walks every rule before the one that matches (1,000 rules: see README)
+        expr: list[Any] = list(proto)
         if s is not None and src is not None:
             expr.append(_match(_payload(*_SADDR[s]), f"@{set_stem(src.name)}_{s}"))
         if d is not None and dst is not None:
             expr.append(_match(_payload(*_DADDR[d]), f"@{set_stem(dst.name)}_{d}"))
-        expr += proto + tail
+        expr += tail
         out.append((f"{s or 'any'}-{d or 'any'}", expr))
     return out
 

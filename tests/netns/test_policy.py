@@ -394,3 +394,50 @@ def test_check_config_names_the_field(tmp_path):
         assert proc.returncode == 2, (pol, proc.stdout, proc.stderr)
         assert f"{path}: {field}:" in proc.stderr, (field, proc.stderr)
         assert "Traceback" not in proc.stderr
+
+
+def test_10000_member_update_is_one_transaction_under_a_second():
+    """The edge alone, in a namespace of its own: 10,000 endpoints join a VNI-wide group
+    (compile + dump + diff + one transaction), then leave."""
+    lab = Lab(prefix="polx")
+    try:
+        ns = lab.netns("n")
+        code = """
+import json, time
+from evpnd.policy.compile import compile_ruleset
+from evpnd.policy.model import FAMILIES, Capabilities, GroupSpec, PolicySpec, RuleSpec
+from evpnd.policy.nft import Nft
+from evpnd.policy.reconcile import diff
+spec = PolicySpec((GroupSpec("t", 200),), (RuleSpec("r", "t", "t", "tcp", (22,), "deny"),),
+                  "allow", {200: "br200"})
+many = {200: {f"02:00:00:{i >> 8:02x}:{i & 255:02x}:01": frozenset({f"10.2.{i >> 8}.{i & 255}",
+              f"fd00::{i:x}"}) for i in range(10000)}}
+nft, caps, out = Nft(), Capabilities(bridge_conntrack=False), {}
+def step(name, endpoints):
+    t = time.monotonic()
+    desired, _, _ = compile_ruleset(spec, endpoints, caps)
+    kernel = {f: nft.dump(f)[0] for f in FAMILIES}
+    cmds = diff(desired, {f: k for f, k in kernel.items() if k}, FAMILIES)
+    err = nft.apply(cmds)
+    out[name] = {"seconds": time.monotonic() - t, "commands": len(cmds), "error": err}
+step("create", {})
+step("join", many)
+out["members"] = len(json.loads(nft._context().cmd("list set bridge evpnd t_mac")[1])
+                     ["nftables"][1]["set"]["elem"])
+step("again", many)
+step("leave", {})
+print(json.dumps(out))
+"""
+        proc = subprocess.run([*ns.cmd(sys.executable, "-c", code)], capture_output=True,
+                              text=True, cwd=os.getcwd())  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        out = json.loads(proc.stdout)
+        print(f"10,000 members: join {out['join']}, leave {out['leave']}")
+        assert out["members"] == 10000
+        assert out["join"]["error"] is None and out["leave"]["error"] is None
+        assert out["again"]["commands"] == 0  # unchanged: nothing sent
+        # one transaction; per family one element command per set (MAC, IPv4, IPv6)
+        assert out["join"]["commands"] <= 6 and out["leave"]["commands"] <= 6
+        assert out["join"]["seconds"] < 1.0 and out["leave"]["seconds"] < 1.0, out
+    finally:
+        lab.cleanup()
