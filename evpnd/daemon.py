@@ -265,7 +265,10 @@ def policy_spec(cfg: Config):
     from evpnd.policy.schema import policy_spec as build
 
     bridges = {v.vni: v.bridge for v in cfg.l2vnis}
-    return build(cfg.policy, bridges, tuple(v.bridge_name for v in cfg.l3vnis))
+    # routed traffic enters the inet forward hook from an SVI, an L3VNI's bridge or (VRF) the
+    # VRF device itself
+    l3 = [v.bridge_name for v in cfg.l3vnis] + [v.vrf for v in cfg.l3vnis if v.vrf]
+    return build(cfg.policy, bridges, tuple(l3))
 
 
 def run(cfg: Config, config_path: str | None = None, log_level: str | None = None) -> int:
