@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from evpnd.core import CoreSettings, DadSettings, L2VniSettings, L3VniSettings
+from evpnd.policy import schema as policy_schema
 from evpnd.routes.communities import normalize_route_target
 from evpnd.routes.rd import RDError, auto_rd, normalize_rd
 
@@ -227,6 +228,9 @@ class Config(_Strict):
         default=30.0, description="seconds before stale kernel entries are swept after a start"
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    policy: policy_schema.PolicyConfig | None = Field(
+        default=None, description="network policy enforced with nftables (README: Network policy)"
+    )
 
     # FRR's auto-derivation (DESIGN rule 6): RD router-id:index, RT ASN:VNI.
     def rd_for(self, vni: int) -> str:
@@ -308,6 +312,8 @@ def cross_check(cfg: Config) -> list[tuple[str, str]]:
         for j, v in enumerate(l3.l2vnis):
             if v not in l2set:
                 problems.append((f"l3vnis[{i}].l2vnis[{j}]", f"l2vni {v} is not configured"))
+    if cfg.policy is not None:
+        problems += policy_schema.problems(cfg.policy, l2set)
     return problems
 
 

@@ -49,6 +49,14 @@ class Daemon:
         self.core = Core(core_settings(cfg))
         self.speaker = Speaker(cfg, self.emit)
         self.dataplane = Dataplane(cfg, self.emit)
+        from evpnd.policy.enforcer import PolicyEnforcer
+
+        self.policy = PolicyEnforcer(
+            policy_spec(cfg),
+            self.core.views.endpoints,
+            get_logger("policy"),
+            hold_time=cfg.sweep_hold_time,
+        )
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -68,6 +76,12 @@ class Daemon:
 
     def kernel_diff(self) -> dict:
         return self.dataplane.kernel_diff()
+
+    def policy_status(self) -> dict:
+        return self.policy.status()
+
+    def policy_verdict(self, src: str, dst: str, proto: str | None, port: int | None):
+        return self.policy.verdict(src, dst, proto, port)
 
     async def clear_duplicates(self, vni: int | None = None, mac: str | None = None) -> dict:
         def clear(now: float) -> Effects:
@@ -89,6 +103,7 @@ class Daemon:
             self.speaker.announce(effects.announce)
         if self.core.desired.dirty:
             self.dataplane.wanted_changed()
+        self.policy.changed()  # endpoints may have changed (local MACs make no dirty keys)
 
     def _log_notices(self) -> None:
         """The core's notable events, with their context; never one line per route under load."""
@@ -173,6 +188,7 @@ class Daemon:
         settings = core_settings(cfg)
         await self.submit(lambda now: self.core.reconfigure(settings, now))
         await self.speaker.reconfigure(cfg)
+        await self.policy.reconfigure(policy_spec(cfg))
         self.cfg = cfg
         self.reloads += 1
         self.log.info(
@@ -194,6 +210,7 @@ class Daemon:
         self.speaker.set_resync(self.core.advertised)
         await self.speaker.start()
         await self._start_api()
+        await self.policy.start()
         self._tasks += [
             asyncio.create_task(self._ticker(), name="ticker"),
             asyncio.create_task(self._watchdog(), name="watchdog"),
@@ -226,6 +243,7 @@ class Daemon:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.policy.stop()  # evpnd's nftables tables stay: a restart changes nothing
         await self.speaker.stop()
         await self.dataplane.stop()  # kernel entries stay: a restart never flushes
         self.log.info("stopped")
@@ -240,6 +258,17 @@ class Daemon:
             await self._stop.wait()
         finally:
             await self.stop()
+
+
+def policy_spec(cfg: Config):
+    """The policy section as the compiler's plain data, with the bridges it acts on."""
+    from evpnd.policy.schema import policy_spec as build
+
+    bridges = {v.vni: v.bridge for v in cfg.l2vnis}
+    # routed traffic enters the inet forward hook from an SVI, an L3VNI's bridge or (VRF) the
+    # VRF device itself
+    l3 = [v.bridge_name for v in cfg.l3vnis] + [v.vrf for v in cfg.l3vnis if v.vrf]
+    return build(cfg.policy, bridges, tuple(l3))
 
 
 def run(cfg: Config, config_path: str | None = None, log_level: str | None = None) -> int:

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PKGS=(frr iproute2 iputils-ping tcpdump gobgpd procps psmisc kmod python3-venv systemd tshark iperf3 ethtool)
+APT_PKGS=(frr iproute2 iputils-ping tcpdump gobgpd procps psmisc kmod python3-venv systemd tshark iperf3 ethtool nftables python3-nftables)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -31,4 +31,11 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
   rm -f .venv/.installed-*
   touch "$stamp"
+fi
+# Network policy (evpnd/policy/nft.py) uses libnftables through Debian's binding, which pip
+# cannot install (it is a ctypes wrapper shipped with nftables itself): the venv gets a link
+# to that one package, not the whole system site-packages.
+site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+if [ -d /usr/lib/python3/dist-packages/nftables ] && [ ! -e "$site/nftables" ]; then
+  ln -s /usr/lib/python3/dist-packages/nftables "$site/nftables"
 fi

@@ -49,6 +49,17 @@ class ApiContext(Protocol):
         (kind, vni, key, wanted, kernel). Empty when converged."""
         ...
 
+    def policy_status(self) -> dict[str, Any]:
+        """PolicyEnforcer.status(): the PolicyReply fields (evpnd/api/models.py)."""
+        ...
+
+    def policy_verdict(
+        self, src: str, dst: str, proto: str | None, port: int | None
+    ) -> dict[str, Any] | None:
+        """The policy's verdict for a flow ({action, rule, src_groups, dst_groups}); None
+        without a policy."""
+        ...
+
     async def clear_duplicates(self, vni: int | None, mac: str | None) -> dict[str, Any]:
         """Thaw duplicate MACs through the owner task; returns when it is done."""
         ...

@@ -170,12 +170,75 @@ class HostRoute(_Reply):
     kernel: str | None = None
 
 
+class PolicyVerdict(_Reply):
+    to: str
+    proto: str | None = None
+    port: int | None = None
+    action: Literal["allow", "deny"]
+    rule: str | None = Field(default=None, description="the first matching rule; None: default")
+    src_groups: list[str] = []
+    dst_groups: list[str] = []
+
+
 class ExplainReply(_Reply):
     query: str
     kind: Literal["mac", "ip"]
     vnis: list[ExplainVni]
     routes: list[HostRoute] = Field(default=[], description="IP: routes in L3VNI tables")
     why_not: str | None = Field(default=None, description="when no VNI knows the MAC or IP")
+    policy: PolicyVerdict | None = Field(default=None, description="with --to: the verdict")
+
+
+class PolicyGroup(_Reply):
+    name: str
+    vni: int
+    static: int = Field(description="configured prefixes and MACs")
+    learned: int = Field(description="endpoints EVPN knows (local and remote) that are members")
+    macs: int
+    ip4: int
+    ip6: int
+
+
+class PolicyRule(_Reply):
+    model_config = ConfigDict(extra="forbid", serialize_by_alias=True, validate_by_name=True)
+
+    name: str
+    from_: str = Field(alias="from")
+    to: str
+    proto: str | None = None
+    ports: list[int] = []
+    action: Literal["allow", "deny"]
+    log: bool = False
+    packets: int
+    bytes: int
+
+
+class PolicyProblem(_Reply):
+    where: str
+    reason: str
+
+
+class PolicyChange(_Reply):
+    at: float
+    commands: int
+    seconds: float
+    error: str | None = None
+
+
+class PolicyReply(_Reply):
+    enabled: bool
+    default: Literal["allow", "deny"] | None = None
+    default_packets: int = 0
+    default_bytes: int = 0
+    bridge_conntrack: bool
+    inet_conntrack: bool
+    groups: list[PolicyGroup] = []
+    rules: list[PolicyRule] = []
+    problems: list[PolicyProblem] = []
+    passes: int = 0
+    changes: int = 0
+    repairs: int = Field(default=0, description="passes that repaired evpnd's tables (drift)")
+    last_change: PolicyChange | None = None
 
 
 class StatusReply(_Reply):
@@ -207,4 +270,5 @@ REPLIES: dict[str, type[BaseModel]] = {
     "clear dup-addr": ClearDupReply,
     "explain": ExplainReply,
     "show status": StatusReply,
+    "show policy": PolicyReply,
 }

@@ -73,6 +73,13 @@ class ClearDupArgs(_Args):
 class ExplainArgs(_Args):
     target: str = Field(description="a MAC or an IP address")
     vni: Vni | None = None
+    to: str | None = Field(default=None, description="policy verdict for a flow to this address")
+    port: int | None = Field(default=None, ge=1, le=65535)
+    proto: Literal["tcp", "udp", "icmp", "icmpv6"] | None = None
+
+
+class PolicyArgs(_Args):
+    pass
 
 
 class StatusArgs(_Args):
@@ -88,6 +95,7 @@ ARGS: dict[str, type[_Args]] = {
     "clear dup-addr": ClearDupArgs,
     "explain": ExplainArgs,
     "show status": StatusArgs,
+    "show policy": PolicyArgs,
 }
 
 

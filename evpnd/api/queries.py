@@ -27,6 +27,8 @@ from evpnd.api.models import (
     MacsReply,
     PeerEntry,
     PeersReply,
+    PolicyReply,
+    PolicyVerdict,
     RouteEntry,
     RoutesReply,
     StatusReply,
@@ -395,7 +397,26 @@ def explain(ctx: ApiContext, args: p.ExplainArgs) -> ExplainReply:
         vnis=vnis,
         routes=routes,
         why_not=found.why_not,
+        policy=_verdict(ctx, query, args),
     )
+
+
+def _verdict(ctx: ApiContext, query: str, args: p.ExplainArgs) -> PolicyVerdict | None:
+    if args.to is None:
+        return None
+    to = _normalize_target(args.to)
+    proto = args.proto or ("tcp" if args.port is not None else None)
+    found = ctx.policy_verdict(query, to, proto, args.port)
+    if found is None:
+        raise QueryError("no policy configured (policy: in the configuration file)")
+    return PolicyVerdict(to=to, proto=proto, port=args.port, **found)
+
+
+# -- show policy ------------------------------------------------------------------------------
+
+
+def show_policy(ctx: ApiContext, args: p.PolicyArgs) -> PolicyReply:
+    return PolicyReply.model_validate(ctx.policy_status())
 
 
 def _covering_routes(ctx: ApiContext, ip: str, seen: set[tuple[int, str]]) -> list[HostRoute]:
@@ -471,6 +492,7 @@ _SYNC: dict[str, Callable[[ApiContext, Any], BaseModel | Raw]] = {
     "show kernel diff": show_kernel_diff,
     "explain": explain,
     "show status": show_status,
+    "show policy": show_policy,
 }
 
 

@@ -147,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = with_json(show.add_parser("kernel", help="kernel state vs wanted state"))
     sp.add_argument("--diff", action="store_true", default=True, help="(the only view)")
     with_json(show.add_parser("status", help="one-line summary"))
+    with_json(show.add_parser("policy", help="network policy: groups, rules, counters"))
 
     clear = top.add_parser("clear", help="clear state").add_subparsers(
         dest="what", required=True, parser_class=_Parser
@@ -158,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = with_json(top.add_parser("explain", help="why a MAC or IP is (not) installed"))
     sp.add_argument("target", help="MAC or IP address")
     sp.add_argument("--vni", type=_vni)
+    sp.add_argument("--to", help="policy verdict for a flow from the target to this address")
+    sp.add_argument("--port", type=int, help="destination port of that flow (proto tcp)")
+    sp.add_argument("--proto", choices=["tcp", "udp", "icmp", "icmpv6"])
     capture.add_arguments(top.add_parser("capture", help="overlay packets on the underlay"))
     trace.add_arguments(top.add_parser("trace", help="expected path, then a probe, checked"))
     return p
@@ -185,10 +189,13 @@ def plan(ns: argparse.Namespace) -> tuple[str, dict[str, Any], Callable[[BaseMod
             return "show kernel diff", {}, tables.render_kernel_diff
         if ns.what == "status":
             return "show status", {}, tables.render_status
+        if ns.what == "policy":
+            return "show policy", {}, tables.render_policy
     if ns.verb == "clear":
         return "clear dup-addr", _strip_none({"vni": ns.vni, "mac": ns.mac}), tables.render_clear
     if ns.verb == "explain":
-        args = _strip_none({"target": ns.target, "vni": ns.vni})
+        args = _strip_none({"target": ns.target, "vni": ns.vni, "to": ns.to, "port": ns.port,
+                            "proto": ns.proto})  # fmt: skip
         return "explain", args, tables.render_explain
     raise CtlError(f"unknown command {ns.verb}", EXIT_USAGE)
 

@@ -261,6 +261,43 @@ def render_explain(reply: ExplainReply) -> str:
             lines += [f"    {_path_line(c)}" for c in v.candidates]
     for r in reply.routes:
         lines.append(f"L3VNI {r.vni}: route {r.prefix} -> {r.kernel or 'not installed'}")
+    if reply.policy is not None:
+        v = reply.policy
+        flow = f"{reply.query} -> {v.to}" + (f" {v.proto}" if v.proto else "")
+        flow += f"/{v.port}" if v.port else ""
+        by = f"rule {v.rule}" if v.rule else "the default"
+        groups = f" (from {','.join(v.src_groups) or '-'} to {','.join(v.dst_groups) or '-'})"
+        lines.append(f"policy:  {flow}: {v.action.upper()} by {by}{groups}")
+    return "\n".join(lines)
+
+
+def render_policy(reply) -> str:
+    if not reply.enabled:
+        return "no policy configured"
+    ct = (
+        "yes"
+        if reply.bridge_conntrack
+        else "NO (nf_conntrack_bridge missing: bridged rules stateless)"
+    )
+    lines = [f"default {reply.default} ({reply.default_packets} packets), bridge conntrack: {ct}"]
+    lines.append("groups:")
+    lines.append(
+        f"  {'NAME':<16} {'VNI':>8} {'STATIC':>7} {'LEARNED':>8} {'MACS':>6} {'IP4':>6} {'IP6':>6}"
+    )
+    for g in reply.groups:
+        lines.append(
+            f"  {g.name:<16} {g.vni:>8} {g.static:>7} {g.learned:>8} "
+            f"{g.macs:>6} {g.ip4:>6} {g.ip6:>6}"
+        )
+    lines.append("rules (first match wins):")
+    for r in reply.rules:
+        what = (r.proto or "any") + (f"/{','.join(map(str, r.ports))}" if r.ports else "")
+        lines.append(
+            f"  {r.name:<16} {r.from_} -> {r.to} {what} {r.action.upper()}"
+            f"  {r.packets} packets {r.bytes} bytes"
+        )
+    for p in reply.problems:
+        lines.append(f"problem: {p.where}: {p.reason}")
     return "\n".join(lines)
 
 

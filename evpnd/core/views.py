@@ -277,6 +277,25 @@ class CoreViews:
             for prefix, nh in table.items():
                 yield HostRouteView(vni, prefix, nh)
 
+    # ------------------------------------------------ endpoints (network policy)
+
+    def endpoints(self) -> dict[int, dict[str, frozenset[str]]]:
+        """Every MAC EVPN knows per L2VNI with its IPs: best type-2 paths (remote and our own)
+        and locally learned MACs not (yet) advertised. Network policy's groups are fed from it."""
+        found: dict[int, dict[str, set[str]]] = {}
+        for vni, mac in self.indexes.macs:
+            found.setdefault(vni, {}).setdefault(mac, set())
+        for (vni, ip), group in self.indexes.ips.items():
+            for path in group_paths(group):
+                if isinstance(path.key, MacIpKey):
+                    found.setdefault(vni, {}).setdefault(path.key.mac, set()).add(ip)
+        for (vni, mac), st in self.mobility.local.items():
+            if st.present:
+                found.setdefault(vni, {}).setdefault(mac, set()).update(st.ips)
+        return {
+            vni: {mac: frozenset(ips) for mac, ips in macs.items()} for vni, macs in found.items()
+        }
+
     # ------------------------------------------------ MACs and duplicates
 
     def duplicates(self, vni: int | None = None, mac: str | None = None) -> list[tuple[int, str]]:

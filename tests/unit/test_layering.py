@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str] | None] = {
     "routes": set(),  # EVPN route values: imports nothing else of evpnd
     "core": {"routes"},  # the pure core: routes only
     # shared bases
-    "config": {"core", "routes"},
+    "config": {"core", "routes", "policy"},  # policy: the `policy:` section's models
     "logs": {"journald"},  # structlog -> journald's native protocol under systemd
     "journald": set(),
     "sdnotify": set(),
@@ -33,6 +33,8 @@ ALLOWED: dict[str, set[str] | None] = {
     "dataplane": {"core", "routes", *BASES},
     "api": {"core", "routes", *BASES},
     "metrics": {"core", "routes", *BASES},  # an edge like api (Prometheus scrapes)
+    # network policy: a pure compiler and the nftables edge; fed plain data by the daemon
+    "policy": {"core", "routes", "logs"},
     # the top: the daemon and the two programs, and the lab that drives them
     "daemon": ANYTHING,
     "cli": ANYTHING,

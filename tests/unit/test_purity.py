@@ -40,6 +40,11 @@ PURE_FILES = sorted(
         *(p for pkg in PURE_PACKAGES for p in (ROOT / "evpnd" / pkg).rglob("*.py")),
         ROOT / "evpnd" / "bgp" / "codec.py",  # the bgp package is not pure as a whole
         *DATAPLANE_PURE,
+        # network policy: the model, the compiler and the diff are pure (nft.py, enforcer.py
+        # and schema.py, the pydantic section, are not)
+        ROOT / "evpnd" / "policy" / "model.py",
+        ROOT / "evpnd" / "policy" / "compile.py",
+        ROOT / "evpnd" / "policy" / "reconcile.py",
     ]
 )
 
