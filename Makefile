@@ -70,3 +70,11 @@ bench: install
 # The 18-leaf fabric at full size (1,000 MACs per leaf); about 2 minutes (README, lab section).
 bench-fabric: install
 	$(PY) benchmarks/fabric.py
+
+# The overlay benchmark's full-kernel part (GENEVE, gretap, GRE next to VXLAN and native, in the
+# VM under TCG: slow, ratios only) into docs/bench/overlay-vm.{md,json,png}.
+.PHONY: bench-overlay-vm
+bench-overlay-vm: install
+	VM_RWDIR=$(CURDIR)/docs/bench VM_TIMEOUT=3600 \
+	  PYTEST_ARGS="-s -k overlay_tunnels_full tests/vm/bench_overlay_tunnels_full.py" \
+	  bash scripts/vm-tier.sh

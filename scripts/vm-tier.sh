@@ -10,7 +10,8 @@
 # here too), 255 the guest died, 124 the VM timed out, 2 set-up failed.
 #
 # Knobs: VM_TIMEOUT (s, default 600), VM_MEM (2G), VM_CPUS (2), EVPND_VM_ROOT (/opt/evpnd-vm),
-# PYTEST_ARGS (extra pytest arguments, e.g. "-k vrf").
+# PYTEST_ARGS (extra pytest arguments, e.g. "-k vrf"), VM_RWDIR (a host directory the guest may
+# write, e.g. docs/bench for `make bench-overlay-vm`; the rest of the root is read-only there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -115,7 +116,7 @@ T_VM=$(now)
 set +e
 # shellcheck disable=SC2086 # PYTEST_ARGS is a list of words
 timeout -k 10 "$VM_TIMEOUT" vng --run "$KIMG" --disable-kvm --force-9p \
-  --memory "$VM_MEM" --cpus "$VM_CPUS" --rwdir="$RESULTS" --cwd "$REPO" \
+  --memory "$VM_MEM" --cpus "$VM_CPUS" --rwdir="$RESULTS" ${VM_RWDIR:+--rwdir="$VM_RWDIR"} --cwd "$REPO" \
   --append "modprobe.blacklist=$BL" \
   -- env EVPND_VM_TIER=1 "$REPO/.venv/bin/python" -m pytest -p no:cacheprovider -q -rfE \
   --junitxml="$RESULTS/junit.xml" ${PYTEST_ARGS:-} tests/vm </dev/null 2>&1 | cat
