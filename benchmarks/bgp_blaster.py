@@ -8,6 +8,11 @@ than the sender. Passive: it accepts one session, exchanges OPEN (multiprotocol 
 4-byte ASN) and KEEPALIVE, then writes every UPDATE (about 110 NLRIs in each 4096-byte message)
 and End-of-RIB. Prints `up T` when Established and `sent T` after the last byte (T =
 time.monotonic()), then keeps the session alive until killed.
+
+With `--hold` it writes nothing after `up` until told on stdin, so routes can be sent over an
+established session: `go` (announce all; prints `first T` just before the first byte, `sent T`
+after the last), `withdraw` (the same NLRIs in MP_UNREACH; `wfirst T`, `wsent T`), `expect K`
+(prints `got K T` once K type-2 NLRIs have been received from the peer: advertise timing).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import argparse
 import socket
 import struct
 import sys
+import threading
 import time
 from pathlib import Path as FsPath
 
@@ -70,6 +76,54 @@ def updates(paths: list[Path], asn: int, next_hop: str) -> list[bytes]:
     return msgs
 
 
+def withdraws(paths: list[Path]) -> list[bytes]:
+    """The same NLRIs in MP_UNREACH_NLRI, packed like `updates`."""
+    room = MAX_MESSAGE - 19 - 4 - 4 - 3
+    out, chunk, size = [], [], 0
+    for path in paths:
+        nlri = pack_path_nlri(path)
+        if size + len(nlri) > room:
+            out.append(chunk)
+            chunk, size = [], 0
+        chunk.append(nlri)
+        size += len(nlri)
+    if chunk:
+        out.append(chunk)
+    msgs = []
+    for chunk in out:
+        attrs = wire.pack_attribute(
+            15, 0x80, struct.pack("!HB", AFI_L2VPN, SAFI_EVPN) + b"".join(chunk)
+        )
+        msgs.append(message(UPDATE, struct.pack("!HH", 0, len(attrs)) + attrs))
+    return msgs
+
+
+def count_type2(body: bytes) -> int:
+    """Type-2 NLRIs in an UPDATE's MP_REACH_NLRI."""
+    wlen = struct.unpack_from("!H", body, 0)[0]
+    off = 2 + wlen
+    alen = struct.unpack_from("!H", body, off)[0]
+    off += 2
+    end = off + alen
+    while off < end:
+        flags, code = body[off], body[off + 1]
+        if flags & 0x10:
+            length = struct.unpack_from("!H", body, off + 2)[0]
+            off += 4
+        else:
+            length = body[off + 2]
+            off += 3
+        if code == 14:
+            nhlen = body[off + 3]
+            p, stop, n = off + 5 + nhlen, off + length, 0
+            while p + 2 <= stop:
+                n += body[p] == 2
+                p += 2 + body[p + 1]
+            return n
+        off += length
+    return 0
+
+
 def mac_paths(n: int, vni: int, rd: str, next_hop: str, asn: int) -> list[Path]:
     attrs = Attributes(route_targets=(f"{asn}:{vni}",), encap=8)
     out = []
@@ -105,13 +159,18 @@ def main() -> None:
     p.add_argument("--router-id", default="192.0.2.2")
     p.add_argument("--next-hop", default="192.0.2.2")
     p.add_argument("--vni", type=int, default=100)
-    args = p.parse_args()
-    msgs = updates(
-        mac_paths(args.n, args.vni, f"{args.router_id}:1", args.next_hop, args.asn),
-        args.asn,
-        args.next_hop,
+    p.add_argument(
+        "--rd",
+        help="route distinguisher (default ROUTER_ID:1; a second route "
+        "reflector sends the same routes: same RD and next hop)",
     )
+    p.add_argument("--hold", action="store_true", help="send only when told on stdin")
+    args = p.parse_args()
+    paths = mac_paths(args.n, args.vni, args.rd or f"{args.router_id}:1", args.next_hop, args.asn)
+    msgs = updates(paths, args.asn, args.next_hop)
     blob = b"".join(msgs)
+    wblob = b"".join(withdraws(paths)) if args.hold else b""
+    del paths
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind((args.listen, 179))
@@ -127,6 +186,10 @@ def main() -> None:
     while read_message(conn)[0] != KEEPALIVE:
         pass
     print(f"up {time.monotonic()}", flush=True)
+    if args.hold:
+        held(conn, blob, wblob)
+        return
+    print(f"first {time.monotonic()}", flush=True)
     conn.sendall(blob)
     print(f"sent {time.monotonic()}", flush=True)
     conn.settimeout(20)
@@ -136,6 +199,45 @@ def main() -> None:
         except TimeoutError:
             pass
         conn.sendall(message(KEEPALIVE, b""))
+
+
+def held(conn: socket.socket, blob: bytes, wblob: bytes) -> None:
+    """Established: a reader thread counts what the peer advertises and answers nothing;
+    keepalives every 10 s; stdin says when to send."""
+    lock = threading.Lock()
+    expect = [0]
+    got = [0]
+
+    def reader() -> None:
+        while True:
+            kind, body = read_message(conn)
+            if kind == UPDATE:
+                got[0] += count_type2(body)
+                if expect[0] and got[0] >= expect[0]:
+                    print(f"got {got[0]} {time.monotonic()}", flush=True)
+                    expect[0] = 0
+
+    def keepalive() -> None:
+        while True:
+            time.sleep(10)
+            with lock:
+                conn.sendall(message(KEEPALIVE, b""))
+
+    threading.Thread(target=reader, daemon=True).start()
+    threading.Thread(target=keepalive, daemon=True).start()
+    for line in sys.stdin:
+        cmd = line.split()
+        if cmd and cmd[0] in ("go", "withdraw"):
+            data, tag = (blob, "") if cmd[0] == "go" else (wblob, "w")
+            with lock:
+                print(f"{tag}first {time.monotonic()}", flush=True)
+                conn.sendall(data)
+                print(f"{tag}sent {time.monotonic()}", flush=True)
+        elif cmd and cmd[0] == "expect":
+            expect[0] = int(cmd[1])
+            if got[0] >= expect[0]:
+                print(f"got {got[0]} {time.monotonic()}", flush=True)
+                expect[0] = 0
 
 
 if __name__ == "__main__":
