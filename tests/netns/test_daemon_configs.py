@@ -81,7 +81,7 @@ def relocate(data: dict, tmp: Path, keep: bool = False) -> dict:
     return data
 
 
-def run_daemon(ns, path: Path, timeout: float = 20.0) -> subprocess.CompletedProcess:
+def run_daemon(ns, path: Path, timeout: float = 60.0) -> subprocess.CompletedProcess:
     return subprocess.run(
         ns.cmd(*evpnd_command(), "-c", str(path)), capture_output=True, text=True, timeout=timeout
     )
@@ -122,7 +122,7 @@ def runs_until_sigterm(ns, path: Path, tmp: Path | None = None) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # a loaded machine: imports alone take seconds
         while time.monotonic() < deadline and proc.poll() is None:
             if (tmp / "evpnd.sock").exists():
                 break
