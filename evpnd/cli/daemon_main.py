@@ -31,12 +31,11 @@ def main(argv: list[str] | None = None) -> int:
         n2, n3 = len(cfg.l2vnis), len(cfg.l3vnis)
         print(f"{args.config}: OK ({len(cfg.peers)} peers, {n2} L2VNIs, {n3} L3VNIs)")
         return 0
-    from evpnd.dataplane.devices import local_addresses
-    from evpnd.dataplane.vtep_host import vtep_host_problem
+    from evpnd.cli.start_checks import start_problems
 
-    problem = vtep_host_problem(str(cfg.vtep), local_addresses())  # the host's side (issue 16)
-    if problem is not None:
-        print(f"{args.config}: vtep: {problem}", file=sys.stderr)
+    problems = start_problems(cfg)  # what only this host can tell (issue 16)
+    if problems:
+        print(ConfigError(args.config, problems).render(), file=sys.stderr)
         return EXIT_CONFIG
     from evpnd.daemon import run  # imported late: --check-config needs no asyncio or netlink
 

@@ -144,10 +144,33 @@ class DeviceManager:
         self._set(index, state="up")
         return index, created
 
+    def _family_switch(self, name: str, index: int, local: str) -> int | None:
+        """The kernel cannot move a VXLAN device to the other address family ("New local
+        address family does not match old"): a device evpnd made is deleted, to be made again
+        with the new VTEP (its entries go with it; the dataplane re-dumps a recreated device).
+        None then; the index if the device stays (same family, or not evpnd's: an error)."""
+        link = self._link(index)
+        data = link.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_DATA")
+        if self._kind(link) != "vxlan" or data is None:
+            return index
+        have = data.get_attr("IFLA_VXLAN_LOCAL6") or data.get_attr("IFLA_VXLAN_LOCAL")
+        if not have or local_key(str(have)) == local_key(local):
+            return index
+        if not (link.get_attr("IFLA_IFALIAS") or "").startswith(ALIAS_PREFIX):
+            raise DeviceError(
+                f"{name} sends from {have}, the VTEP is {local}: the kernel cannot change a "
+                "VXLAN device's address family and evpnd did not make this one (delete it)"
+            )
+        self.ipr.link("del", index=index)
+        log.info("vxlan device remade for the VTEP's address family", name=name, local=local)
+        return None
+
     def ensure_vxlan(
         self, name: str, vni: int, local: str, mtu: int, bridge: int, mac: str | None
     ) -> int:
         index = self._index(name)
+        if index is not None:
+            index = self._family_switch(name, index, local)
         if index is None:
             self.ipr.link(
                 "add",

@@ -432,6 +432,38 @@ async def test_reconfigured_vtep_address_is_applied_to_existing_devices(lab):
         await dp.stop()
 
 
+async def test_vtep_moved_to_ipv6_remakes_owned_vxlan_devices_with_their_entries(lab):
+    """Issue 16: the kernel refuses to change a VXLAN device's address family in place; a
+    device evpnd made is made again (and its entries re-installed), an adopted one is a named
+    device problem."""
+    ns = leaf(lab)
+    ns.ip("addr", "add", "fd00::1/64", "dev", "u0", "nodad")
+    ns.ip("link", "add", "vx300", "type", "vxlan", "id", "300", "dstport", "4789",
+          "local", "10.0.0.1", "nolearning")  # fmt: skip
+    d = DesiredState()
+    d.fdb[100], d.flood[100] = {M1: "10.0.0.2"}, {"10.0.0.2"}
+    v4 = config(l3vnis=[], l2vnis=[{"vni": 100, "bridge": "br100"},
+                                   {"vni": 300, "bridge": "br300"}])  # fmt: skip
+    dp = Dataplane(v4, lambda e: None, netns=ns.name)
+    await dp.start(d)
+    try:
+        assert remote(ns, "vx100") == {M1: "10.0.0.2"} and flood(ns, "vx100") == {"10.0.0.2"}
+        v6 = config(vtep="fd00::1", l3vnis=[], l2vnis=v4.model_dump()["l2vnis"])
+        d.fdb[100], d.flood[100] = {M1: "fd00::2"}, {"fd00::2"}
+        for kind, key in ((FDB, M1), (FLOOD, "10.0.0.2"), (FLOOD, "fd00::2")):
+            mark(d, kind, 100, key)
+        await dp.reconfigure(v6)
+        await dp.idle()
+        assert details(ns, "vx100")["linkinfo"]["info_data"]["local6"] == "fd00::1"
+        assert details(ns, "vx100")["ifalias"] == "evpnd:vni=100"
+        assert remote(ns, "vx100") == {M1: "fd00::2"} and flood(ns, "vx100") == {"fd00::2"}
+        problems = dp.stats()["device_problems"]
+        assert len(problems) == 1 and "vni 300: vx300 sends from 10.0.0.1" in problems[0]
+        assert details(ns, "vx300")["linkinfo"]["info_data"]["local"] == "10.0.0.1"  # untouched
+    finally:
+        await dp.stop()
+
+
 async def test_devices_of_vnis_dropped_while_down_go_after_the_hold_time(lab):
     ns = leaf(lab)
     dp = Dataplane(config(), lambda e: None, netns=ns.name)
