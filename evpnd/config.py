@@ -23,7 +23,13 @@ from pydantic import (
     model_validator,
 )
 
-from evpnd.core import CoreSettings, DadSettings, L2VniSettings, L3VniSettings
+from evpnd.core import (
+    CoreSettings,
+    DadSettings,
+    L2VniSettings,
+    L3VniSettings,
+    PeerLimitSettings,
+)
 from evpnd.policy import schema as policy_schema
 from evpnd.routes.communities import normalize_route_target
 from evpnd.routes.rd import RDError, auto_rd, normalize_rd
@@ -89,6 +95,14 @@ class PeerConfig(_Strict):
     )
     passive: bool = False
     description: str = ""
+    # FRR's `neighbor X maximum-prefix N [warning-only] [restart M]`
+    max_routes: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="routes held from the peer before the session is ended"
+    )
+    max_routes_warning_only: bool = False
+    max_routes_restart: Annotated[int, Field(ge=0, le=65535)] = Field(
+        default=0, description="minutes until the peer may come back; 0: until `clear peer`"
+    )
 
     @field_validator("password")
     @classmethod
@@ -120,6 +134,9 @@ class L2VniConfig(_Strict):
     sticky_macs: list[str] = Field(default=[], description="MACs advertised sticky (static)")
     svi_address: IPvAnyInterface | None = Field(
         default=None, description="address for the bridge (SVI), e.g. 10.1.0.1/24"
+    )
+    max_local_macs: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="local MACs advertised at most; further ones are counted"
     )
 
     _n_rd = field_validator("rd")(lambda v: None if v is None else _norm_rd(v))
@@ -449,6 +466,7 @@ def core_settings(cfg: Config) -> CoreSettings:
                 import_rts=rts(item.import_rts),
                 sticky_macs=frozenset(item.sticky_macs),
                 l3vni=l3_of(item.vni),
+                max_local_macs=item.max_local_macs,
             )
             for item in cfg.l2vnis
         ),
@@ -465,4 +483,11 @@ def core_settings(cfg: Config) -> CoreSettings:
         ),
         duplicate_detection=DadSettings(dad.enabled, dad.max_moves, float(dad.time)),
         graceful_restart=cfg.exabgp.graceful_restart,
+        peer_limits=tuple(
+            PeerLimitSettings(
+                str(p.address), p.max_routes, p.max_routes_warning_only, p.max_routes_restart
+            )
+            for p in cfg.peers
+            if p.max_routes is not None
+        ),
     )

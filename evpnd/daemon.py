@@ -90,6 +90,11 @@ class Daemon:
         await self.submit(clear)
         return {"cleared": True, "vni": vni, "mac": mac}
 
+    async def clear_peer(self, peer: str | None = None) -> list[str]:
+        """`evpnctl clear peer`: release peers held down over their max_routes."""
+        released: list[str] = await self.submit(lambda now: self.core.clear_peer(now, peer))
+        return released
+
     async def submit(self, fn: Callable[[float], Any]) -> Any:
         cmd = Command(fn)
         self.queue.put_nowait(cmd)
@@ -101,6 +106,9 @@ class Daemon:
             self.speaker.withdraw(effects.withdraw)
         if effects.announce:
             self.speaker.announce(effects.announce)
+        for peer, code, subcode in effects.notify:  # e.g. max_routes: Cease subcode 1
+            self.log.warning("bgp session ended", peer=peer, code=code, subcode=subcode)
+            self.speaker.notify(peer, code, subcode)
         if self.core.desired.dirty:
             self.dataplane.wanted_changed()
         self.policy.changed()  # endpoints may have changed (local MACs make no dirty keys)

@@ -221,13 +221,25 @@ class EvpndCollector(Collector):
         yield g
         flaps = CounterMetricFamily("evpnd_bgp_session_flaps", "Sessions that went down",
                                     labels=["peer"])  # fmt: skip
+        errors = CounterMetricFamily(
+            "evpnd_bgp_update_errors",
+            "Malformed UPDATEs from the peer by RFC 7606 approach (session_reset, "
+            "treat_as_withdraw, attribute_discard) and unsupported NLRIs skipped",
+            labels=["peer", "case"],
+        )
         peers = status.get("peers")
         if isinstance(peers, dict):
             for peer, st in sorted(peers.items()):
                 value = _num(st.get("flaps")) if isinstance(st, dict) else None
                 if value is not None:
                     flaps.add_metric([str(peer)], value)
+                cases = st.get("decode_errors") if isinstance(st, dict) else None
+                if isinstance(cases, dict):
+                    for case, n in sorted(cases.items()):
+                        if _num(n) is not None:
+                            errors.add_metric([str(peer), str(case)], n)
         yield flaps
+        yield errors
 
 
 def _flatten(value: object, prefix: str = "") -> Iterator[tuple[str, float]]:

@@ -64,6 +64,11 @@ class ApiContext(Protocol):
         """Thaw duplicate MACs through the owner task; returns when it is done."""
         ...
 
+    async def clear_peer(self, peer: str | None) -> list[str]:
+        """Release peers held down over their max_routes (all for None) through the owner
+        task -> the peers released."""
+        ...
+
 
 async def start_api(ctx: ApiContext, cfg: Config) -> ApiServer:
     """Create the control socket at cfg.api.socket and serve it until `await server.close()`."""

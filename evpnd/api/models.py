@@ -64,6 +64,15 @@ class PeerEntry(_Reply):
     decode_errors: dict[str, int] = Field(
         default={}, description="RFC 7606 error handling of the peer's UPDATEs, per case"
     )
+    max_routes: int | None = Field(default=None, description="the peer's route limit, if any")
+    limit_state: str = Field(
+        default="",
+        description="'' within its limit, 'warning' (warning-only) or 'max-routes' "
+        "(session ended and held down until restart time or `clear peer`)",
+    )
+    limit_until: float | None = Field(
+        default=None, description="max-routes: unix time the peer may come back (None: cleared)"
+    )
 
 
 class PeersReply(_Reply):
@@ -134,6 +143,11 @@ class KernelDiffEntry(_Reply):
 class KernelDiffReply(_Reply):
     converged: bool
     entries: list[KernelDiffEntry]
+
+
+class ClearPeerReply(_Reply):
+    address: str | None = None
+    released: list[str] = Field(default=[], description="peers no longer held down")
 
 
 class ClearDupReply(_Reply):
@@ -268,6 +282,7 @@ REPLIES: dict[str, type[BaseModel]] = {
     "show macs": MacsReply,
     "show kernel diff": KernelDiffReply,
     "clear dup-addr": ClearDupReply,
+    "clear peer": ClearPeerReply,
     "explain": ExplainReply,
     "show status": StatusReply,
     "show policy": PolicyReply,

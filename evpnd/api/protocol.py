@@ -14,7 +14,14 @@ import re
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    ValidationError,
+    field_validator,
+)
 
 MAX_REQUEST = 64 * 1024  # a request is a command and a few arguments; more is abuse
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -70,6 +77,10 @@ class ClearDupArgs(_Args):
     _n_mac = field_validator("mac")(lambda v: _mac(v))
 
 
+class ClearPeerArgs(_Args):
+    address: IPvAnyAddress | None = Field(default=None, description="the peer; all if absent")
+
+
 class ExplainArgs(_Args):
     target: str = Field(description="a MAC or an IP address")
     vni: Vni | None = None
@@ -93,6 +104,7 @@ ARGS: dict[str, type[_Args]] = {
     "show macs": MacsArgs,
     "show kernel diff": KernelDiffArgs,
     "clear dup-addr": ClearDupArgs,
+    "clear peer": ClearPeerArgs,
     "explain": ExplainArgs,
     "show status": StatusArgs,
     "show policy": PolicyArgs,

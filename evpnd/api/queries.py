@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from evpnd.api import protocol as p
 from evpnd.api.models import (
     ClearDupReply,
+    ClearPeerReply,
     ExplainReply,
     ExplainVni,
     HostRoute,
@@ -188,6 +189,9 @@ def show_peers(ctx: ApiContext, args: p.PeersArgs) -> PeersReply:
                 last_error=str((stats.reason if stats else "") or sp.get("last_reason") or ""),
                 rejects=dict(stats.rejects) if stats else {},
                 decode_errors=_counts(sp.get("decode_errors")),
+                max_routes=peer.max_routes,
+                limit_state=stats.limit_state if stats else "",
+                limit_until=stats.limit_until if stats else None,
             )
         )
     pid = status.get("exabgp_pid", status.get("pid"))
@@ -341,6 +345,17 @@ async def clear_dup(ctx: ApiContext, args: p.ClearDupArgs) -> ClearDupReply:
     await ctx.clear_duplicates(args.vni, args.mac)
     after = len(ctx.core.views.duplicates(args.vni, args.mac))
     return ClearDupReply(vni=args.vni, mac=args.mac, cleared=before - after)
+
+
+# -- clear peer -------------------------------------------------------------------------------
+
+
+async def clear_peer(ctx: ApiContext, args: p.ClearPeerArgs) -> ClearPeerReply:
+    address = None if args.address is None else str(args.address)
+    if address is not None and address not in {str(x.address) for x in ctx.cfg.peers}:
+        raise QueryError(f"no peer {address} is configured")
+    released = await ctx.clear_peer(address)
+    return ClearPeerReply(address=address, released=released)
 
 
 # -- explain ----------------------------------------------------------------------------------
@@ -499,4 +514,6 @@ _SYNC: dict[str, Callable[[ApiContext, Any], BaseModel | Raw]] = {
 async def run_query(ctx: ApiContext, cmd: str, args: p._Args) -> BaseModel | Raw:
     if cmd == "clear dup-addr" and isinstance(args, p.ClearDupArgs):
         return await clear_dup(ctx, args)
+    if cmd == "clear peer" and isinstance(args, p.ClearPeerArgs):
+        return await clear_peer(ctx, args)
     return _SYNC[cmd](ctx, args)

@@ -122,6 +122,8 @@ class Speaker:
         self._peers: dict[str, PeerStatus] = {str(p.address): PeerStatus() for p in cfg.peers}
         self._restarts = 0
         self._ticket = 0
+        self._error_summary: asyncio.TimerHandle | None = None  # RFC 7606 burst log line
+        self._errors_logged: dict[str, int] = {}
         self._waiters: dict[str, asyncio.Future] = {}
         self._acks = {"ok": 0, "errors": 0, "last_error": ""}
         self._sent_routes = 0
@@ -442,9 +444,13 @@ class Speaker:
 
     def _on_line(self, line: str) -> None:
         if line.startswith(RAW_PREFIX):
+            errors = self.updates.counters
+            before = errors["malformed_attributes"] + errors["attribute_discard"]
             events = self.updates.decode_line(line)
             if self.updates.resets_pending:
                 self._reset_sessions()
+            if errors["malformed_attributes"] + errors["attribute_discard"] != before:
+                self._schedule_error_summary()
         elif line.startswith("evpnd-ack "):
             self._on_ack(line)
             return
@@ -479,6 +485,27 @@ class Speaker:
                     message=event.message,
                 )
             emit(event)
+
+    _ERROR_CASES = ("malformed_attributes", "attribute_discard", "unsupported_nlri")
+
+    def _schedule_error_summary(self) -> None:
+        """One log line per second of a burst of malformed UPDATEs, never one per UPDATE."""
+        if self._error_summary is None:
+            self._error_summary = asyncio.get_running_loop().call_later(
+                1.0, self._log_error_summary
+            )
+
+    def _log_error_summary(self) -> None:
+        self._error_summary = None
+        counters = self.updates.counters
+        logged = self._errors_logged
+        delta = {k: counters[k] - logged.get(k, 0) for k in self._ERROR_CASES}
+        self._errors_logged = {k: counters[k] for k in self._ERROR_CASES}
+        log.warning("bgp update errors (RFC 7606)",
+                    treat_as_withdraw=delta["malformed_attributes"],
+                    attribute_discard=delta["attribute_discard"],
+                    unsupported_nlri=delta["unsupported_nlri"],
+                    last=self.updates.last_reject)  # fmt: skip
 
     def _reset_sessions(self) -> None:
         """RFC 7606 session reset of what the decoder found malformed: ExaBGP sends the

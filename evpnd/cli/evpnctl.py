@@ -155,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = with_json(clear.add_parser("dup-addr", help="release duplicate (frozen) MACs"))
     sp.add_argument("--vni", type=_vni)
     sp.add_argument("mac", nargs="?")
+    sp = with_json(clear.add_parser("peer", help="let a peer over its max_routes come back"))
+    sp.add_argument("address", nargs="?", help="the peer (all held-down peers if absent)")
 
     sp = with_json(top.add_parser("explain", help="why a MAC or IP is (not) installed"))
     sp.add_argument("target", help="MAC or IP address")
@@ -191,6 +193,8 @@ def plan(ns: argparse.Namespace) -> tuple[str, dict[str, Any], Callable[[BaseMod
             return "show status", {}, tables.render_status
         if ns.what == "policy":
             return "show policy", {}, tables.render_policy
+    if ns.verb == "clear" and ns.what == "peer":
+        return "clear peer", _strip_none({"address": ns.address}), tables.render_clear_peer
     if ns.verb == "clear":
         return "clear dup-addr", _strip_none({"vni": ns.vni, "mac": ns.mac}), tables.render_clear
     if ns.verb == "explain":

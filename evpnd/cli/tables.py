@@ -6,11 +6,13 @@ IPv4 fabric fits in 80 columns. Routes are grouped under their RD, as FRR prints
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from itertools import groupby
 
 from evpnd.api.models import (
     ClearDupReply,
+    ClearPeerReply,
     ExplainReply,
     KernelDiffReply,
     MacsReply,
@@ -117,6 +119,13 @@ def render_peers(reply: PeersReply) -> str:
             lines.append(f"{p.address}: rejected: {_counted(p.rejects)}")
         if p.decode_errors:
             lines.append(f"{p.address}: UPDATE errors (RFC 7606): {_counted(p.decode_errors)}")
+        if p.limit_state == "max-routes":
+            until = "until `evpnctl clear peer`" if p.limit_until is None else (
+                f"for {duration(max(0.0, p.limit_until - time.time()))} (or `clear peer`)"
+            )  # fmt: skip
+            lines.append(f"{p.address}: over max_routes {p.max_routes}: held down {until}")
+        elif p.limit_state == "warning":
+            lines.append(f"{p.address}: over max_routes {p.max_routes} (warning only)")
     up = sum(1 for p in reply.peers if p.state == "up")
     lines.append(f"\nTotal peers {len(reply.peers)}, established {up}")
     return "\n".join(lines)
@@ -200,6 +209,13 @@ def render_kernel_diff(reply: KernelDiffReply) -> str:
     rows = [(e.problem, e.kind, e.vni, e.key, e.wanted, e.kernel) for e in reply.entries]
     header = ("Problem", "Kind", "VNI", "Key", "Wanted", "Kernel")
     return table(header, rows, right={2}) + f"\n{len(reply.entries)} differences"
+
+
+def render_clear_peer(reply: ClearPeerReply) -> str:
+    scope = f"peer {reply.address}" if reply.address else "all peers"
+    if not reply.released:
+        return f"No max_routes hold on {scope}."
+    return f"Released {', '.join(reply.released)} (max_routes): the next session may stay up."
 
 
 def render_clear(reply: ClearDupReply) -> str:

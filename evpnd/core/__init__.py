@@ -32,7 +32,13 @@ from evpnd.core.events import (
 )
 from evpnd.core.journal import REJECT_REASONS, Notice
 from evpnd.core.origination import Effects
-from evpnd.core.settings import CoreSettings, DadSettings, L2VniSettings, L3VniSettings
+from evpnd.core.settings import (
+    CoreSettings,
+    DadSettings,
+    L2VniSettings,
+    L3VniSettings,
+    PeerLimitSettings,
+)
 from evpnd.core.views import (
     Candidate,
     CoreStats,
@@ -78,6 +84,7 @@ __all__ = [
     "Notice",
     "Notification",
     "PathFlags",
+    "PeerLimitSettings",
     "PeerOpen",
     "PeerRow",
     "PeerState",

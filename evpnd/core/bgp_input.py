@@ -11,6 +11,7 @@ from evpnd.core.desired import FDB, NEIGH
 from evpnd.core.events import PeerOpen, PeerState, RouteUpdate
 from evpnd.core.indexes import BestPathIndexes
 from evpnd.core.journal import Journal
+from evpnd.core.limits import RouteLimits
 from evpnd.core.local_macs import LocalMacs
 from evpnd.core.path_groups import ABSENT, group_del, group_put
 from evpnd.core.rib import PeerStats, Rib
@@ -59,11 +60,15 @@ class BgpInput:
         # Graceful restart negotiated with each peer in its last OPEN: the restart time for
         # l2vpn/evpn (min of ours and the peer's), absent when either side does not do it.
         self.gr_restart_time: dict[str, int] = {}
+        self.limits = RouteLimits(view, journal)  # max_routes per peer
 
     def configure(self, view: SettingsView) -> None:
         """New settings: drop the paths that the new identity (ASN, RDs, VTEP, router id)
         makes loops (in the RIB only: the caller re-indexes everything)."""
         self.view = view
+        self.limits.configure(view)
+        for peer in list(self.rib.peers):
+            self._sync_limit(peer)
         rib = self.rib
         for peer in [p for p in rib.adj_in if p != LOCAL_PEER]:
             for key, path in list(rib.adj_in[peer].items()):
@@ -145,6 +150,11 @@ class BgpInput:
             self.journal.count("rejected_malformed", len(update.announced))
             return
         stats = self._peer(peer)
+        if self.limits.down and peer in self.limits.down:
+            # held down over its max_routes: nothing it sends is used (its session is ended)
+            stats.received += len(update.announced)
+            self.journal.count("max_routes_dropped", len(update.announced))
+            return
         rib = self.rib
         changed = self._changed
         if update.withdrawn:
@@ -278,6 +288,28 @@ class BgpInput:
                 per_peer[reason] = per_peer.get(reason, 0) + n
             self.journal.notice("paths_rejected", peer=peer, reasons=reasons)
             self._update_rejects = {}
+        if self.view.peer_limits and peer in self.view.peer_limits:
+            if self.limits.check(peer, len(adj)):
+                self._flush(peer)  # FRR: over maximum-prefix, the session and its routes go
+            self._sync_limit(peer)
+
+    # ----------------------------------------------------------------- max_routes
+
+    def _sync_limit(self, peer: str) -> None:
+        stats = self._peer(peer)
+        stats.limit_state = self.limits.state(peer)
+        stats.limit_until = self.limits.down.get(peer)
+
+    def clear_peer(self, peer: str | None) -> list[str]:
+        """`clear peer`: a peer held down over its max_routes may come back."""
+        peers = self.limits.clear(peer)
+        for p in self.rib.peers if peer is None else [peer]:
+            self._sync_limit(p)
+        return peers
+
+    def expire_limits(self, now: float) -> None:
+        for peer in self.limits.expire(now):
+            self._sync_limit(peer)
 
     def _withdraw_keys(self, peer: str, keys: list[RouteKey], stats: PeerStats) -> None:
         """Withdrawn NLRIs (matched on the key only). A type-2 key held by this peer alone,
@@ -380,6 +412,7 @@ class BgpInput:
         now = self.journal.now
         if event.state == "up":
             stats.since = now
+            self.limits.session_up(event.peer)
         elif event.state == "down":
             stats.since = None
             restart_time = self.gr_restart_time.get(event.peer, 0)

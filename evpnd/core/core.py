@@ -70,7 +70,9 @@ class Core:
         """End of an entry point: nothing left unsettled, then what changed for the speaker."""
         if self.indexes.unsettled:
             self.local_macs.settle_pending()
-        return self.origination.effects()
+        effects = self.origination.effects()
+        effects.notify.extend(self.bgp.limits.take())
+        return effects
 
     # ----------------------------------------------------------------- entry points
 
@@ -106,6 +108,7 @@ class Core:
         """
         self.journal.now = now
         self.bgp.expire_stale(now)
+        self.bgp.expire_limits(now)
         return self._effects()
 
     def reconfigure(self, settings: CoreSettings, now: float) -> Effects:
@@ -143,6 +146,12 @@ class Core:
         for v, m in self.mobility.duplicates(vni, mac.lower() if mac else None):
             self.local_macs.thaw(v, m)
         return self._effects()
+
+    def clear_peer(self, now: float, peer: str | None = None) -> list[str]:
+        """`evpnctl clear peer`: peers held down over their max_routes (one, or all) may
+        come back (their next session is not ended) -> the peers released."""
+        self.journal.now = now
+        return self.bgp.clear_peer(peer)
 
     def drain_notices(self) -> list[Notice]:
         """Notable events since the last call, oldest first, for the daemon to log. Each is

@@ -52,6 +52,7 @@ class LocalMacs:
         self.indexes = indexes
         self.origination = origination
         self.journal = journal
+        self.advertised_count: dict[int, int] = {}  # advertised local MACs per L2VNI
 
     def configure(self, view: SettingsView) -> None:
         self.view = view
@@ -157,7 +158,7 @@ class LocalMacs:
             vni, mac, desired.fdb.get(vni, {}).get(mac), {ip: neigh.get(ip) for ip in ips}
         )
         if st is not None and st.advertised:
-            st.advertised = False
+            self._set_advertised(st, False)
             self.origination.sync_mac(st, {})
 
     def _resolve(self, st: LocalMacState) -> None:
@@ -166,7 +167,7 @@ class LocalMacs:
         mobility = self.mobility
         if not st.present and not st.ips:
             if st.advertised:
-                st.advertised = False
+                self._set_advertised(st, False)
                 self.origination.sync_mac(st, {})
             del mobility.local[(vni, mac)]
             return
@@ -176,7 +177,7 @@ class LocalMacs:
         if remote is not None and self._local_rank(st) <= rank(remote):
             if st.advertised:
                 # A remote path with a higher sequence (or sticky): the MAC moved away.
-                st.advertised = False
+                self._set_advertised(st, False)
                 self.journal.count("local_mac_lost")
                 self.journal.notice(
                     "mac_moved_away",
@@ -189,5 +190,26 @@ class LocalMacs:
                     self._freeze(vni, mac)
                 self.origination.sync_mac(st, {})
         else:
-            st.advertised = True
+            if not st.advertised and not self._room_for(st):
+                return  # over the VNI's max_local_macs: learned (kernel), not advertised
+            self._set_advertised(st, True)
             self.origination.sync_mac(st, self.origination.own.mac_paths(st))
+
+    def _set_advertised(self, st: LocalMacState, on: bool) -> None:
+        if st.advertised != on:
+            st.advertised = on
+            count = self.advertised_count
+            count[st.vni] = count.get(st.vni, 0) + (1 if on else -1)
+
+    def _room_for(self, st: LocalMacState) -> bool:
+        """max_local_macs: a MAC not yet advertised is advertised only below the limit."""
+        limit = self.view.max_local_macs.get(st.vni)
+        if limit is None or self.advertised_count.get(st.vni, 0) < limit:
+            return True
+        journal = self.journal
+        journal.count("local_macs_over_limit")
+        if not st.over_limit:  # one notice per MAC, not one per re-learn
+            st.over_limit = True
+            journal.notice("local_mac_refused", vni=st.vni, mac=st.mac,
+                           reason=f"max_local_macs {limit} reached")  # fmt: skip
+        return False

@@ -80,6 +80,7 @@ class LocalMacState:
     seq: int = 0  # our MAC mobility sequence for it
     advertised: bool = False  # False while a remote path wins or while frozen
     learned_at: float = 0.0
+    over_limit: bool = False  # refused once by the VNI's max_local_macs (noticed once)
 
 
 @dataclass(slots=True)

@@ -39,13 +39,16 @@ class Effects:
 
     announce: list[Path] = field(default_factory=list)
     withdraw: list[Path] = field(default_factory=list)
+    # sessions to end: (peer, NOTIFICATION code, subcode), e.g. a peer over its max_routes
+    notify: list[tuple[str, int, int]] = field(default_factory=list)
 
     def extend(self, other: Effects) -> None:
         self.announce.extend(other.announce)
         self.withdraw.extend(other.withdraw)
+        self.notify.extend(other.notify)
 
     def __bool__(self) -> bool:
-        return bool(self.announce or self.withdraw)
+        return bool(self.announce or self.withdraw or self.notify)
 
 
 def is_link_local(ip: str) -> bool:

@@ -127,6 +127,8 @@ class PeerStats:
     reason: str = ""
     # paths rejected per reason (the journal's names without `rejected_`)
     rejects: dict[str, int] = field(default_factory=dict)
+    limit_state: str = ""  # max_routes: '', 'warning' or 'max-routes' (held down)
+    limit_until: float | None = None  # held down until (None: until cleared)
 
 
 class Rib:

@@ -21,6 +21,7 @@ class L2VniSettings:
     import_rts: tuple[str, ...] | None = None  # None: FRR's auto rule (RT number == VNI)
     sticky_macs: frozenset[str] = frozenset()  # lower-case MACs advertised sticky
     l3vni: int | None = None  # the L3VNI this L2VNI routes in (symmetric IRB)
+    max_local_macs: int | None = None  # local MACs advertised at most (None: no limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,16 @@ class DadSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class PeerLimitSettings:
+    """FRR's `neighbor X maximum-prefix N [warning-only] [restart M]` for one peer."""
+
+    peer: str
+    max_routes: int
+    warning_only: bool = False
+    restart_minutes: int = 0  # 0: the peer stays down until cleared
+
+
+@dataclass(frozen=True, slots=True)
 class CoreSettings:
     """Everything the core reads from the configuration."""
 
@@ -53,6 +64,7 @@ class CoreSettings:
     l3vnis: tuple[L3VniSettings, ...] = ()
     duplicate_detection: DadSettings = DadSettings()
     graceful_restart: int = 0  # our restart time for l2vpn/evpn (RFC 4724), 0: off
+    peer_limits: tuple[PeerLimitSettings, ...] = ()
 
 
 class SettingsView:
@@ -78,3 +90,7 @@ class SettingsView:
         }
         self.sticky = {item.vni: item.sticky_macs for item in settings.l2vnis}
         self.graceful_restart = settings.graceful_restart
+        self.peer_limits = {item.peer: item for item in settings.peer_limits}
+        self.max_local_macs = {
+            item.vni: item.max_local_macs for item in settings.l2vnis if item.max_local_macs
+        }

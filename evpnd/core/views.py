@@ -61,6 +61,8 @@ class PeerRow:
     paths: int  # held now
     stale: int  # of which stale
     rejects: dict[str, int] = field(default_factory=dict)  # paths rejected, per reason
+    limit_state: str = ""  # max_routes: '', 'warning' or 'max-routes' (held down)
+    limit_until: float | None = None  # held down until (None: until cleared)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +229,8 @@ class CoreViews:
                 paths=len(rib.adj_in.get(peer, ())),
                 stale=len(rib.stale.get(peer, ())),
                 rejects=dict(stats.rejects),
+                limit_state=stats.limit_state,
+                limit_until=stats.limit_until,
             )
         return out
 

@@ -58,6 +58,8 @@ async def test_treat_as_withdraw_and_session_reset_through_exabgp(lab, tmp_path)
                     "the malformed UPDATE's MAC withdrawn")  # fmt: skip
         assert peer_entry()["decode_errors"] == {"treat_as_withdraw": 1}
         assert peer_entry()["state"] == "up"
+        await until(lambda: "bgp update errors (RFC 7606)" in node.log(), 10, 0.2,
+                    "one summary line for the burst")  # fmt: skip
 
         # session reset: a valid MAC and a type-5 NLRI of an IPv4 prefix length 33 in one
         # UPDATE (the sending extension checks the NLRI lengths only)

@@ -47,7 +47,8 @@ async def test_scrape_reads_the_core_and_moves_with_traffic():
     world.stats = {"ops": 9, "errors": 1, "passes": 4, "full_passes": 1, "repairs": 0,
                    "last_pass_seconds": 0.002, "last_full_seconds": 0.012,
                    "owned": {"fdb": 5, "neigh": 1}}  # fmt: skip
-    peers = {B: {"state": "up", "flaps": 0}, C: {"state": "down", "flaps": 1}}
+    peers = {B: {"state": "up", "flaps": 0, "decode_errors": {"treat_as_withdraw": 2}},
+             C: {"state": "down", "flaps": 1}}  # fmt: skip
     world.status = {"exabgp_pid": 4242, "restarts": 1, "peers": peers}
     port = free_port()
     cfg = parse_config({**CONFIG, "metrics": {"enabled": True, "port": port}})
@@ -70,6 +71,9 @@ async def test_scrape_reads_the_core_and_moves_with_traffic():
         assert m[("evpnd_reconcile_passes_total", (("scope", "incremental"),))] == 4
         assert m[("evpnd_kernel_owned_entries", (("kind", "neigh"),))] == 1
         assert m[("evpnd_bgp_session_flaps_total", (("peer", C),))] == 1
+        assert (
+            m[("evpnd_bgp_update_errors_total", (("case", "treat_as_withdraw"), ("peer", B)))] == 2
+        )
         assert m[("evpnd_exabgp_restarts_total", ())] == 1
         assert m[("evpnd_duplicate_macs", ())] == 1
         # Traffic: B announces three more MACs, C comes back. The next scrape sees it.

@@ -82,6 +82,9 @@ class World:
         self.core.clear_duplicates(time.time(), vni=vni, mac=mac)
         return {"cleared": True}
 
+    async def clear_peer(self, peer: str | None) -> list[str]:
+        return self.core.clear_peer(time.time(), peer)
+
     def apply(self, event) -> None:
         self.core.apply(event, time.time())
 

@@ -45,6 +45,8 @@ INVALID = [
     ("empty.yaml", None, "expected a mapping of settings at the top, got empty"),
     ("invalid-yaml.yaml", None, "invalid YAML: line 5"),
     ("missing.yaml", None, "file not found"),
+    ("max-routes-zero.yaml", "peers[0].max_routes", "greater than or equal to 1"),
+    ("max-local-macs-text.yaml", "l2vnis[0].max_local_macs", "valid integer"),
 ]
 
 

@@ -31,6 +31,8 @@ COMMANDS = [
     (["explain", MAC_REMOTE], "explain", f"fdb {MAC_REMOTE} -> {B}"),
     (["explain", "10.1.0.21", "--vni", "100"], "explain", "neigh 10.1.0.21"),
     (["clear", "dup-addr", "--vni", "100", MAC_DUP], "clear dup-addr", "1 MACs released"),
+    (["clear", "peer", B], "clear peer", f"No max_routes hold on peer {B}"),
+    (["clear", "peer"], "clear peer", "No max_routes hold on all peers"),
 ]
 
 
@@ -161,3 +163,10 @@ def test_large_replies_render_the_same_as_validated_ones():
     assert tables.render_routes(fast) == tables.render_routes(RoutesReply.model_validate(data))
     with pytest.raises(ValidationError):  # a reply of another version is still caught
         ctl.decode("show routes", {"routes": [dict(full, type="x")] * (ctl.LARGE_REPLY + 1)})
+
+
+def test_clear_peer_of_an_unknown_peer_is_one_line_and_exit_1(api, capsys):
+    assert run(["-s", str(api), "clear", "peer", "192.0.2.99"])[0] == 1
+    assert capsys.readouterr().err == "evpnctl: no peer 192.0.2.99 is configured\n"
+    assert run(["-s", str(api), "clear", "peer", "not-an-ip"])[0] == 1
+    assert "evpnctl:" in capsys.readouterr().err

@@ -166,3 +166,27 @@ async def test_explain_an_ip_routed_by_a_type5_prefix():
         "10.8.0.77 (IP)",
         f"L3VNI 5000: route 10.8.0.0/24 -> via {B} rmac 02:00:00:00:00:02",
     ]
+
+
+async def test_peers_table_shows_the_max_routes_state():
+    from evpnd.config import core_settings, parse_config
+    from evpnd.core import Core
+    from tests.unit.test_api_world import CONFIG, World
+
+    cfg = {**CONFIG, "peers": [{"address": B, "remote_as": 65002, "max_routes": 1},
+                               {"address": C, "remote_as": 65003}]}  # fmt: skip
+    parsed = parse_config(cfg)
+    w = World(parsed, Core(core_settings(parsed)))
+    w.core.start(0.0)
+    w.apply(RouteUpdate(B, [type2(B, f"{B}:1", "02:bb:00:00:09:01"),
+                            type2(B, f"{B}:1", "02:bb:00:00:09:02")]))  # fmt: skip
+    reply = await ask(w, "show peers")
+    text = tables.render_peers(reply)
+    assert f"{B}: over max_routes 1: held down until `evpnctl clear peer`" in text
+    (entry,) = [p for p in reply.peers if p.address == B]
+    assert (entry.max_routes, entry.limit_state, entry.limit_until) == (1, "max-routes", None)
+    cleared = await ask(w, "clear peer", address=B)
+    assert cleared.released == [B]
+    assert tables.render_clear_peer(cleared).startswith(f"Released {B}")
+    (entry,) = [p for p in (await ask(w, "show peers")).peers if p.address == B]
+    assert entry.limit_state == ""
