@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 
 .PHONY: install test test-vm test-systemd test-lab dist demo demo-down demo-docker demo-docker-down \
-	lint typecheck format bench bench-fabric
+	lint typecheck format bench bench-fabric bench-vni
 
 install:
 	@bash scripts/install.sh
@@ -66,6 +66,10 @@ format: install
 
 bench: install
 	$(PY) benchmarks/core.py
+
+# Start, restart, full pass, RSS and `show vni` against 10..4,000 VNIs (README "Many VNIs").
+bench-vni: install
+	$(PY) benchmarks/vni_scale.py
 
 # The 18-leaf fabric at full size (1,000 MACs per leaf); about 2 minutes (README, lab section).
 bench-fabric: install

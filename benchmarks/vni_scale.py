@@ -111,6 +111,10 @@ def settle(limit: float = 180.0) -> float:
             ns.ip("link", "add", "brprobe", "type", "bridge")
             if time.monotonic() - t < 0.05:
                 break
+        except (subprocess.SubprocessError, RuntimeError, OSError):
+            # The kernel is still busy (the namespace add timed out, and may complete later).
+            subprocess.run(["ip", "netns", "del", f"evs-probe-{probe.suffix}"],
+                           capture_output=True, timeout=120, check=False)  # fmt: skip
         finally:
             probe.cleanup()
         time.sleep(1.0)

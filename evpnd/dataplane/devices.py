@@ -359,7 +359,6 @@ class DeviceManager:
             have = self._links()
         made &= have.keys()
         ok = [w for w in wants if w.vni not in problems]
-        self._no_ipv6([w.vxlan for w in ok if w.vxlan in made and not have[w.vxlan].up])
         fix = links.plan_corrections(ok, have, made, alias_for, local, mtu)
         for step, err in self._send(fix.steps):
             if step.what == "vxlan local changed" or "master" in step.what:
@@ -385,19 +384,6 @@ class DeviceManager:
             dm.add(VniDevices(vni=item.vni, l3=False, bridge=br.index, vxlan=vx.index,
                               bridge_name=want.bridge, vxlan_name=want.vxlan, access_ports=ports,
                               sticky=frozenset(item.sticky_macs), created=created))  # fmt: skip
-
-    def _no_ipv6(self, names: list[str]) -> None:
-        """No IPv6 on the VXLAN devices evpnd creates, before they go up: a bridge port carries
-        no addresses, and IPv6 autoconfiguration on thousands of ports (link-local address,
-        MLD joins, DAD) tripled the kernel's time to bring them up (issue 17). The bridge (the
-        SVI) keeps IPv6. /proc/sys/net is the calling thread's namespace (the worker's)."""
-        for name in names:
-            try:
-                with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as f:
-                    f.write("1")
-                self.writes += 1
-            except OSError as exc:  # no IPv6 in this kernel: nothing to turn off
-                log.debug("disable_ipv6 not set", name=name, error=str(exc))
 
     def _ports(self, item: L2VniConfig, bridge: int, have: dict[str, links.Link]) -> dict:
         ports: dict[int, str] = {}
