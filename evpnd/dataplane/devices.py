@@ -59,7 +59,7 @@ def vrf_table(item: L3VniConfig, existing: int | None = None) -> int:
 def vxlan_mtu(cfg: Config) -> int:
     """VXLAN adds 50 bytes over IPv4 (14 inner Ethernet + 8 VXLAN + 8 UDP + 20 IP), 70 over IPv6."""
     overhead = 70 if ipaddress.ip_address(str(cfg.vtep)).version == 6 else 50
-    return cfg.underlay_mtu - overhead
+    return (cfg.underlay_mtu or 1500) - overhead
 
 
 class DeviceManager:

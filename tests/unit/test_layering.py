@@ -24,7 +24,8 @@ ALLOWED: dict[str, set[str] | None] = {
     "routes": set(),  # EVPN route values: imports nothing else of evpnd
     "core": {"routes"},  # the pure core: routes only
     # shared bases
-    "config": {"core", "routes"},
+    "config": {"core", "routes", "static_tunnels"},
+    "static_tunnels": set(),  # the static_tunnels: entries and their checks (config's part)
     "logs": {"journald"},  # structlog -> journald's native protocol under systemd
     "journald": set(),
     "sdnotify": set(),
