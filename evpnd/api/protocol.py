@@ -79,6 +79,10 @@ class StatusArgs(_Args):
     pass
 
 
+class MtuArgs(_Args):
+    pass
+
+
 ARGS: dict[str, type[_Args]] = {
     "show routes": RoutesArgs,
     "show peers": PeersArgs,
@@ -88,6 +92,7 @@ ARGS: dict[str, type[_Args]] = {
     "clear dup-addr": ClearDupArgs,
     "explain": ExplainArgs,
     "show status": StatusArgs,
+    "show mtu": MtuArgs,
 }
 
 

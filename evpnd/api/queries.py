@@ -25,6 +25,7 @@ from evpnd.api.models import (
     KernelDiffReply,
     LocalMacInfo,
     MacsReply,
+    MtuReply,
     PeerEntry,
     PeersReply,
     RouteEntry,
@@ -440,6 +441,16 @@ def _version() -> str:
         return "unknown"
 
 
+# -- show mtu (issue 9) -------------------------------------------------------------------------
+
+
+def show_mtu(ctx: ApiContext, args: p.MtuArgs) -> MtuReply:
+    found = (ctx.dataplane_stats() or {}).get("mtu") or {}
+    return MtuReply.model_validate(
+        {"devices": found.get("devices", []), "warnings": found.get("warnings", [])}
+    )
+
+
 _SYNC: dict[str, Callable[[ApiContext, Any], BaseModel | Raw]] = {
     "show routes": show_routes,
     "show peers": show_peers,
@@ -448,6 +459,7 @@ _SYNC: dict[str, Callable[[ApiContext, Any], BaseModel | Raw]] = {
     "show kernel diff": show_kernel_diff,
     "explain": explain,
     "show status": show_status,
+    "show mtu": show_mtu,
 }
 
 
