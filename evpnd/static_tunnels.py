@@ -62,7 +62,7 @@ def tunnel_problems(
     own = ipaddress.ip_address(vtep)
     evpn_vnis = set(vnis)
     names: dict[str, str] = {}
-    endpoints: dict[tuple[str, str, int | None, int | None], str] = {}
+    endpoints: dict[tuple[object, ...], str] = {}
     for i, t in enumerate(tunnels):
         at = f"static_tunnels[{i}]"
 
@@ -108,6 +108,11 @@ def tunnel_problems(
                 bad("table", f"table {t.table} belongs to no L3VNI")
             if not t.prefixes:
                 bad("prefixes", "required for type gre: the site's networks")
+        if t.type == "vxlan" and t.vni is not None and ("vxlan", t.vni) in endpoints:
+            # the kernel keeps one VXLAN device per (VNI, local address, UDP port)
+            bad("vni", f"VNI {t.vni} is also used by {endpoints['vxlan', t.vni]}")
+        elif t.type == "vxlan" and t.vni is not None:
+            endpoints[("vxlan", t.vni)] = at
         ident = (t.type, str(t.remote), t.vni, t.key)
         if ident in endpoints:
             bad("remote", f"same type, remote, vni and key as {endpoints[ident]}")

@@ -108,6 +108,12 @@ def test_two_tunnels_with_one_name_or_one_endpoint():
     assert any(f == "static_tunnels[1].remote" and "same type" in r for f, r in found)
 
 
+def test_two_vxlan_tunnels_with_one_vni():
+    vx = {**GENEVE, "type": "vxlan"}
+    found = problems(vx, {**vx, "name": "other", "remote": "203.0.113.50"})
+    assert ("static_tunnels[1].vni", "VNI 5001 is also used by static_tunnels[0]") in found
+
+
 def test_underlay_mtu_is_an_optional_override():
     assert cfg_with(underlay_mtu=9000).underlay_mtu == 9000
     assert problems(underlay_mtu=500)[0][0] == "underlay_mtu"
