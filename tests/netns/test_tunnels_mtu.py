@@ -103,6 +103,7 @@ def test_overlay_mtu_derived_from_the_1400_byte_underlay(fabric):
     )  # fmt: skip
     assert site["ownership"] == "created" and site["status"] == "ok"
     text = a.node.ctl("mtu").stdout
+    print(text)  # (-s: the README's example)
     assert "ip 20 + udp 8 + vxlan 8 + eth 14 = 50" in text and "uplink 1400" in text
     # the bridge holds ports of 1350 and 1450 bytes: a warning with the numbers
     assert "br100: ports with different MTUs" in text and "site-s 1450" in text, text
@@ -144,6 +145,7 @@ def test_probe_reports_the_middle_link_smaller_than_the_ends(fabric):
         site = probes["10.0.3.2"]
         assert (site["size"], site["passed"], site["black_hole"]) == (1500, True, False)
         text = subprocess.run(cmd[:-1], capture_output=True, text=True, timeout=120).stdout
+        print(text)
         assert "BLACK HOLE" in text and "1300" in text, text
     finally:
         r.ip("link", "set", "rb", "mtu", "1400")
