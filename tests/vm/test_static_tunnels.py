@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 
 import pytest
 
@@ -25,6 +24,7 @@ from evpnd.config import parse_config
 from evpnd.core.desired import FDB, FLOOD, RMAC, ROUTE, DesiredState, RouteNextHop
 from evpnd.core.events import LocalMac
 from evpnd.dataplane import Dataplane
+from evpnd.lab.netns import wait_for
 from tests.netns.test_dataplane_traffic import host, ping
 
 pytestmark = pytest.mark.netns
@@ -55,27 +55,26 @@ async def program(dp: Dataplane, d: DesiredState, fdb: dict[str, str], flood: se
 
 
 def underlay(lab, v6: bool):
-    """L1, L2, the site S; L1-L2 on u0, L1-S on s0. Returns (l1, l2, s, vteps, site_addr)."""
+    """L1, L2, the site S; L1-L2 on u0 (the EVPN underlay, IPv4), L1-S on s0 (IPv4, or IPv6
+    only). Returns (l1, l2, s, vteps, site address, the address the site names as remote)."""
     l1, l2, s = lab.netns("l1"), lab.netns("l2"), lab.netns("site")
-    if v6:
-        lab.link(l1, "u0", l2, "u0", "fd00::1/64", "fd00::2/64")
-        lab.link(l1, "s0", s, "eth0", "fd00:3::1/64", "fd00:3::2/64")
-        for ns in (l1, l2, s):
-            ns.run(["sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0"])
-        time.sleep(2.5)  # DAD on the addresses made before the sysctl
-        # A geneve device has no local address: its packets leave with the route's source,
-        # which must be the VTEP the site's side names as remote (README, "Static tunnels").
-        l1.ip("-6", "route", "add", "fd00:3::2/128", "dev", "s0", "src", "fd00::1")
-        return l1, l2, s, ("fd00::1", "fd00::2"), "fd00:3::2"
     lab.link(l1, "u0", l2, "u0", "10.0.0.1/24", "10.0.0.2/24")
+    vteps = ("10.0.0.1", "10.0.0.2")
+    if v6:
+        lab.link(l1, "s0", s, "eth0", "fd00:3::1/64", "fd00:3::2/64")
+        wait_for(lambda: not any("tentative" in ns.ip("-6", "addr") for ns in (l1, s)), 20,
+                 what="IPv6 duplicate address detection")  # fmt: skip
+        return l1, l2, s, vteps, "fd00:3::2", "fd00:3::1"
     lab.link(l1, "s0", s, "eth0", "10.0.3.1/30", "10.0.3.2/30")
+    # A geneve device has no local address: its packets leave with the route's source, which
+    # must be the VTEP the site's side names as remote (README, "Static tunnels").
     l1.ip("route", "add", "10.0.3.2/32", "dev", "s0", "src", "10.0.0.1")
-    return l1, l2, s, ("10.0.0.1", "10.0.0.2"), "10.0.3.2"
+    s.ip("route", "add", "10.0.0.1", "via", "10.0.3.1")
+    return l1, l2, s, vteps, "10.0.3.2", "10.0.0.1"
 
 
 def plain_site(s, kind: str, gateway: str, site_addr: str, h3_port: str = "p3") -> None:
     """The site's side, as README "Static tunnels" gives it."""
-    s.ip("route", "add", gateway, "via", "10.0.3.1" if ":" not in gateway else "fd00:3::1")
     if kind == "geneve":
         s.ip("link", "add", "tun0", "type", "geneve", "id", str(SITE_VNI), "remote", gateway)
     else:
@@ -92,13 +91,15 @@ def plain_site(s, kind: str, gateway: str, site_addr: str, h3_port: str = "p3") 
     [("geneve", False, True, 1450), ("gretap", False, False, 1462), ("geneve", True, True, 1430)],
 )
 async def test_l2_tunnel_to_a_plain_linux_site(lab, kind, v6, advertise, overlay):
-    l1, l2, s, (vtep1, vtep2), site = underlay(lab, v6)
+    l1, l2, s, (vtep1, vtep2), site, gateway = underlay(lab, v6)
     host(lab, l1, "h1", "p1", H1, "10.1.0.11")
     h2 = host(lab, l2, "h2", "p1", H2, "10.1.0.12")
     h3 = host(lab, s, "h3", "p3", H3, "10.1.0.13")
-    plain_site(s, kind, vtep1, site)
+    plain_site(s, kind, gateway, site)
     tunnel = {"name": "site-s", "type": kind, "remote": site, "bridge": "br100",
               "advertise": advertise}  # fmt: skip
+    if v6:  # the EVPN VTEP is IPv4; towards the site this leaf is its IPv6 address
+        tunnel["local"] = gateway
     if kind == "geneve":
         tunnel["vni"] = SITE_VNI
     events1: list = []
@@ -148,10 +149,9 @@ OVS_VSWITCHD = shutil.which("ovs-vswitchd") or "/usr/lib/openvswitch-switch/ovs-
 async def test_geneve_to_open_vswitch(lab, tmp_path):
     """OVS (kernel datapath) in the site's namespace: a bridge with a type=geneve port to evpnd
     and h3 on a veth port; h3 pings h1 behind evpnd."""
-    l1, _l2, s, (vtep1, _), site = underlay(lab, False)
+    l1, _l2, s, (vtep1, _), site, _gw = underlay(lab, False)
     h1 = host(lab, l1, "h1", "p1", H1, "10.1.0.11")
     h3 = host(lab, s, "h3", "p3", H3, "10.1.0.13")
-    s.ip("route", "add", vtep1, "via", "10.0.3.1")
     run = tmp_path / "ovs"
     run.mkdir()
     env = {**os.environ, "OVS_RUNDIR": str(run), "OVS_DBDIR": str(run), "OVS_LOGDIR": str(run)}
@@ -216,11 +216,10 @@ async def test_gre_l3_routed_through_the_gateway_leaf(lab):
     """h2 (10.2.0.0/24 behind L2) pings 10.9.0.1 at a GRE site behind L1: L2 routes the
     site's prefix to L1 over the L3VNI (the type-5 L1 advertises, given by hand here), L1's
     VRF table sends it into the GRE tunnel."""
-    l1, l2, s, (vtep1, vtep2), site = underlay(lab, False)
+    l1, l2, s, (vtep1, vtep2), site, _gw = underlay(lab, False)
     h1 = host(lab, l1, "h1", "p1", H1, "10.1.0.11")
     h2 = host(lab, l2, "h2", "p1", H2, "10.2.0.12")
     h2.ip("route", "add", "default", "via", "10.2.0.1")
-    s.ip("route", "add", vtep1, "via", "10.0.3.1")
     s.ip("link", "add", "gre1", "type", "gre", "remote", vtep1, "local", site)
     s.ip("link", "set", "gre1", "up")
     s.ip("addr", "add", "10.9.0.1/16", "dev", "lo")
