@@ -77,6 +77,9 @@ def plain_site(s, kind: str, gateway: str, site_addr: str, h3_port: str = "p3") 
     """The site's side, as README "Static tunnels" gives it."""
     if kind == "geneve":
         s.ip("link", "add", "tun0", "type", "geneve", "id", str(SITE_VNI), "remote", gateway)
+    elif ":" in gateway:
+        s.ip("link", "add", "tun0", "type", f"ip6{kind}", "remote", gateway, "local", site_addr,
+             "encaplimit", "none")  # fmt: skip
     else:
         s.ip("link", "add", "tun0", "type", kind, "remote", gateway, "local", site_addr)
     s.ip("link", "add", "br0", "type", "bridge")
@@ -88,7 +91,12 @@ def plain_site(s, kind: str, gateway: str, site_addr: str, h3_port: str = "p3") 
 
 @pytest.mark.parametrize(
     "kind,v6,advertise,overlay",
-    [("geneve", False, True, 1450), ("gretap", False, False, 1462), ("geneve", True, True, 1430)],
+    [
+        ("geneve", False, True, 1450),
+        ("gretap", False, False, 1462),
+        ("geneve", True, True, 1430),
+        ("gretap", True, True, 1442),  # ip6gretap, made with encaplimit none: 58 bytes
+    ],
 )
 async def test_l2_tunnel_to_a_plain_linux_site(lab, kind, v6, advertise, overlay):
     l1, l2, s, (vtep1, vtep2), site, gateway = underlay(lab, v6)
