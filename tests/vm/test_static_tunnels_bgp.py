@@ -13,8 +13,9 @@ import os
 
 import pytest
 
+from evpnd.lab.evpnd_node import EvpndNode
 from evpnd.lab.netns import Lab, wait_for
-from tests.netns.fabric import add_host, evpnd_config, host_mac, start_evpnd, two_leaves, wait_ping
+from tests.netns.fabric import add_host, evpnd_config, host_mac, two_leaves, wait_ping
 
 pytestmark = pytest.mark.netns
 
@@ -48,12 +49,17 @@ def test_site_host_reaches_a_second_leaf_through_the_advertising_gateway(kind):
             s.ip("link", "set", dev, "up")
         tunnel = {"name": "site-s", "type": kind, "remote": "10.0.3.2", "bridge": "br100",
                   "advertise": True, **({"vni": 5001} if kind == "geneve" else {})}  # fmt: skip
-        start_evpnd(lab, a, evpnd_config(a, [b], [
-            {"vni": 100, "bridge": "br100", "access_ports": ["p1"]},
-        ], static_tunnels=[tunnel]), )  # fmt: skip
-        start_evpnd(lab, b, evpnd_config(b, [a], [
-            {"vni": 100, "bridge": "br100", "access_ports": ["p2"]},
-        ]))  # fmt: skip
+        for leaf, cfg in (
+            (a, evpnd_config(a, [b], [{"vni": 100, "bridge": "br100", "access_ports": ["p1"]}],
+                             static_tunnels=[tunnel])),
+            (b, evpnd_config(b, [a], [{"vni": 100, "bridge": "br100", "access_ports": ["p2"]}])),
+        ):  # fmt: skip
+            node = EvpndNode(leaf.ns, cfg)
+            lab.on_cleanup(node.remove)
+            leaf.node = node
+            node.start(wait=False)
+        for leaf in (a, b):
+            leaf.node.wait_ready(300)  # under TCG the daemon and ExaBGP start slowly
         wait_ping(h1, h2, timeout=240)  # under TCG ExaBGP takes its time
         wait_for(lambda: h3.ping(h1.ip, timeout=1), 60, interval=0.5, what="h3 -> h1 (tunnel)")
         wait_for(lambda: h3.ping(h2.ip, timeout=1), 120, interval=0.5, what="h3 -> h2 (EVPN)")
