@@ -33,6 +33,7 @@ from evpnd.core import (
 from evpnd.policy import schema as policy_schema
 from evpnd.routes.communities import normalize_route_target
 from evpnd.routes.rd import RDError, auto_rd, normalize_rd
+from evpnd.static_tunnels import StaticTunnelConfig, tunnel_problems
 
 VNI_MAX = 16_777_215
 ASN_MAX = 4_294_967_295
@@ -191,16 +192,6 @@ class L3VniConfig(_Strict):
         return self.bridge or f"br{self.vni}"
 
 
-class StaticTunnelConfig(_Strict):
-    """Static peering for sites without EVPN (the static-tunnels issue fills this in)."""
-
-    name: IfName
-    kind: Literal["vxlan", "geneve", "gre", "gretap"]
-    remote: IPvAnyAddress
-    vni: Vni | None = None
-    bridge: IfName | None = None
-
-
 class ApiConfig(_Strict):
     socket: Path = Path("/run/evpnd/evpnd.sock")
     group: str | None = None
@@ -240,7 +231,9 @@ class Config(_Strict):
     runtime_dir: Path = Path("/run/evpnd")
     duplicate_detection: DuplicateDetectionConfig = DuplicateDetectionConfig()
     exabgp: ExabgpConfig = ExabgpConfig()
-    underlay_mtu: Annotated[int, Field(ge=1280, le=65535)] = 1500
+    underlay_mtu: Annotated[int, Field(ge=1280, le=65535)] | None = Field(
+        default=None, description="override; default: the MTU of the route's egress interface"
+    )
     sweep_hold_time: Annotated[float, Field(ge=0)] = Field(
         default=30.0, description="seconds before stale kernel entries are swept after a start"
     )
@@ -331,6 +324,7 @@ def cross_check(cfg: Config) -> list[tuple[str, str]]:
                 problems.append((f"l3vnis[{i}].l2vnis[{j}]", f"l2vni {v} is not configured"))
     if cfg.policy is not None:
         problems += policy_schema.problems(cfg.policy, l2set)
+    problems += _tunnel_problems(cfg, devices)
     return problems
 
 
@@ -377,6 +371,31 @@ def vtep_family_problems(cfg: Config) -> list[tuple[str, str]]:
                 "without one the kernel refuses routes via an IPv6 VTEP",
             ))  # fmt: skip
     return problems
+
+
+def _tunnel_problems(cfg: Config, devices: dict[str, str]) -> list[tuple[str, str]]:
+    managed = dict(devices)
+    for i, l3 in enumerate(cfg.l3vnis):
+        managed.setdefault(l3.bridge_name, f"l3vnis[{i}]")
+        if l3.vrf:
+            managed.setdefault(l3.vrf, f"l3vnis[{i}]")
+    for i, l2 in enumerate(cfg.l2vnis):
+        for port in l2.access_ports:
+            managed.setdefault(port, f"l2vnis[{i}].access_ports")
+    return tunnel_problems(
+        cfg.static_tunnels,
+        str(cfg.vtep),
+        {v.bridge: v.vni for v in cfg.l2vnis},
+        {tunnel_table(v): v.vni for v in cfg.l3vnis},
+        managed,
+        [v.vni for v in cfg.all_vnis()],
+    )
+
+
+def tunnel_table(l3: L3VniConfig) -> int:
+    """The table a static GRE tunnel names for this L3VNI: its `table`, else (a VRF without
+    one) the VNI, which is the table evpnd gives a VRF it creates."""
+    return l3.table if l3.table is not None else l3.vni
 
 
 def _norm_rd(value: str) -> str:
@@ -477,7 +496,8 @@ def core_settings(cfg: Config) -> CoreSettings:
                 export_rts=tuple(cfg.export_rts_for(item.vni)),
                 import_rts=rts(item.import_rts),
                 router_mac=item.router_mac,
-                advertise_prefixes=tuple(str(net) for net in item.advertise_prefixes),
+                advertise_prefixes=tuple(str(net) for net in item.advertise_prefixes)
+                + _advertised_tunnel_prefixes(cfg, item),
             )
             for item in cfg.l3vnis
         ),
@@ -490,4 +510,16 @@ def core_settings(cfg: Config) -> CoreSettings:
             for p in cfg.peers
             if p.max_routes is not None
         ),
+    )
+
+
+def _advertised_tunnel_prefixes(cfg: Config, l3: L3VniConfig) -> tuple[str, ...]:
+    """Static GRE tunnels with `advertise: true`: their prefixes are type-5 routes of the L3VNI
+    that owns their table, so the other leaves route to the site through this one."""
+    return tuple(
+        str(net)
+        for t in cfg.static_tunnels
+        if t.advertise and t.type == "gre" and t.table == tunnel_table(l3)
+        for net in t.prefixes
+        if str(net) not in {str(p) for p in l3.advertise_prefixes}
     )

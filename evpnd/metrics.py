@@ -172,6 +172,11 @@ class EvpndCollector(Collector):
             ("repairs", "evpnd_kernel_repairs", "Entries repaired after drift (changed outside)"),
             ("conflicts", "evpnd_kernel_conflicts", "Wanted entries blocked by foreign ones"),
             ("dumps", "evpnd_kernel_dumps", "Full kernel dumps"),
+            (
+                "tunnel_macs_refused",
+                "evpnd_tunnel_macs_refused",
+                "MACs learned over a static tunnel not advertised: another VTEP advertises them",
+            ),
         ):
             value = _num(stats.get(key))
             if value is not None:

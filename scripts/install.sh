@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PKGS=(frr iproute2 iputils-ping tcpdump gobgpd procps psmisc kmod python3-venv systemd tshark iperf3 ethtool nftables python3-nftables)
+APT_PKGS=(frr iproute2 iputils-ping tcpdump gobgpd procps psmisc kmod python3-venv systemd tshark iperf3 ethtool
+  nftables python3-nftables openvswitch-switch) # OVS: the GENEVE interop peer of tests/vm/test_static_tunnels.py
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -275,6 +275,42 @@ class StatusReply(_Reply):
 
 
 # Every command's reply model: the schema files and the client's decoder use this table.
+class MtuOverhead(_Reply):
+    """The bytes an encapsulation adds (evpnd/dataplane/mtu.py)."""
+
+    type: str
+    family: int
+    outer_ip: int
+    udp: int
+    header: int = Field(description="VXLAN/GENEVE/GRE header without options or key")
+    inner_ethernet: int
+    key: int
+    options: int
+    total: int
+
+
+class MtuDevice(_Reply):
+    device: str
+    type: str
+    vni: int | None = None
+    remote: str | None = Field(default=None, description="a static tunnel's remote")
+    local: str | None = None
+    underlay_interface: str | None = Field(
+        default=None, description="egress interface of the route to the remote; None: no route"
+    )
+    underlay_mtu: int | None = None
+    overhead: MtuOverhead | None = None
+    overlay_mtu: int | None = None
+    source: str | None = Field(default=None, description="derived | set | underlay_mtu")
+    ownership: str | None = Field(default=None, description="created | owned | adopted")
+    status: str = "ok"
+
+
+class MtuReply(_Reply):
+    devices: list[MtuDevice]
+    warnings: list[str]
+
+
 REPLIES: dict[str, type[BaseModel]] = {
     "show routes": RoutesReply,
     "show peers": PeersReply,
@@ -286,4 +322,5 @@ REPLIES: dict[str, type[BaseModel]] = {
     "explain": ExplainReply,
     "show status": StatusReply,
     "show policy": PolicyReply,
+    "show mtu": MtuReply,
 }

@@ -97,6 +97,10 @@ class StatusArgs(_Args):
     pass
 
 
+class MtuArgs(_Args):
+    pass
+
+
 ARGS: dict[str, type[_Args]] = {
     "show routes": RoutesArgs,
     "show peers": PeersArgs,
@@ -108,6 +112,7 @@ ARGS: dict[str, type[_Args]] = {
     "explain": ExplainArgs,
     "show status": StatusArgs,
     "show policy": PolicyArgs,
+    "show mtu": MtuArgs,
 }
 
 

@@ -26,6 +26,7 @@ from evpnd.api.models import (
     KernelDiffReply,
     LocalMacInfo,
     MacsReply,
+    MtuReply,
     PeerEntry,
     PeersReply,
     PolicyReply,
@@ -499,6 +500,16 @@ def _version() -> str:
         return "unknown"
 
 
+# -- show mtu (issue 9) -------------------------------------------------------------------------
+
+
+def show_mtu(ctx: ApiContext, args: p.MtuArgs) -> MtuReply:
+    found = (ctx.dataplane_stats() or {}).get("mtu") or {}
+    return MtuReply.model_validate(
+        {"devices": found.get("devices", []), "warnings": found.get("warnings", [])}
+    )
+
+
 _SYNC: dict[str, Callable[[ApiContext, Any], BaseModel | Raw]] = {
     "show routes": show_routes,
     "show peers": show_peers,
@@ -508,6 +519,7 @@ _SYNC: dict[str, Callable[[ApiContext, Any], BaseModel | Raw]] = {
     "explain": explain,
     "show status": show_status,
     "show policy": show_policy,
+    "show mtu": show_mtu,
 }
 
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from evpnd import capture
 from evpnd.api.models import REPLIES, MacEntry, RouteEntry
 from evpnd.capture import trace
-from evpnd.cli import tables
+from evpnd.cli import mtu_probe, tables
 from evpnd.cli.version import package_version
 
 DEFAULT_CONFIG = Path("/etc/evpnd/evpnd.yaml")
@@ -164,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--to", help="policy verdict for a flow from the target to this address")
     sp.add_argument("--port", type=int, help="destination port of that flow (proto tcp)")
     sp.add_argument("--proto", choices=["tcp", "udp", "icmp", "icmpv6"])
+    sp = with_json(top.add_parser("mtu", help="overlay MTUs: underlay, overhead, derived or set"))
+    probe_help = "DF-set probes of the full encapsulated size towards every remote"
+    sp.add_argument("--probe", action="store_true", help=probe_help)
     capture.add_arguments(top.add_parser("capture", help="overlay packets on the underlay"))
     trace.add_arguments(top.add_parser("trace", help="expected path, then a probe, checked"))
     return p
@@ -201,6 +204,8 @@ def plan(ns: argparse.Namespace) -> tuple[str, dict[str, Any], Callable[[BaseMod
         args = _strip_none({"target": ns.target, "vni": ns.vni, "to": ns.to, "port": ns.port,
                             "proto": ns.proto})  # fmt: skip
         return "explain", args, tables.render_explain
+    if ns.verb == "mtu":
+        return "show mtu", {}, tables.render_mtu
     raise CtlError(f"unknown command {ns.verb}", EXIT_USAGE)
 
 
@@ -233,6 +238,8 @@ def run(argv: list[str] | None = None, out=None) -> int:
     if ns.verb == "trace":
         return trace.run(ns)
     path = ns.socket or default_socket()
+    if ns.verb == "mtu" and ns.probe:
+        return _probe(path, ns.json, out)
     try:
         cmd, args, render = plan(ns)
         data = request(path, cmd, args)
@@ -252,6 +259,26 @@ def run(argv: list[str] | None = None, out=None) -> int:
         return exc.code
     except BrokenPipeError:  # `evpnctl show routes | head`
         return EXIT_OK
+    return EXIT_OK
+
+
+def _probe(path: Path, as_json: bool, out) -> int:
+    """`evpnctl mtu --probe`: the daemon says what to probe; this process sends the probes.
+    Black holes are reported, not an error: the command itself worked."""
+    try:
+        found = mtu_probe.targets_from(request(path, "show mtu", {}), request(path, "show vni", {}))
+        results = mtu_probe.probe(found)
+    except CtlError as exc:
+        print(f"evpnctl: {exc}", file=sys.stderr)
+        return exc.code
+    except RuntimeError as exc:
+        print(f"evpnctl: {exc}", file=sys.stderr)
+        return EXIT_DAEMON
+    rows = [r.as_dict() for r in results]
+    if as_json:
+        out.write(orjson.dumps({"probes": rows}, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        out.write(tables.render_mtu_probe(rows) + "\n")
     return EXIT_OK
 
 

@@ -16,6 +16,7 @@ from evpnd.api.models import (
     ExplainReply,
     KernelDiffReply,
     MacsReply,
+    MtuReply,
     PeersReply,
     RouteEntry,
     RoutesReply,
@@ -328,3 +329,38 @@ def render_status(reply: StatusReply) -> str:
         f"{reply.kernel_writes} kernel writes"
         + "".join(f"\ndevice problem: {p}" for p in reply.device_problems)
     )
+
+
+def render_mtu(reply: MtuReply) -> str:
+    """One row per owned overlay device: the overhead broken down, the MTU and its source."""
+    rows = []
+    for d in reply.devices:
+        o = d.overhead
+        parts = "-" if o is None else (
+            f"ip {o.outer_ip} + udp {o.udp} + {o.type} {o.header} + eth {o.inner_ethernet}"
+            + (f" + key {o.key}" if o.key else "") + (f" + opt {o.options}" if o.options else "")
+            + f" = {o.total}"
+        )  # fmt: skip
+        under = f"{d.underlay_interface or '(no route)'} {d.underlay_mtu or '-'}"
+        rows.append((d.device, d.type, d.remote or "(VTEPs)", under, parts,
+                     d.overlay_mtu if d.overlay_mtu is not None else "-", d.source or "-",
+                     d.status))  # fmt: skip
+    header = ("Device", "Type", "Remote", "Underlay MTU", "Overhead", "Overlay MTU", "Source",
+              "Status")  # fmt: skip
+    out = table(header, rows, right={5}) if rows else "No overlay devices."
+    return out + "".join(f"\nwarning: {w}" for w in reply.warnings)
+
+
+def render_mtu_probe(rows: list[dict]) -> str:
+    if not rows:
+        return "No remotes to probe."
+    lines = []
+    for r in rows:
+        via = ", ".join(r["devices"])
+        if r["passed"]:
+            lines.append((r["remote"], via, r["size"], "ok", r["size"]))
+        else:
+            passes = r["path_mtu"] if r["path_mtu"] is not None else "nothing"
+            lines.append((r["remote"], via, r["size"], "BLACK HOLE", passes))
+    return table(("Remote", "Devices", "Full size (DF)", "Result", "Largest passing"), lines,
+                 right={2, 4})  # fmt: skip

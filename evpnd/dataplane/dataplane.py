@@ -22,6 +22,7 @@ dump costs ~3 s at 100k MACs, so never on a hot path.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Iterable
 
@@ -30,7 +31,7 @@ from evpnd.dataplane import netlink as nl
 from evpnd.dataplane.backend import Backend, Dump
 from evpnd.dataplane.learning import LocalLearner
 from evpnd.dataplane.mirror import Change, Mirror
-from evpnd.dataplane.model import FDB, DesiredState, DeviceMap, DirtyKey, Event
+from evpnd.dataplane.model import FDB, DesiredState, DeviceMap, DirtyKey, Event, TunnelPort
 from evpnd.dataplane.netlink_backend import NetlinkBackend
 from evpnd.dataplane.plan import Planner
 from evpnd.dataplane.scheduler import CHUNK_KEYS, Scheduler
@@ -82,6 +83,7 @@ class Dataplane:
         self._counters: dict[str, float | int] = {
             "dumps": 0, "overruns": 0, "events": 0, "local_events": 0, "last_dump_seconds": 0.0,
             "last_periodic_cpu_seconds": 0.0,
+            "tunnel_macs_not_advertised": 0, "tunnel_macs_refused": 0,
         }  # fmt: skip
 
     # ---- life cycle -------------------------------------------------------------------------
@@ -389,7 +391,12 @@ class Dataplane:
         # (which made a start with N VNIs cost N x N, issue 17).
         vrfs, port_bridge, member_vrf = self._link_index()
         if deleted:
-            if index in self.dm.by_vxlan or index in self.dm.by_bridge or index in vrfs:
+            if (
+                index in self.dm.by_vxlan
+                or index in self.dm.by_bridge
+                or index in vrfs
+                or index in self.dm.tunnels
+            ):
                 log.warning("an evpnd device was deleted; recreating", ifindex=index)
                 self._schedule_resetup()
             return
@@ -438,7 +445,27 @@ class Dataplane:
             return
         if not n.deleted and not n.flags & nl.NTF_EXT_LEARNED:
             self.mirror.moved_to_port(vni, n.mac)  # the bridge took the entry over
+        tunnel = self.dm.tunnels.get(n.ifindex)
+        if tunnel is not None and not n.deleted and not self._site_mac_is_local(vni, n, tunnel):
+            # A site's MAC behind a static tunnel: not local (if it was, it moved away from
+            # the access port, so it is withdrawn as local).
+            n = dataclasses.replace(n, deleted=True)
         self._emit_all(self.learner.on_port_fdb(n, vni, self.dm))
+
+    def _site_mac_is_local(self, vni: int, n: nl.Neigh, tunnel: TunnelPort) -> bool:
+        """A MAC learned over a static tunnel is local (advertised as type-2 from this VTEP)
+        only with `advertise: true`, and never while another VTEP advertises it: two gateways
+        to one site would otherwise take the MAC from each other in turns (README, "Static
+        tunnels": the loop risk)."""
+        if not tunnel.advertise:
+            self._counters["tunnel_macs_not_advertised"] += 1
+            return False
+        if n.mac in self.desired.fdb.get(vni, _NONE):
+            self._counters["tunnel_macs_refused"] += 1
+            log.warning("site MAC already advertised by another VTEP; not advertised",
+                        tunnel=tunnel.name, vni=vni, mac=n.mac)  # fmt: skip
+            return False
+        return True
 
     def _changed(self, change: Change | None) -> None:
         """An owned object changed outside evpnd's writes: repair it if it is still wanted."""
@@ -455,6 +482,10 @@ class Dataplane:
             self.emit(event)
 
     # ---- views ------------------------------------------------------------------------------
+
+    def mtu(self) -> dict:
+        """`evpnctl mtu`: every owned overlay device's MTU and how it was reached."""
+        return {"devices": list(self.dm.mtu), "warnings": list(self.dm.mtu_warnings)}
 
     def kernel_diff(self) -> dict:
         out = self.planner.diff(self.desired, self.mirror, self.dm)
@@ -479,6 +510,7 @@ class Dataplane:
             "worker_cpu_seconds": backend.get("worker_cpu_seconds", 0.0),
             "messages_sent": backend.get("messages_sent", 0),
             "device_writes": backend.get("device_writes", 0),
+            "mtu": self.mtu(),
         }
 
 

@@ -22,6 +22,9 @@ from evpnd.config import Config, L2VniConfig, L3VniConfig
 from evpnd.dataplane import links
 from evpnd.dataplane import netlink as nl
 from evpnd.dataplane.model import VRF_DEFAULT_METRIC, VRF_DEFAULTS, DeviceMap, VniDevices
+from evpnd.dataplane.mtu import MtuPlan, overhead, warnings
+from evpnd.dataplane.mtu import plan as mtu_plan
+from evpnd.dataplane.tunnel_devices import evpn_underlay
 from evpnd.logs import get_logger
 
 __all__ = [  # DeviceMap & co. live in model.py (pure); re-exported for older imports
@@ -83,10 +86,12 @@ def local_addresses() -> set[str]:
         return out
 
 
-def vxlan_mtu(cfg: Config) -> int:
-    """VXLAN adds 50 bytes over IPv4 (14 inner Ethernet + 8 VXLAN + 8 UDP + 20 IP), 70 over IPv6."""
-    overhead = 70 if ipaddress.ip_address(str(cfg.vtep)).version == 6 else 50
-    return cfg.underlay_mtu - overhead
+def vxlan_mtu(cfg: Config, iface: str | None = None, iface_mtu: int | None = None) -> MtuPlan:
+    """VXLAN adds 50 bytes over IPv4 (14 inner Ethernet + 8 VXLAN + 8 UDP + 20 IP), 70 over
+    IPv6 (mtu.py), under the underlay's MTU: `underlay_mtu` if set, else derived."""
+    family = ipaddress.ip_address(str(cfg.vtep)).version
+    return mtu_plan("vxlan", overhead("vxlan", family), iface, iface_mtu,
+                    override_underlay=cfg.underlay_mtu)  # fmt: skip
 
 
 class DeviceManager:
@@ -298,7 +303,8 @@ class DeviceManager:
         L2VNIs and table-only L3VNIs go through the batched raw path (issue 17); an L3VNI with
         a VRF keeps the per-VNI path below (its VRF first: no VRF support, nothing made)."""
         dm = DeviceMap()
-        mtu = vxlan_mtu(cfg)
+        evpn_mtu = vxlan_mtu(cfg, *evpn_underlay(self.ipr, cfg))
+        mtu = evpn_mtu.overlay_mtu
         local = str(cfg.vtep)
         self._setup_batched(cfg, dm, local, mtu)
         for i, item in enumerate(cfg.l3vnis):
@@ -309,6 +315,13 @@ class DeviceManager:
             except (DeviceError, NetlinkError) as exc:
                 dm.problems.append(f"vni {item.vni}: l3vnis[{i}]: {exc}")
                 log.error("vni devices not usable", vni=item.vni, error=str(exc))
+        for dev in dm.vnis.values():  # issue 9: `evpnctl mtu` lists every owned overlay device
+            row = {**evpn_mtu.as_dict(), "device": dev.vxlan_name, "vni": dev.vni, "local": local}
+            dm.mtu.append(row)
+        if dm.vnis:
+            dm.mtu_warnings += [
+                w.replace("vxlan:", "VNI devices:", 1) for w in warnings([evpn_mtu], {})
+            ]
         return dm
 
     # -- batched (raw netlink; links.py plans, this sends) --

@@ -127,7 +127,9 @@ class Mirror:
         vni = dm.by_table.get(r.table)
         if vni is None or (r.rtype == nl.RTN_UNREACHABLE and r.prefix in VRF_DEFAULTS):
             return None  # (a VRF's catch-all, see devices.py: no type-5 default's conflict)
-        if r.protocol == nl.RTPROT_EVPND:
+        # A static GRE tunnel's prefixes (tunnel_devices.py) are not type-5 routes: kept as
+        # foreign, so the route manager neither deletes them nor overwrites them.
+        if r.protocol == nl.RTPROT_EVPND and r.oif not in dm.tunnels:
             table = self.routes.setdefault(vni, {})
             if r.deleted:
                 table.pop(r.prefix, None)

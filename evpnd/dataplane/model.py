@@ -42,6 +42,7 @@ __all__ = [
     "Event",
     "LocalMac",
     "RouteNextHop",
+    "TunnelPort",
     "VniDevices",
 ]
 
@@ -66,6 +67,17 @@ class VniDevices:
     created: list[str] = field(default_factory=list)  # names evpnd created (this run)
 
 
+@dataclass(frozen=True)
+class TunnelPort:
+    """A static tunnel device (issue 9): L2 ones are ports of an L2VNI's bridge; a MAC learned
+    on one is a site's MAC, local to this VTEP only with `advertise: true`."""
+
+    name: str
+    type: str  # geneve | gretap | gre | vxlan
+    vni: int | None  # the L2VNI whose bridge it joined (None: gre, L3)
+    advertise: bool
+
+
 @dataclass
 class DeviceMap:
     """VNI <-> ifindex lookups used by the mirror, the managers and local learning."""
@@ -75,6 +87,11 @@ class DeviceMap:
     by_bridge: dict[int, int] = field(default_factory=dict)  # bridge ifindex -> vni
     by_table: dict[int, int] = field(default_factory=dict)  # table -> L3 vni
     problems: list[str] = field(default_factory=list)
+    tunnels: dict[int, TunnelPort] = field(default_factory=dict)  # static tunnel ifindex -> port
+    # `evpnctl mtu`: one dict per owned overlay device (mtu.MtuPlan.as_dict() + status), and
+    # the MTU warnings of the last set-up
+    mtu: list[dict[str, object]] = field(default_factory=list)
+    mtu_warnings: list[str] = field(default_factory=list)
 
     def add(self, dev: VniDevices) -> None:
         self.vnis[dev.vni] = dev
@@ -88,4 +105,5 @@ class DeviceMap:
         part = DeviceMap()
         for vni in vnis & self.vnis.keys():
             part.add(self.vnis[vni])
+        part.tunnels = self.tunnels
         return part

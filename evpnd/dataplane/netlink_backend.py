@@ -15,6 +15,7 @@ from evpnd.dataplane.backend import Dump, EventSink
 from evpnd.dataplane.devices import DeviceManager
 from evpnd.dataplane.mirror import Mirror
 from evpnd.dataplane.model import DeviceMap
+from evpnd.dataplane.tunnel_devices import TunnelManager
 from evpnd.logs import get_logger
 
 log = get_logger("evpnd.dataplane")
@@ -34,6 +35,7 @@ class NetlinkBackend:
     def __init__(self) -> None:
         self.requester = nl.Requester()
         self.devices = DeviceManager()
+        self.tunnels = TunnelManager(self.devices.ipr)
         self.monitor = nl.open_monitor()
         self._recv = bytearray(1 << 16)
 
@@ -45,7 +47,9 @@ class NetlinkBackend:
     # ---- devices ------------------------------------------------------------------------------
 
     def setup_devices(self, cfg: Config) -> DeviceMap:
-        return self.devices.setup(cfg)
+        dm = self.devices.setup(cfg)
+        self.tunnels.setup(cfg, dm)  # static tunnels join the VNIs' bridges and tables
+        return dm
 
     def remove_owned(self, names: list[str]) -> list[str]:
         return self.devices.remove_owned(names)

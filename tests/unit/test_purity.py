@@ -26,6 +26,7 @@ DATAPLANE_EDGES = {
     "netlink.py",  # sockets: batched writes, dumps, the monitor
     "netlink_backend.py",  # the Linux backend: netlink.py + devices.py
     "devices.py",  # pyroute2
+    "tunnel_devices.py",  # pyroute2: the static tunnels (issue 9)
     "worker.py",  # the worker thread (asyncio executor)
     "dataplane.py",  # the asyncio life cycle
 }
