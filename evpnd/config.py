@@ -18,6 +18,7 @@ from pydantic import (
     IPvAnyAddress,
     IPvAnyInterface,
     IPvAnyNetwork,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -25,7 +26,7 @@ from pydantic import (
 
 from evpnd.core import CoreSettings, DadSettings, L2VniSettings, L3VniSettings
 from evpnd.routes.communities import normalize_route_target
-from evpnd.routes.rd import RDError, auto_rd, normalize_rd
+from evpnd.routes.rd import RDError, auto_rd, normalize_rd, stable_rd_indexes
 
 VNI_MAX = 16_777_215
 ASN_MAX = 4_294_967_295
@@ -228,12 +229,28 @@ class Config(_Strict):
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    # Auto-RD index per VNI once a reload has fixed them (keep_rd_indexes); else positional.
+    _rd_indexes: dict[int, int] = PrivateAttr(default_factory=dict)
+
     # FRR's auto-derivation (DESIGN rule 6): RD router-id:index, RT ASN:VNI.
     def rd_for(self, vni: int) -> str:
+        item = self.vni(vni)
+        return item.rd or auto_rd(str(self.router_id), self.rd_index(vni))
+
+    def rd_index(self, vni: int) -> int:
+        """At start the VNI's position in the file (l2vnis then l3vnis, from 1); after a reload
+        the index it had before (a new VNI takes the lowest free one), see keep_rd_indexes."""
+        if vni in self._rd_indexes:
+            return self._rd_indexes[vni]
         for index, item in enumerate(self.all_vnis(), start=1):
             if item.vni == vni:
-                return item.rd or auto_rd(str(self.router_id), index)
+                return index
         raise KeyError(vni)
+
+    def keep_rd_indexes(self, previous: Config) -> None:
+        """Reload: every VNI still configured keeps the auto-RD index it had in `previous`."""
+        before = {item.vni: previous.rd_index(item.vni) for item in previous.all_vnis()}
+        self._rd_indexes = stable_rd_indexes(before, [item.vni for item in self.all_vnis()])
 
     def export_rts_for(self, vni: int) -> list[str]:
         item = self.vni(vni)

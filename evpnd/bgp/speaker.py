@@ -265,6 +265,10 @@ class Speaker:
 
     # ------------------------------------------------------------------ process
 
+    def check(self, cfg: Config) -> None:
+        """Raise ExabgpConfigError if `cfg` cannot be rendered (a reload validates first)."""
+        exabgp_conf.render(cfg, self.socket_path, self._python, self._extended_message)
+
     def _write_config(self, cfg: Config) -> None:
         text = exabgp_conf.render(cfg, self.socket_path, self._python, self._extended_message)
         tmp = self.config_path.with_suffix(".tmp")

@@ -35,6 +35,7 @@ ALLOWED: dict[str, set[str] | None] = {
     "metrics": {"core", "routes", *BASES},  # an edge like api (Prometheus scrapes)
     # the top: the daemon and the two programs, and the lab that drives them
     "daemon": ANYTHING,
+    "reload_rules": {"config"},  # what a reload applies or refuses, per setting (the daemon's)
     "cli": ANYTHING,
     "lab": ANYTHING,
     # evpnctl's own tools (capture, trace): the operator's privileges, a client of the socket
