@@ -21,9 +21,15 @@ from typing import Any
 
 from evpnd.config import Config, ConfigError, core_settings, load_config
 from evpnd.core import Core, Effects, Event
+from evpnd.core.events import RouteUpdate
 from evpnd.logs import get_logger, set_log_level, setup_logging
 
 BATCH_MAX = 5000  # events applied per owner-loop turn before the edges get to run
+# Back-pressure (bounded memory under a flood): while this many events or routes wait for the
+# owner task, the speaker stops reading ExaBGP (then the relay, ExaBGP and the TCP window stop:
+# evpnd/bgp/exabgp/relay.py). One read (1 MiB of UPDATEs) may go over by its own size.
+QUEUE_HIGH_EVENTS = 5000
+QUEUE_HIGH_ROUTES = 50_000
 EXIT_TASK_DIED = 70  # EX_SOFTWARE: an essential task died; systemd (Restart=on-failure) restarts
 NOTICES_PER_KIND = 5  # beyond this many notices of one kind per batch, log one summary line
 TICK_INTERVAL = 1.0
@@ -54,7 +60,11 @@ class Daemon:
         self.log = get_logger("daemon")
         self.queue: asyncio.Queue[Event | Command] = asyncio.Queue()
         self.core = Core(core_settings(cfg))
-        self.speaker = Speaker(cfg, self.emit)
+        self._queued_routes = 0  # routes in the RouteUpdates waiting in the queue
+        self._room = asyncio.Event()
+        self._room.set()
+        self.backpressure_waits = 0
+        self.speaker = Speaker(cfg, self.emit, room=self.room)
         self.dataplane = Dataplane(cfg, self.emit)
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
@@ -71,7 +81,20 @@ class Daemon:
 
     # -- the edges call this (non-blocking) --------------------------------------------------
     def emit(self, event: Event) -> None:
+        if type(event) is RouteUpdate:
+            self._queued_routes += len(event.announced) + len(event.withdrawn)
         self.queue.put_nowait(event)
+
+    def _full(self) -> bool:
+        return self.queue.qsize() >= QUEUE_HIGH_EVENTS or self._queued_routes >= QUEUE_HIGH_ROUTES
+
+    async def room(self) -> None:
+        """The speaker awaits this before each read from ExaBGP: it returns once the owner task
+        has caught up below the bounds (at once when it has)."""
+        while self._full():
+            self.backpressure_waits += 1
+            self._room.clear()
+            await self._room.wait()
 
     # -- the API context (evpnd/api reads these) ---------------------------------------------
     def speaker_status(self) -> dict:
@@ -134,6 +157,8 @@ class Daemon:
             now = time.time()
             effects = Effects([], [])
             for item in batch:
+                if type(item) is RouteUpdate:
+                    self._queued_routes -= len(item.announced) + len(item.withdrawn)
                 try:
                     if isinstance(item, Command):
                         result = item.fn(now)
@@ -150,6 +175,8 @@ class Daemon:
             self._publish(effects)
             if self.core.has_notices():
                 self._log_notices()
+            if not self._room.is_set() and not self._full():
+                self._room.set()
 
     async def _ticker(self) -> None:
         while True:

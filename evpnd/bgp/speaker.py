@@ -35,7 +35,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path as FsPath
 
 from evpnd.bgp import batch, exabgp_conf
@@ -53,6 +53,8 @@ _PR_SET_PDEATHSIG = 1
 SOCKET_NAME = "exabgp-api.sock"
 _MAX_LINE = 64 << 20  # an UPDATE is at most 65535 bytes (RFC 8654): its hex line is far less
 CONFIG_NAME = "exabgp.conf"
+_READ = 1 << 20
+_READ_LIMIT = 1 << 21
 
 
 def _die_with_parent() -> None:
@@ -98,8 +100,11 @@ class Speaker:
         batch_size: int = 1000,
         initial_backoff: float = 0.5,
         extended_message: bool = True,
+        room: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        """`wrapper` prefixes ExaBGP's command line (tests: `ip netns exec NS`)."""
+        """`wrapper` prefixes ExaBGP's command line (tests: `ip netns exec NS`). `room`, if
+        given, is awaited before each read from ExaBGP: the consumer's back-pressure."""
+        self._room = room
         self._extended_message = extended_message
         self.cfg = cfg
         self._emit = emit
@@ -164,7 +169,10 @@ class Speaker:
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
         self._server = await asyncio.start_unix_server(
-            self._on_relay, path=str(self.socket_path), limit=1 << 24
+            # the limit also bounds what the transport buffers before it stops reading (2x)
+            self._on_relay,
+            path=str(self.socket_path),
+            limit=_READ_LIMIT,
         )
         os.chmod(self.socket_path, 0o600)
         self._write_config(self.cfg)
@@ -412,8 +420,11 @@ class Speaker:
 
     async def _read_loop(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         buffer = b""
+        room = self._room
         while True:
-            data = await reader.read(1 << 20)
+            if room is not None:
+                await room()  # a flood waits here, not in memory
+            data = await reader.read(_READ)
             if not data or self._writer is not writer:
                 # closed, or this ExaBGP was declared dead (its peers reported down): whatever
                 # it still had in flight must not reach the core after those down events
