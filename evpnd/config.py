@@ -208,6 +208,11 @@ class ExabgpConfig(_Strict):
     listen: bool = Field(default=True, description="accept incoming sessions on :179 (like FRR)")
     graceful_restart: Annotated[int, Field(ge=0, le=4095)] = 0
     respawn_max_backoff: Annotated[float, Field(gt=0)] = 30.0
+    liveness_timeout: Annotated[float, Field(ge=0)] = Field(
+        default=60.0,
+        description="seconds ExaBGP may leave a ping unanswered before it is "
+        "killed and restarted (frozen); 0 disables the check",
+    )
 
 
 class Config(_Strict):

@@ -30,9 +30,17 @@ BATCH_MAX = 5000  # events applied per owner-loop turn before the edges get to r
 # evpnd/bgp/exabgp/relay.py). One read (1 MiB of UPDATEs) may go over by its own size.
 QUEUE_HIGH_EVENTS = 5000
 QUEUE_HIGH_ROUTES = 50_000
+# Routes applied per owner-loop turn: a turn is then tens of ms, and the API answers in between.
+BATCH_ROUTES = 10_000
 EXIT_TASK_DIED = 70  # EX_SOFTWARE: an essential task died; systemd (Restart=on-failure) restarts
 NOTICES_PER_KIND = 5  # beyond this many notices of one kind per batch, log one summary line
 TICK_INTERVAL = 1.0
+
+
+def _routes_in(item: object) -> int:
+    if type(item) is RouteUpdate:
+        return len(item.announced) + len(item.withdrawn)
+    return 0
 
 
 class ReloadPartFailed(Exception):
@@ -152,8 +160,11 @@ class Daemon:
         while True:
             item = await self.queue.get()
             batch = [item]
-            while len(batch) < BATCH_MAX and not self.queue.empty():
-                batch.append(self.queue.get_nowait())
+            routes = _routes_in(item)
+            while len(batch) < BATCH_MAX and routes < BATCH_ROUTES and not self.queue.empty():
+                item = self.queue.get_nowait()
+                routes += _routes_in(item)
+                batch.append(item)
             now = time.time()
             effects = Effects([], [])
             for item in batch:
@@ -177,6 +188,8 @@ class Daemon:
                 self._log_notices()
             if not self._room.is_set() and not self._full():
                 self._room.set()
+            # get() does not yield while the queue has items: let the API and the edges run
+            await asyncio.sleep(0)
 
     async def _ticker(self) -> None:
         while True:

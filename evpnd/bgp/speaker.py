@@ -105,6 +105,8 @@ class Speaker:
         """`wrapper` prefixes ExaBGP's command line (tests: `ip netns exec NS`). `room`, if
         given, is awaited before each read from ExaBGP: the consumer's back-pressure."""
         self._room = room
+        self._last_pause = 0.0  # monotonic time the reads last waited for room
+        self.frozen_kills = 0
         self._extended_message = extended_message
         self.cfg = cfg
         self._emit = emit
@@ -179,6 +181,7 @@ class Speaker:
         self._stopping = False
         await self._launch()
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
+        self._spawn(self._liveness())
 
     async def stop(self) -> None:
         self._stopping = True
@@ -253,6 +256,7 @@ class Speaker:
         return {
             "exabgp_pid": proc.pid if proc is not None and proc.returncode is None else None,
             "restarts": self._restarts,
+            "frozen_kills": self.frozen_kills,
             "connected": self._writer is not None,
             "pending": len(self._pending),
             "routes_sent": self._sent_routes,
@@ -332,6 +336,34 @@ class Speaker:
             except OSError as exc:
                 log.error("exabgp start failed", error=str(exc))
                 self._proc = await asyncio.create_subprocess_exec("false")
+
+    async def _liveness(self) -> None:
+        """A frozen ExaBGP (SIGSTOP, a hang) keeps its sessions' sockets but answers nothing:
+        ping it; no answer within exabgp.liveness_timeout -> kill it (the supervisor restarts
+        it, the peers see a new session and the routes are sent again). A ping that waits only
+        because evpnd itself stopped reading (back-pressure) does not count."""
+        while not self._stopping:
+            timeout = self.cfg.exabgp.liveness_timeout
+            await asyncio.sleep(min(5.0, timeout / 3) if timeout else 5.0)
+            proc = self._proc
+            if not timeout or proc is None or self._writer is None or not self._ready.is_set():
+                continue
+            asked = time.monotonic()
+            try:
+                await self._command("evpnd ping {ticket}", timeout)
+            except ConnectionError:
+                continue
+            except TimeoutError:
+                if (
+                    self._last_pause >= asked
+                    or proc is not self._proc
+                    or proc.returncode is not None
+                ):
+                    continue
+                self.frozen_kills += 1
+                log.error("exabgp not answering: killed", pid=proc.pid, waited=timeout)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
 
     async def _terminate(self) -> None:
         proc = self._proc
@@ -423,7 +455,10 @@ class Speaker:
         room = self._room
         while True:
             if room is not None:
+                t0 = time.monotonic()
                 await room()  # a flood waits here, not in memory
+                if time.monotonic() - t0 > 0.005:
+                    self._last_pause = time.monotonic()
             data = await reader.read(_READ)
             if not data or self._writer is not writer:
                 # closed, or this ExaBGP was declared dead (its peers reported down): whatever
