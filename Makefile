@@ -70,3 +70,10 @@ bench: install
 # The 18-leaf fabric at full size (1,000 MACs per leaf); about 2 minutes (README, lab section).
 bench-fabric: install
 	$(PY) benchmarks/fabric.py
+
+# The chaos suite (README "Chaos suite"): faults injected into a running evpnd, a table of
+# entries lost/stale and recovery times; root, under 15 minutes; not part of `make test`
+# (its --quick mode is: tests/netns/test_chaos.py).
+.PHONY: chaos
+chaos: install
+	$(PY) -m chaos

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 
 sys.path.insert(0, str(FsPath(__file__).resolve().parent.parent))
@@ -48,6 +48,7 @@ class Row:
     recover: float = 0.0
     note: str = ""
     ok: bool = True
+    extra: dict[str, float] = field(default_factory=dict)  # the row's own figures (tests)
 
     def worst(self, lost: int, stale: int, recover: float) -> None:
         self.count += 1
@@ -261,6 +262,7 @@ def churn(n: int, rounds: int) -> Row:
         waits = "churn not finished" if not done else f"churn {t1 - t0:.1f} s"
         row.note = (f"{waits}; RSS {rss0:.0f} -> peak {peak:.0f} MiB; "
                     f"API worst {worst_ms:.0f} ms")  # fmt: skip
+        row.extra = {"api_worst_ms": worst_ms, "rss_growth_mib": peak - rss0, "done": done}
         row.ok = row.ok and done and worst_ms <= 100 and peak - rss0 <= 200
         return row
     finally:

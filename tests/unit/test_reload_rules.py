@@ -142,3 +142,51 @@ async def test_an_essential_task_dying_stops_the_daemon_non_zero(tmp_path, capsy
     assert daemon.exit_code == EXIT_TASK_DIED
     lines = [ln for ln in capsys.readouterr().err.splitlines() if "essential_task_died" in ln]
     assert len(lines) == 1 and '"task": "owner"' in lines[0] and "injected" in lines[0]
+
+
+async def test_the_queue_pushes_back_on_the_speaker_beyond_its_bound(tmp_path):
+    """Events beyond QUEUE_HIGH_ROUTES: room() (which the speaker awaits before each read from
+    ExaBGP) waits until the owner task has caught up, then lets the reads go on."""
+    from evpnd.core.events import RouteUpdate
+    from evpnd.daemon import QUEUE_HIGH_ROUTES
+    from evpnd.routes.evpn import MacIpKey
+
+    daemon = Daemon(cfg_of(runtime_dir=str(tmp_path)), config_path=None)
+    keys = [MacIpKey("192.0.2.9:1", 0, f"02:00:00:00:{i >> 8:02x}:{i & 255:02x}", None)
+            for i in range(1000)]  # fmt: skip
+    for _ in range(QUEUE_HIGH_ROUTES // 1000 + 10):
+        daemon.emit(RouteUpdate("192.0.2.9", [], list(keys)))
+    assert daemon._queued_routes >= QUEUE_HIGH_ROUTES
+    waiting = asyncio.create_task(daemon.room())
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # the speaker would not read now
+    daemon._essential(daemon._owner(), "owner")
+    await asyncio.wait_for(waiting, 10)
+    assert daemon._queued_routes < QUEUE_HIGH_ROUTES and daemon.backpressure_waits >= 1
+    daemon._stopping = True
+    for task in daemon._tasks:
+        task.cancel()
+    await asyncio.gather(*daemon._tasks, return_exceptions=True)
+
+
+async def test_the_speaker_reads_nothing_while_there_is_no_room(tmp_path):
+    from evpnd.bgp.speaker import Speaker
+
+    gate = asyncio.Event()
+    events: list = []
+
+    async def room() -> None:
+        await gate.wait()
+
+    speaker = Speaker(cfg_of(runtime_dir=str(tmp_path)), events.append, room=room)
+    reader = asyncio.StreamReader()
+    reader.feed_data(b'{"type": "state", "neighbor": {"address": {"peer": "10.0.0.2"}}}\n')
+    reader.feed_eof()
+    writer = object()
+    speaker._writer = writer  # type: ignore[assignment]
+    task = asyncio.create_task(speaker._read_loop(reader, writer))  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    assert not task.done() and len(reader._buffer) > 0  # type: ignore[attr-defined]
+    gate.set()
+    await asyncio.wait_for(task, 5)
+    assert len(reader._buffer) == 0  # type: ignore[attr-defined]
