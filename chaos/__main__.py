@@ -23,6 +23,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -75,6 +76,16 @@ def kernel_macs(ns: Netns, dev: str = "vx100") -> set[str]:
     """Remote MACs (a `dst` entry on the vxlan device) in the kernel FDB, flood entry excluded."""
     text = ns.run(["bridge", "fdb", "show", "dev", dev], timeout=120)
     return {m for m in _DST.findall(text) if m != "00:00:00:00:00:00"}
+
+
+def bridge_batch(ns: Netns, lines: list[str]) -> None:
+    """`bridge -batch` in the namespace (one process for thousands of entries)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".batch", delete=False) as f:
+        f.write("\n".join(lines) + "\n")
+    try:
+        ns.run(["bridge", "-batch", f.name], timeout=300)
+    finally:
+        os.unlink(f.name)
 
 
 def rss_mib(pid: int) -> float:
@@ -195,8 +206,7 @@ def frr_flaps(n: int, times: int) -> Row:
         p.b.ip("link", "set", "acc0", "up")
         p.b.ip("link", "set", "acc1", "up")
         want = macs(n)
-        batch = "".join(f"fdb add {m} dev acc0 master static\n" for m in sorted(want))
-        p.b.run(["bash", "-c", f"bridge -batch - <<'EOF'\n{batch}EOF"], timeout=120)
+        bridge_batch(p.b, [f"fdb add {m} dev acc0 master static" for m in sorted(want)])
         conf = evpn_leaf_conf(65002, "192.0.2.2", [("10.0.1.1", 65001)])
         frr = Frr(p.b, conf)
         lab.on_cleanup(frr.remove)
@@ -344,7 +354,10 @@ def with_cont(pid: int) -> None:
 def exabgp_pid(node: EvpndNode) -> int | None:
     out = subprocess.run(["pgrep", "-P", str(node.proc.pid)], capture_output=True, text=True)
     for pid in out.stdout.split():
-        cmd = FsPath(f"/proc/{pid}/cmdline").read_bytes()
+        try:
+            cmd = FsPath(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue  # gone meanwhile
         if b"evpnd.bgp.exabgp.extension" in cmd:
             return int(pid)
     return None
@@ -368,8 +381,7 @@ def monitor_overflow(n: int, times: int) -> Row:
             t0 = time.monotonic()
             # a person's burst of static entries: far more notifications than 4 KiB holds
             for verb in ("add", "del"):
-                batch = "".join(f"fdb {verb} {m} dev acc0 master static\n" for m in foreign)
-                p.a.run(["bash", "-c", f"bridge -batch - <<'EOF'\n{batch}EOF"], timeout=120)
+                bridge_batch(p.a, [f"fdb {verb} {m} dev acc0 master static" for m in foreign])
             wait_for(lambda o=overruns: node.log().count("netlink monitor overrun") > o, 30, 0.2,
                      what="overrun detected")  # fmt: skip
             wait_for(lambda: node.data("show kernel diff")["converged"], 60, 0.5,

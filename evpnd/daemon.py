@@ -30,8 +30,8 @@ BATCH_MAX = 5000  # events applied per owner-loop turn before the edges get to r
 # evpnd/bgp/exabgp/relay.py). One read (1 MiB of UPDATEs) may go over by its own size.
 QUEUE_HIGH_EVENTS = 5000
 QUEUE_HIGH_ROUTES = 50_000
-# Routes applied per owner-loop turn: a turn is then tens of ms, and the API answers in between.
-BATCH_ROUTES = 10_000
+# Routes applied per owner-loop turn: a turn is then a few ms, and the API answers in between.
+BATCH_ROUTES = 1_000
 EXIT_TASK_DIED = 70  # EX_SOFTWARE: an essential task died; systemd (Restart=on-failure) restarts
 NOTICES_PER_KIND = 5  # beyond this many notices of one kind per batch, log one summary line
 TICK_INTERVAL = 1.0

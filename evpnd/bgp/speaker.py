@@ -53,7 +53,7 @@ _PR_SET_PDEATHSIG = 1
 SOCKET_NAME = "exabgp-api.sock"
 _MAX_LINE = 64 << 20  # an UPDATE is at most 65535 bytes (RFC 8654): its hex line is far less
 CONFIG_NAME = "exabgp.conf"
-_READ = 1 << 20
+_READ = 1 << 18  # per read from ExaBGP: decoding it is one uninterrupted turn of the loop
 _READ_LIMIT = 1 << 21
 
 
