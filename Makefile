@@ -82,3 +82,10 @@ bench-overlay-vm: install
 	VM_RWDIR=$(CURDIR)/docs/bench VM_TIMEOUT=3600 \
 	  PYTEST_ARGS="-s -k overlay_tunnels_full tests/vm/bench_overlay_tunnels_full.py" \
 	  bash scripts/vm-tier.sh
+
+# The chaos suite (README "Chaos suite"): faults injected into a running evpnd, a table of
+# entries lost/stale and recovery times; root, under 15 minutes; not part of `make test`
+# (its --quick mode is: tests/netns/test_chaos.py).
+.PHONY: chaos
+chaos: install
+	$(PY) -m chaos

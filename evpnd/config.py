@@ -18,6 +18,7 @@ from pydantic import (
     IPvAnyAddress,
     IPvAnyInterface,
     IPvAnyNetwork,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -32,7 +33,7 @@ from evpnd.core import (
 )
 from evpnd.policy import schema as policy_schema
 from evpnd.routes.communities import normalize_route_target
-from evpnd.routes.rd import RDError, auto_rd, normalize_rd
+from evpnd.routes.rd import RDError, auto_rd, normalize_rd, stable_rd_indexes
 from evpnd.static_tunnels import StaticTunnelConfig, tunnel_problems
 
 VNI_MAX = 16_777_215
@@ -216,6 +217,11 @@ class ExabgpConfig(_Strict):
     listen: bool = Field(default=True, description="accept incoming sessions on :179 (like FRR)")
     graceful_restart: Annotated[int, Field(ge=0, le=4095)] = 0
     respawn_max_backoff: Annotated[float, Field(gt=0)] = 30.0
+    liveness_timeout: Annotated[float, Field(ge=0)] = Field(
+        default=60.0,
+        description="seconds ExaBGP may leave a ping unanswered before it is "
+        "killed and restarted (frozen); 0 disables the check",
+    )
 
 
 class Config(_Strict):
@@ -242,10 +248,25 @@ class Config(_Strict):
         default=None, description="network policy enforced with nftables (README: Network policy)"
     )
 
+    # Auto-RD index per VNI once a reload has fixed them (keep_rd_indexes); else positional.
+    _rd_indexes: dict[int, int] = PrivateAttr(default_factory=dict)
+
     # FRR's auto-derivation (DESIGN rule 6): RD router-id:index, RT ASN:VNI.
     def rd_for(self, vni: int) -> str:
-        index, item = _vni_index(self)[vni]
-        return item.rd or auto_rd(str(self.router_id), index)
+        item = self.vni(vni)
+        return item.rd or auto_rd(str(self.router_id), self.rd_index(vni))
+
+    def rd_index(self, vni: int) -> int:
+        """At start the VNI's position in the file (l2vnis then l3vnis, from 1); after a reload
+        the index it had before (a new VNI takes the lowest free one), see keep_rd_indexes."""
+        if vni in self._rd_indexes:
+            return self._rd_indexes[vni]
+        return _vni_index(self)[vni][0]  # KeyError for an unknown VNI, as before
+
+    def keep_rd_indexes(self, previous: Config) -> None:
+        """Reload: every VNI still configured keeps the auto-RD index it had in `previous`."""
+        before = {item.vni: previous.rd_index(item.vni) for item in previous.all_vnis()}
+        self._rd_indexes = stable_rd_indexes(before, [item.vni for item in self.all_vnis()])
 
     def export_rts_for(self, vni: int) -> list[str]:
         item = self.vni(vni)

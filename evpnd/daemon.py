@@ -21,11 +21,30 @@ from typing import Any
 
 from evpnd.config import Config, ConfigError, core_settings, load_config
 from evpnd.core import Core, Effects, Event
-from evpnd.logs import get_logger, setup_logging
+from evpnd.core.events import RouteUpdate
+from evpnd.logs import get_logger, set_log_level, setup_logging
 
 BATCH_MAX = 5000  # events applied per owner-loop turn before the edges get to run
+# Back-pressure (bounded memory under a flood): while this many events or routes wait for the
+# owner task, the speaker stops reading ExaBGP (then the relay, ExaBGP and the TCP window stop:
+# evpnd/bgp/exabgp/relay.py). One read (1 MiB of UPDATEs) may go over by its own size.
+QUEUE_HIGH_EVENTS = 5000
+QUEUE_HIGH_ROUTES = 50_000
+# Routes applied per owner-loop turn: a turn is then a few ms, and the API answers in between.
+BATCH_ROUTES = 1_000
+EXIT_TASK_DIED = 70  # EX_SOFTWARE: an essential task died; systemd (Restart=on-failure) restarts
 NOTICES_PER_KIND = 5  # beyond this many notices of one kind per batch, log one summary line
 TICK_INTERVAL = 1.0
+
+
+def _routes_in(item: object) -> int:
+    if type(item) is RouteUpdate:
+        return len(item.announced) + len(item.withdrawn)
+    return 0
+
+
+class ReloadPartFailed(Exception):
+    """One part (dataplane, core, speaker) could not take the new configuration."""
 
 
 @dataclass
@@ -37,7 +56,9 @@ class Command:
 
 
 class Daemon:
-    def __init__(self, cfg: Config, config_path: str | None = None) -> None:
+    def __init__(
+        self, cfg: Config, config_path: str | None = None, log_level: str | None = None
+    ) -> None:
         from evpnd.bgp.speaker import Speaker
         from evpnd.dataplane import Dataplane
 
@@ -47,7 +68,11 @@ class Daemon:
         self.log = get_logger("daemon")
         self.queue: asyncio.Queue[Event | Command] = asyncio.Queue()
         self.core = Core(core_settings(cfg))
-        self.speaker = Speaker(cfg, self.emit)
+        self._queued_routes = 0  # routes in the RouteUpdates waiting in the queue
+        self._room = asyncio.Event()
+        self._room.set()
+        self.backpressure_waits = 0
+        self.speaker = Speaker(cfg, self.emit, room=self.room)
         self.dataplane = Dataplane(cfg, self.emit)
         from evpnd.policy.enforcer import PolicyEnforcer
 
@@ -62,10 +87,30 @@ class Daemon:
         self._tasks: list[asyncio.Task] = []
         self._closers: list[Callable[[], Awaitable[None] | None]] = []
         self.reloads = 0
+        self.exit_code = 0
+        self._stopping = False
+        self._log_level_override = log_level  # --log-level wins over the file, also on reload
+        self._metrics: Any = None
+        self._reload_lock = asyncio.Lock()
+        self._reload_task: asyncio.Task | None = None
+        self._reload_again = False
 
     # -- the edges call this (non-blocking) --------------------------------------------------
     def emit(self, event: Event) -> None:
+        if type(event) is RouteUpdate:
+            self._queued_routes += len(event.announced) + len(event.withdrawn)
         self.queue.put_nowait(event)
+
+    def _full(self) -> bool:
+        return self.queue.qsize() >= QUEUE_HIGH_EVENTS or self._queued_routes >= QUEUE_HIGH_ROUTES
+
+    async def room(self) -> None:
+        """The speaker awaits this before each read from ExaBGP: it returns once the owner task
+        has caught up below the bounds (at once when it has)."""
+        while self._full():
+            self.backpressure_waits += 1
+            self._room.clear()
+            await self._room.wait()
 
     # -- the API context (evpnd/api reads these) ---------------------------------------------
     def speaker_status(self) -> dict:
@@ -138,11 +183,16 @@ class Daemon:
         while True:
             item = await self.queue.get()
             batch = [item]
-            while len(batch) < BATCH_MAX and not self.queue.empty():
-                batch.append(self.queue.get_nowait())
+            routes = _routes_in(item)
+            while len(batch) < BATCH_MAX and routes < BATCH_ROUTES and not self.queue.empty():
+                item = self.queue.get_nowait()
+                routes += _routes_in(item)
+                batch.append(item)
             now = time.time()
             effects = Effects([], [])
             for item in batch:
+                if type(item) is RouteUpdate:
+                    self._queued_routes -= len(item.announced) + len(item.withdrawn)
                 try:
                     if isinstance(item, Command):
                         result = item.fn(now)
@@ -159,6 +209,10 @@ class Daemon:
             self._publish(effects)
             if self.core.has_notices():
                 self._log_notices()
+            if not self._room.is_set() and not self._full():
+                self._room.set()
+            # get() does not yield while the queue has items: let the API and the edges run
+            await asyncio.sleep(0)
 
     async def _ticker(self) -> None:
         while True:
@@ -181,26 +235,129 @@ class Daemon:
                 sdnotify.notify("WATCHDOG=1")
             await asyncio.sleep(interval)
 
+    # -- essential tasks ---------------------------------------------------------------------
+    def _essential(self, coro: Any, name: str) -> asyncio.Task:
+        """A task the daemon cannot run without: if it ends, the process ends (non-zero)."""
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._essential_done)
+        self._tasks.append(task)
+        return task
+
+    def _essential_done(self, task: asyncio.Task) -> None:
+        if self._stopping or task.cancelled():
+            return
+        exc = task.exception()
+        where = ""
+        if exc is not None and exc.__traceback__ is not None:
+            tb = exc.__traceback__
+            while tb.tb_next is not None:
+                tb = tb.tb_next
+            where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+        # One line, no traceback: the API must not go on serving a core nobody updates.
+        self.log.critical(
+            "essential_task_died",
+            task=task.get_name(),
+            error=repr(exc) if exc is not None else "returned",
+            where=where,
+            exit_code=EXIT_TASK_DIED,
+        )
+        self.exit_code = EXIT_TASK_DIED
+        self._stop.set()
+
     # -- reload (SIGHUP) ---------------------------------------------------------------------
+    def request_reload(self) -> None:
+        """SIGHUP: one reload at a time; signals during one queue exactly one more."""
+        if self._reload_task is not None and not self._reload_task.done():
+            self._reload_again = True
+            return
+        self._reload_again = False
+        self._reload_task = asyncio.create_task(self._reload_loop(), name="reload")
+
+    async def _reload_loop(self) -> None:
+        while True:
+            try:
+                await self.reload()
+            except Exception as exc:  # noqa: BLE001 - reload() logs its own failures
+                self.log.error("reload_failed", error=repr(exc))
+            if not self._reload_again or self._stopping:
+                return
+            self._reload_again = False  # the signals so far are all served by this next run
+
     async def reload(self) -> bool:
-        """Re-read the config and apply the difference; a bad config changes nothing."""
+        """Re-read the config; validate all of it, then apply all of it or none of it."""
+        async with self._reload_lock:
+            return await self._reload_once()
+
+    async def _reload_once(self) -> bool:
+        from evpnd import reload_rules
+        from evpnd.bgp.exabgp_conf import ExabgpConfigError
+
         if not self.config_path:
             return False
+        old = self.cfg
+        # 1. validate: the file, the settings a reload cannot apply, what each part derives
         try:
             cfg = load_config(self.config_path)
         except ConfigError as exc:
             self.log.error("reload_rejected", problems=exc.render())
             return False
-        old = self.cfg
-        await self.dataplane.reconfigure(cfg)
-        settings = core_settings(cfg)
-        await self.submit(lambda now: self.core.reconfigure(settings, now))
-        await self.speaker.reconfigure(cfg)
-        await self.policy.reconfigure(policy_spec(cfg))
+        refused = reload_rules.refused(old, cfg)
+        for setting, reason in refused:
+            self.log.error("reload_refused", setting=setting, reason=reason)
+        if refused:
+            return False
+        cfg.keep_rd_indexes(old)
+        try:
+            settings = core_settings(cfg)
+            self.speaker.check(cfg)
+        except (ExabgpConfigError, ValueError) as exc:
+            self.log.error("reload_rejected", problems=str(exc))
+            return False
+        metrics = None
+        if cfg.metrics != old.metrics and cfg.metrics.enabled:
+            from evpnd.metrics import start_metrics
+
+            try:
+                metrics = start_metrics(self, cfg)  # bound before anything else changes
+            except OSError as exc:
+                self.log.error("reload_rejected", setting="metrics", problems=str(exc))
+                return False
+        # 2. apply, part by part; a failing part rolls back every part applied so far
+        applied: list[str] = []
+        part = "dataplane"
+        try:
+            problems_before = set(self.dataplane.dm.problems)
+            applied.append(part)
+            await self.dataplane.reconfigure(cfg)
+            new_problems = [p for p in self.dataplane.dm.problems if p not in problems_before]
+            if new_problems:
+                raise ReloadPartFailed("; ".join(new_problems))
+            part = "core"
+            applied.append(part)
+            await self.submit(lambda now: self.core.reconfigure(settings, now))
+            part = "speaker"
+            applied.append(part)
+            await self.speaker.reconfigure(cfg)
+            part = "policy"
+            applied.append(part)
+            await self.policy.reconfigure(policy_spec(cfg))
+        except Exception as exc:  # noqa: BLE001 - any failure: back to the old configuration
+            self.log.error("reload_failed", part=part, error=str(exc) or repr(exc))
+            if metrics is not None:
+                await metrics.close()
+            await self._roll_back(old, applied)
+            return False
+        # 3. commit: settings that live only in the daemon
+        if metrics is not None or cfg.metrics != old.metrics:
+            await self._close_metrics()
+            self._metrics = metrics
+        if cfg.log_level != old.log_level and self._log_level_override is None:
+            set_log_level(cfg.log_level)
         self.cfg = cfg
         self.reloads += 1
         self.log.info(
             "reloaded",
+            changed=reload_rules.changed(old, cfg),
             peers=len(cfg.peers),
             l2vnis=len(cfg.l2vnis),
             l3vnis=len(cfg.l3vnis),
@@ -208,22 +365,42 @@ class Daemon:
         )
         return True
 
+    async def _roll_back(self, old: Config, applied: list[str]) -> None:
+        """Put the parts already given the new config back on the old one, last first."""
+        settings = core_settings(old)
+        try:
+            for part in reversed(applied):
+                if part == "speaker":
+                    await self.speaker.reconfigure(old)
+                elif part == "core":
+                    await self.submit(lambda now: self.core.reconfigure(settings, now))
+                elif part == "dataplane":
+                    await self.dataplane.reconfigure(old)
+                elif part == "policy":
+                    await self.policy.reconfigure(policy_spec(old))
+        except Exception as exc:  # noqa: BLE001 - state unknown: a restart is churn-free
+            self.log.critical("reload_rollback_failed", part=part, error=repr(exc))
+            self.exit_code = EXIT_TASK_DIED
+            self._stop.set()
+            return
+        self.log.warning("reload_rolled_back", parts=list(reversed(applied)))
+
     # -- life cycle --------------------------------------------------------------------------
     async def start(self) -> None:
         self.log.info("starting", router_id=str(self.cfg.router_id), asn=self.cfg.asn)
         self.cfg.runtime_dir.mkdir(parents=True, exist_ok=True)
-        self._tasks.append(asyncio.create_task(self._owner(), name="owner"))
+        self._essential(self._owner(), "owner")
         await self.dataplane.start(self.core.desired)
         await self.submit(self.core.start)
         self.speaker.set_resync(self.core.advertised)
         await self.speaker.start()
         await self._start_api()
         await self.policy.start()
-        self._tasks += [
-            asyncio.create_task(self._ticker(), name="ticker"),
-            asyncio.create_task(self._watchdog(), name="watchdog"),
-        ]
+        self._essential(self._ticker(), "ticker")
         from evpnd import sdnotify
+
+        if sdnotify.watchdog_interval() is not None:  # else it has nothing to do
+            self._essential(self._watchdog(), "watchdog")
 
         sdnotify.notify("READY=1\nSTATUS=running")
         self.ready.set()
@@ -237,11 +414,16 @@ class Daemon:
         if self.cfg.metrics.enabled:
             from evpnd.metrics import start_metrics
 
-            metrics = start_metrics(self, self.cfg)
-            if metrics is not None and hasattr(metrics, "close"):
-                self._closers.append(metrics.close)
+            self._metrics = start_metrics(self, self.cfg)
+        self._closers.append(self._close_metrics)
+
+    async def _close_metrics(self) -> None:
+        if self._metrics is not None and hasattr(self._metrics, "close"):
+            await self._metrics.close()
+        self._metrics = None
 
     async def stop(self) -> None:
+        self._stopping = True
         self.log.info("stopping")
         for closer in reversed(self._closers):
             with contextlib.suppress(Exception):
@@ -260,10 +442,18 @@ class Daemon:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
         loop.add_signal_handler(signal.SIGINT, self._stop.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         try:
-            await self.start()
-            await self._stop.wait()
+            # an essential task dying during start must not leave start() waiting forever
+            starting = asyncio.create_task(self.start(), name="start")
+            stopped = asyncio.create_task(self._stop.wait(), name="stop")
+            await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if starting.done():
+                starting.result()  # a failed start raises here
+                await stopped
+            else:
+                starting.cancel()
+                await asyncio.gather(starting, return_exceptions=True)
         finally:
             await self.stop()
 
@@ -285,9 +475,9 @@ def run(cfg: Config, config_path: str | None = None, log_level: str | None = Non
     # them every 700 allocations (measured: halves the decode cost of a 100k-route burst).
     gc.freeze()
     gc.set_threshold(100_000, 50, 1000)
-    daemon = Daemon(cfg, config_path)
+    daemon = Daemon(cfg, config_path, log_level)
     try:
         asyncio.run(daemon.serve())
     except KeyboardInterrupt:
         pass
-    return 0
+    return daemon.exit_code

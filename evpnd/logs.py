@@ -88,3 +88,10 @@ def get_logger(name: str, **context: object) -> structlog.typing.FilteringBoundL
     if not _configured:
         setup_logging()
     return LazyLogger({"logger": name, **context})  # type: ignore[return-value]
+
+
+def set_log_level(level: str) -> None:
+    """Change the level in place (a reload): the stream and renderer stay as set up."""
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO))
+    )

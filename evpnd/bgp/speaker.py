@@ -35,7 +35,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path as FsPath
 
 from evpnd.bgp import batch, exabgp_conf
@@ -53,6 +53,8 @@ _PR_SET_PDEATHSIG = 1
 SOCKET_NAME = "exabgp-api.sock"
 _MAX_LINE = 64 << 20  # an UPDATE is at most 65535 bytes (RFC 8654): its hex line is far less
 CONFIG_NAME = "exabgp.conf"
+_READ = 1 << 18  # per read from ExaBGP: decoding it is one uninterrupted turn of the loop
+_READ_LIMIT = 1 << 21
 
 
 def _die_with_parent() -> None:
@@ -102,8 +104,13 @@ class Speaker:
         batch_size: int = 1000,
         initial_backoff: float = 0.5,
         extended_message: bool = True,
+        room: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        """`wrapper` prefixes ExaBGP's command line (tests: `ip netns exec NS`)."""
+        """`wrapper` prefixes ExaBGP's command line (tests: `ip netns exec NS`). `room`, if
+        given, is awaited before each read from ExaBGP: the consumer's back-pressure."""
+        self._room = room
+        self._last_pause = 0.0  # monotonic time the reads last waited for room
+        self.frozen_kills = 0
         self._extended_message = extended_message
         self.cfg = cfg
         self._emit = emit
@@ -171,13 +178,17 @@ class Speaker:
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
         self._server = await asyncio.start_unix_server(
-            self._on_relay, path=str(self.socket_path), limit=1 << 24
+            # the limit also bounds what the transport buffers before it stops reading (2x)
+            self._on_relay,
+            path=str(self.socket_path),
+            limit=_READ_LIMIT,
         )
         os.chmod(self.socket_path, 0o600)
         self._write_config(self.cfg)
         self._stopping = False
         await self._launch()
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
+        self._spawn(self._liveness())
 
     async def stop(self) -> None:
         self._stopping = True
@@ -253,6 +264,7 @@ class Speaker:
         return {
             "exabgp_pid": proc.pid if proc is not None and proc.returncode is None else None,
             "restarts": self._restarts,
+            "frozen_kills": self.frozen_kills,
             "connected": self._writer is not None,
             "pending": len(self._pending),
             "routes_sent": self._sent_routes,
@@ -275,6 +287,10 @@ class Speaker:
         }
 
     # ------------------------------------------------------------------ process
+
+    def check(self, cfg: Config) -> None:
+        """Raise ExabgpConfigError if `cfg` cannot be rendered (a reload validates first)."""
+        exabgp_conf.render(cfg, self.socket_path, self._python, self._extended_message)
 
     def _write_config(self, cfg: Config) -> None:
         text = exabgp_conf.render(cfg, self.socket_path, self._python, self._extended_message)
@@ -331,6 +347,34 @@ class Speaker:
             except OSError as exc:
                 log.error("exabgp start failed", error=str(exc))
                 self._proc = await asyncio.create_subprocess_exec("false")
+
+    async def _liveness(self) -> None:
+        """A frozen ExaBGP (SIGSTOP, a hang) keeps its sessions' sockets but answers nothing:
+        ping it; no answer within exabgp.liveness_timeout -> kill it (the supervisor restarts
+        it, the peers see a new session and the routes are sent again). A ping that waits only
+        because evpnd itself stopped reading (back-pressure) does not count."""
+        while not self._stopping:
+            timeout = self.cfg.exabgp.liveness_timeout
+            await asyncio.sleep(min(5.0, timeout / 3) if timeout else 5.0)
+            proc = self._proc
+            if not timeout or proc is None or self._writer is None or not self._ready.is_set():
+                continue
+            asked = time.monotonic()
+            try:
+                await self._command("evpnd ping {ticket}", timeout)
+            except ConnectionError:
+                continue
+            except TimeoutError:
+                if (
+                    self._last_pause >= asked
+                    or proc is not self._proc
+                    or proc.returncode is not None
+                ):
+                    continue
+                self.frozen_kills += 1
+                log.error("exabgp not answering: killed", pid=proc.pid, waited=timeout)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
 
     async def _terminate(self) -> None:
         proc = self._proc
@@ -419,8 +463,14 @@ class Speaker:
 
     async def _read_loop(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         buffer = b""
+        room = self._room
         while True:
-            data = await reader.read(1 << 20)
+            if room is not None:
+                t0 = time.monotonic()
+                await room()  # a flood waits here, not in memory
+                if time.monotonic() - t0 > 0.005:
+                    self._last_pause = time.monotonic()
+            data = await reader.read(_READ)
             if not data or self._writer is not writer:
                 # closed, or this ExaBGP was declared dead (its peers reported down): whatever
                 # it still had in flight must not reach the core after those down events

@@ -348,7 +348,8 @@ class Dataplane:
     def _on_readable(self) -> None:
         if self.backend is None:
             return
-        self._counters["events"] += self.backend.read_events(self)
+        # 1024 per turn of the loop (not the backend's 4096): the API answers between turns
+        self._counters["events"] += self.backend.read_events(self, 1024)
 
     def overrun(self) -> None:
         """Events were lost: the mirror is unknown now. Re-dump and diff everything."""

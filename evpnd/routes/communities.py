@@ -132,19 +132,19 @@ def interpret(values: Iterable[int]) -> EvpnCommunities:
     """Sort 8-byte extended communities (as integers) into what EVPN uses; keep the rest.
 
     Both decoders (ExaBGP's JSON and raw UPDATE bytes) call this, so they agree by construction.
-    Duplicates are dropped; with several MAC mobility communities the highest sequence wins
-    (RFC 7432 section 7.7 allows one; be liberal in what is accepted).
+    Duplicates are dropped (in linear time: a hostile peer may send thousands of communities
+    in one UPDATE; the order of first appearance is kept); with several MAC mobility
+    communities the highest sequence wins (RFC 7432 section 7.7 allows one; be liberal in what
+    is accepted).
     """
-    route_targets: list[str] = []
-    others: list[int] = []
+    route_targets: dict[str, None] = {}  # ordered sets
+    others: dict[int, None] = {}
     encap = rmac = None
     seq, sticky, has_mobility, default_gw = 0, False, False, False
     for value in values:
         kind = value >> 48
         if kind in _RT_KINDS:
-            rt = format_route_target(value)
-            if rt not in route_targets:
-                route_targets.append(rt)  # type: ignore[arg-type]
+            route_targets[format_route_target(value)] = None  # type: ignore[index]
         elif kind == ENCAPSULATION:
             encap = value & 0xFFFF  # RFC 9012 section 4.1: the tunnel type is the last 2 bytes
         elif kind == MAC_MOBILITY:
@@ -155,8 +155,8 @@ def interpret(values: Iterable[int]) -> EvpnCommunities:
             rmac = format_mac(value & 0xFFFFFFFFFFFF)
         elif kind == DEFAULT_GATEWAY:  # RFC 7432 section 7.8
             default_gw = True
-        elif value not in others:
-            others.append(value)
+        else:
+            others[value] = None
     return EvpnCommunities(
         tuple(route_targets), encap, seq, sticky, has_mobility, rmac, default_gw, tuple(others)
     )

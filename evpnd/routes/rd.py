@@ -63,3 +63,25 @@ def normalize_rd(text: str) -> str:
 def auto_rd(router_id: str, index: int) -> str:
     """FRR's auto RD: router-id:index (type 1), index being the VNI's local number."""
     return f"{router_id}:{index}"
+
+
+def stable_rd_indexes(previous: dict[int, int], vnis: list[int]) -> dict[int, int]:
+    """The auto-RD index of each VNI in `vnis`, stable across reloads.
+
+    A VNI that had an index keeps it; a new VNI takes the lowest index no configured VNI holds
+    (FRR allocates from a bitmap the same way). Removing or inserting a VNI never renumbers the
+    others, so their routes are not withdrawn and re-announced under a new RD.
+    """
+    kept = {vni: previous[vni] for vni in vnis if vni in previous}
+    used = set(kept.values())
+    out: dict[int, int] = {}
+    candidate = 1
+    for vni in vnis:
+        if vni in kept:
+            out[vni] = kept[vni]
+            continue
+        while candidate in used:
+            candidate += 1
+        out[vni] = candidate
+        used.add(candidate)
+    return out

@@ -38,6 +38,7 @@ ALLOWED: dict[str, set[str] | None] = {
     "policy": {"core", "routes", "logs"},
     # the top: the daemon and the two programs, and the lab that drives them
     "daemon": ANYTHING,
+    "reload_rules": {"config"},  # what a reload applies or refuses, per setting (the daemon's)
     "cli": ANYTHING,
     "lab": ANYTHING,
     # evpnctl's own tools (capture, trace): the operator's privileges, a client of the socket

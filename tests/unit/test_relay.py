@@ -63,3 +63,44 @@ def test_ends_when_evpnd_goes_away():
     assert not worker.is_alive()
     for fd in (in_r, in_w, out_r, out_w):
         os.close(fd)
+
+
+def test_a_flood_pushes_back_instead_of_growing_the_buffer():
+    """evpnd reads nothing: the relay stops reading ExaBGP once its buffer is full, so ExaBGP's
+    writes stop being accepted (in production they block, and ExaBGP stops reading its TCP
+    sessions); the relay's memory stays bounded and nothing is lost once evpnd reads again."""
+    from evpnd.bgp.exabgp.relay import BUFFER_MAX, CHUNK
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    worker = threading.Thread(target=relay, args=(theirs, in_r, out_w), daemon=True)
+    worker.start()
+    os.set_blocking(in_w, False)
+    block = b"x" * (1 << 16)
+    accepted = 0
+    stalled_since = None
+    import time
+
+    while True:  # write as ExaBGP would, until nothing more is taken for half a second
+        try:
+            accepted += os.write(in_w, block)
+            stalled_since = None
+        except BlockingIOError:
+            stalled_since = stalled_since or time.monotonic()
+            if time.monotonic() - stalled_since > 0.5:
+                break
+            time.sleep(0.01)
+        assert accepted < 64 << 20, "the relay kept reading: no back-pressure"
+    kernel = 2 * (theirs.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) + (1 << 16))
+    assert accepted <= BUFFER_MAX + CHUNK + kernel
+    got = bytearray()
+    os.set_blocking(in_w, True)
+    os.close(in_w)
+    _drain(lambda: ours.recv(1 << 16), got, accepted)
+    assert len(got) == accepted and set(got) == {ord("x")}
+    worker.join(10)
+    assert not worker.is_alive()
+    for fd in (in_r, out_r, out_w):
+        os.close(fd)
+    ours.close()

@@ -4,6 +4,10 @@ ExaBGP runs `python -m evpnd.bgp.exabgp.relay SOCKET` as its helper process. The
 on one direction while the other has data (ExaBGP writes to us with blocking writes, so a
 relay stuck writing commands to ExaBGP while ExaBGP is stuck writing events to the relay would
 deadlock both): every fd is non-blocking and each direction has its own buffer.
+Each buffer is bounded (BUFFER_MAX): while one is full the relay stops reading its source, so a
+flood pushes back instead of growing memory: evpnd stops reading -> the relay's buffer fills ->
+the relay stops reading ExaBGP -> ExaBGP's blocking write waits, it reads no more from its TCP
+sessions -> the peer's TCP window closes. The other direction keeps flowing meanwhile.
 When either end closes, the relay exits; ExaBGP (exabgp.api.terminate) then exits too, and
 evpnd's supervisor restarts it. Only the standard library is imported: it starts fast.
 """
@@ -16,6 +20,7 @@ import socket
 import sys
 
 CHUNK = 1 << 18
+BUFFER_MAX = 4 * CHUNK  # per direction; a read adds at most CHUNK, so a buffer stays < 5 CHUNKs
 
 
 def relay(sock: socket.socket, fd_in: int, fd_out: int) -> None:
@@ -33,10 +38,13 @@ def relay(sock: socket.socket, fd_in: int, fd_out: int) -> None:
         if not in_open and not to_sock:
             return
         masks = {}
-        if in_open:
+        if in_open and len(to_sock) < BUFFER_MAX:
             masks[fd_in] = select.POLLIN
         if sock_open:
-            masks[sfd] = select.POLLIN | (select.POLLOUT if to_sock else 0)
+            reading = select.POLLIN if len(to_exabgp) < BUFFER_MAX else 0
+            mask = reading | (select.POLLOUT if to_sock else 0)
+            if mask:
+                masks[sfd] = mask
         elif to_sock:
             return  # evpnd went away: nobody left to deliver events to
         if to_exabgp:
