@@ -6,10 +6,16 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from evpnd.lab.netns import Lab
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+# Property tests check behaviour, not speed: on a loaded 2-core CI machine a first example can
+# take longer than hypothesis's 200 ms default and fail as "Unreliable test timings".
+settings.register_profile("evpnd", deadline=None)
+settings.load_profile("evpnd")
 
 
 @pytest.fixture
