@@ -59,7 +59,8 @@ def test_the_contract_as_the_issue_gives_it():
 
 
 def test_ipv6_remote_with_an_ipv6_vtep():
-    cfg = cfg_with({**GENEVE, "remote": "2001:db8::9"}, vtep="2001:db8::1")
+    # no table-only L3VNI: with an IPv6 VTEP an L3VNI needs a VRF (config.vtep_family_problems)
+    cfg = cfg_with({**GENEVE, "remote": "2001:db8::9"}, vtep="2001:db8::1", l3vnis=[])
     assert str(cfg.static_tunnels[0].remote) == "2001:db8::9"
 
 
