@@ -97,3 +97,18 @@ def test_kernel_and_bgp_text_of_an_accepted_vtep_is_the_configs_spelling():
         assert socket.inet_ntop(socket.AF_INET6, raw) == str(addr), raw.hex()
         checked += 1
     assert checked > 15_000
+
+
+def test_start_checks_name_directories_that_cannot_be_made(tmp_path):
+    from evpnd.cli.start_checks import start_problems
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    cfg = parse_config({
+        **V6, "vtep": "192.0.2.1", "runtime_dir": str(blocker / "run"),
+        "api": {"socket": str(tmp_path / "ok" / "evpnd.sock")},
+    })  # fmt: skip
+    found = start_problems(cfg)
+    assert [f for f, _ in found] == ["runtime_dir"], found
+    assert found[0][1].startswith(f"cannot create {blocker / 'run'}: Not a directory"), found
+    assert (tmp_path / "ok").is_dir()  # made, as the daemon would
