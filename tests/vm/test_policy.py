@@ -152,7 +152,7 @@ async def test_routed_policy_in_inet_over_an_l3vni_with_vrfs(lab):
         assert st["inet_conntrack"] is True and st["problems"] == [], st
         assert not await ping(h1, "10.2.0.12", count=1)  # routed ICMP: default deny
         assert tcp_ok(h1, "10.2.0.12", 8000)  # allowed, and its return traffic by conntrack
-        counters = json.loads(l1.run(["nft", "-j", "list", "chain", "inet", "evpnd", "policy"]))
+        counters = json.loads(l1.run(["nft", "-j", "list", "chain", "inet", "evpnd", "routed"]))
         hits = [
             s["counter"]["packets"]
             for item in counters["nftables"]
