@@ -3,16 +3,20 @@
 Pure and deterministic: the same inputs give the same Ruleset, so a restart with an unchanged
 policy and unchanged EVPN state finds the kernel already as wanted and changes nothing.
 
-Layout, per family (`table bridge evpnd`, `table inet evpnd`):
-  chain forward (base, hook forward, policy accept): traffic of evpnd's bridges jumps to
-      `policy`; everything else (a user's bridges, the underlay) is never evaluated.
-  chain policy: [ct state established,related accept] (where conntrack exists), ARP and IPv6
-      neighbour discovery accept (a deny default must not break address resolution), the
+Layout:
+  table bridge evpnd: chain forward (base, hook forward, policy accept) jumps to `vni_<N>` for
+      frames entering from a port of L2VNI N's bridge (the set `ports_<N>`, kept from sysfs:
+      `meta ibrname` is not in every kernel); everything else (a user's bridges) is never
+      evaluated. chain vni_<N>: the rules that can match in VNI N.
+  table inet evpnd: chain forward returns bridged IP (br_netfilter: in and out through the
+      same bridge) and jumps to `routed` for traffic from an SVI, an L3VNI's bridge or VRF.
+  Each policy chain: [ct state established,related accept] (where conntrack exists), ARP and
+      IPv6 neighbour discovery accept (a deny default must not break address resolution), the
       rules in order (first match wins), then the default with its own counter.
-A group is three sets: `<group>_mac` (ether_addr), `<group>_ip4` / `<group>_ip6` (intervals).
-A rule between two groups is one kernel rule per address kind (MAC-MAC, IPv4-IPv4,
-IPv6-IPv6), each with a counter; `show policy` sums them. Bridged rules are confined to the
-group's bridge (`meta ibrname`); routed rules (inet) match by IP only.
+A group is three sets: `<group>_mac` (ether_addr; bridge only), `<group>_ip4` / `<group>_ip6`
+(intervals). A rule between two groups is one kernel rule per address kind (MAC-MAC,
+IPv4-IPv4, IPv6-IPv6), each with a counter; `show policy` sums them. Routed rules (inet) match
+by IP only. (`policy` is a keyword of the nft language: no chain is named so.)
 """
 
 from __future__ import annotations
@@ -324,12 +328,11 @@ def compile_ruleset(
         same = [_match(_meta("iifname"), bridge), _match(_meta("oifname"), bridge)]
         fwd.append(_own("bridged", "forward", [*same, {"return": None}]))
     if names:
-        jump = [_match(_meta("iifname"), {"set": names}), {"jump": {"target": "policy"}}]
+        jump = [_match(_meta("iifname"), {"set": names}), {"jump": {"target": "routed"}}]
         fwd.append(_own("jump", "forward", jump))
-    routed = _policy_chain(spec, INET, "policy", None, caps.inet_conntrack, skip, problems)
-    out[INET] = NftTable(
-        INET, (NftChain("forward", tuple(fwd), hook="forward"), routed), tuple(sets)
-    )
+    routed = _policy_chain(spec, INET, "routed", None, caps.inet_conntrack, skip, problems)
+    ip_sets = tuple(s for s in sets if s.type != "ether_addr")  # routed: matched by IP only
+    out[INET] = NftTable(INET, (NftChain("forward", tuple(fwd), hook="forward"), routed), ip_sets)
     return out, problems, mem
 
 

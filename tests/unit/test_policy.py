@@ -130,7 +130,7 @@ def test_bridge_rules_stay_in_their_vni_chain():
     assert ports["ports_100"] == {"vx100"} and ports["ports_200"] == frozenset()
     # routed: IP matches only, bridged IP returns early (br_netfilter)
     inet = {c.name: c for c in rs[INET].chains}
-    assert all("mac" not in r.comment for r in inet["policy"].rules)
+    assert all("mac" not in r.comment for r in inet["routed"].rules)
     assert [r.comment.split(":")[1] for r in inet["forward"].rules] == ["bridged", "bridged",
                                                                         "jump"]  # fmt: skip
 
