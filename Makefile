@@ -76,5 +76,5 @@ bench-fabric: install
 .PHONY: bench-overlay-vm
 bench-overlay-vm: install
 	VM_RWDIR=$(CURDIR)/docs/bench VM_TIMEOUT=3600 \
-	  PYTEST_ARGS="-s -k overlay_tunnels_full tests/vm/bench_overlay_tunnels_full.py" \
+	  PYTEST_ARGS="-s -o python_files=bench_*.py" \
 	  bash scripts/vm-tier.sh
