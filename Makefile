@@ -80,7 +80,7 @@ bench-fabric: install
 .PHONY: bench-overlay-vm
 bench-overlay-vm: install
 	VM_RWDIR=$(CURDIR)/docs/bench VM_TIMEOUT=3600 \
-	  PYTEST_ARGS="-s -k overlay_tunnels_full tests/vm/bench_overlay_tunnels_full.py" \
+	  PYTEST_ARGS="-s -o python_files=bench_*.py" \
 	  bash scripts/vm-tier.sh
 
 # The chaos suite (README "Chaos suite"): faults injected into a running evpnd, a table of

@@ -87,12 +87,39 @@ def _fdb(dev: str) -> list[dict]:
         return []
 
 
+def _explain(sock: Path, query: str, vni: int | None) -> dict:
+    # the daemon checks the VNI: an unknown one is its one-line error, not "no route"
+    return target.ask(sock, "explain", {"target": query} | ({"vni": vni} if vni else {}))
+
+
+def _not_best(entry: dict, winner: dict) -> str | None:
+    """Why a remote route that was imported is not the one used (None: it is)."""
+    remote = [c for c in entry.get("candidates", []) if c.get("peer") != "local"]
+    if winner.get("peer") == "local" and remote:
+        r = remote[0]
+        local = entry.get("local") or {}
+        where = "the MAC is learned on a local port of this leaf" if local.get("present") \
+            else "this leaf advertises it itself"  # fmt: skip
+        return (f"route from {r['peer']} (VTEP {r['next_hop']}, seq {r.get('seq', 0)}) imported "
+                f"into VNI {entry['vni']} but not best: the local path wins "
+                f"({entry.get('reason') or '-'}); {where}")  # fmt: skip
+    if entry.get("duplicate") and entry.get("kernel") is None:
+        return (f"route from {winner['peer']} imported into VNI {entry['vni']} but not used: "
+                f"{entry.get('why_not') or entry.get('note')}")  # fmt: skip
+    return None
+
+
 def daemon_path(sock: Path, report: Report, query: str, vni: int | None) -> dict | None:
     """Step 1: route -> import -> best -> kernel entry, as evpnd sees it."""
-    data = target.ask(sock, "explain", {"target": query})
+    data = _explain(sock, query, vni)
     entries = [v for v in data.get("vnis", []) if vni is None or v["vni"] == vni]
+    entries = [v for v in entries if v.get("winner") or v.get("local") or v.get("kernel")]
     if not entries:
-        why = data.get("why_not") or "no route for it"
+        why = (
+            data.get("why_not")
+            or next((v.get("why_not") for v in data.get("vnis", []) if v.get("why_not")), None)
+            or "no route for it"
+        )
         if why.startswith("received from"):
             report.fail("import", _rt_cause(sock, query, why))
         elif why.startswith("rejected"):
@@ -101,18 +128,35 @@ def daemon_path(sock: Path, report: Report, query: str, vni: int | None) -> dict
             report.fail("route", f"no route received for {query}")
         return None
     entry = entries[0]
-    if entry.get("local") and entry["local"].get("present"):
-        report.fail("route", f"{query} is a local host on this leaf (VNI {entry['vni']})")
-        return None
     winner = entry.get("winner")
     if winner is None:
-        report.fail("best", f"route imported into VNI {entry['vni']} but not best: "
-                    f"{entry.get('why_not') or 'no candidate path'}")  # fmt: skip
+        if entry.get("local") and entry["local"].get("present"):
+            report.fail("route", f"{query} is a local host on this leaf (VNI {entry['vni']})")
+        else:
+            report.fail("best", f"route imported into VNI {entry['vni']} but not best: "
+                        f"{entry.get('why_not') or 'no candidate path'}")  # fmt: skip
+        return None
+    why_not_best = _not_best(entry, winner)
+    if why_not_best is None and "." in query and winner.get("mac"):
+        # an IP: the MAC it resolves to must be reached through the same remote path
+        mac_entries = [v for v in _explain(sock, winner["mac"], entry["vni"]).get("vnis", [])
+                       if v.get("winner")]  # fmt: skip
+        if mac_entries:
+            why_not_best = _not_best(mac_entries[0], mac_entries[0]["winner"])
+            if why_not_best:
+                why_not_best = f"{winner['mac']} ({query}): {why_not_best}"
+    if why_not_best:
+        report.fail("best", why_not_best)
+        return None
+    if winner.get("peer") == "local":
+        report.fail("route", f"{query} is a local host on this leaf (VNI {entry['vni']})")
         return None
     report.step("route", True, f"route from {winner['peer']} (RD {winner['rd']}, RT "
                 f"{', '.join(winner.get('route_targets', [])) or '-'})")  # fmt: skip
     report.step("import", True, f"imported into VNI {entry['vni']}")
-    report.step("best", True, f"best path, next hop {winner['next_hop']}: {entry.get('reason')}")
+    note = f"; {entry['note']}" if entry.get("note") else ""
+    report.step("best", True, f"best path, next hop {winner['next_hop']}: "
+                f"{entry.get('reason')}{note}")  # fmt: skip
     if entry.get("kernel") is None:
         report.fail("kernel", f"no kernel entry wanted: {entry.get('why_not') or '-'}")
         return None
@@ -131,7 +175,25 @@ def _rt_cause(sock: Path, query: str, why: str) -> str:
             f"VNI (VNIs here import: {imports})")  # fmt: skip
 
 
-def kernel_check(report: Report, vxlan: str, mac: str | None, vtep: str) -> None:
+def _diff_line(sock: Path | None, vni: int | None, key: str) -> str:
+    """The `show kernel --diff` entry for one key, as a sentence ("" if none or no daemon)."""
+    if sock is None:
+        return ""
+    try:
+        entries = target.ask(sock, "show kernel diff", {}).get("entries", [])
+    except target.DaemonError:
+        return ""
+    for e in entries:
+        if e.get("key") == key and (vni is None or e.get("vni") == vni):
+            return (f"; show kernel --diff: {e['kind']} {e['key']} {e['problem']}, wanted "
+                    f"{e.get('wanted') or '-'}, kernel {e.get('kernel') or '-'}"
+                    + (" (an entry evpnd did not make is in the way: it leaves it alone)"
+                       if e["problem"] == "conflict" else ""))  # fmt: skip
+    return ""
+
+
+def kernel_check(report: Report, vxlan: str, mac: str | None, vtep: str,
+                 sock: Path | None = None, vni: int | None = None) -> None:  # fmt: skip
     """Step 2: the FDB entry for the MAC and the flood entry towards its VTEP."""
     fdb = _fdb(vxlan)
     flood = {e.get("dst") for e in fdb if e.get("mac") == "00:00:00:00:00:00"}
@@ -139,14 +201,64 @@ def kernel_check(report: Report, vxlan: str, mac: str | None, vtep: str) -> None
         dsts = {e.get("dst") for e in fdb if e.get("mac") == mac and e.get("dst")}
         if vtep not in dsts:
             report.fail("kernel", f"no kernel entry: {mac} dst {vtep} missing on {vxlan} "
-                        f"(has {', '.join(sorted(dsts)) or 'none'})")  # fmt: skip
+                        f"(has {', '.join(sorted(dsts)) or 'none'})"
+                        f"{_diff_line(sock, vni, mac)}")  # fmt: skip
             raise _Stop
         report.step("kernel", True, f"{mac} dst {vtep} on {vxlan}")
     if vtep not in flood:
         report.fail("flood", f"flood entry 00:00:00:00:00:00 dst {vtep} missing on {vxlan}: "
-                    "ARP requests and unknown unicast cannot reach that VTEP")  # fmt: skip
+                    "ARP requests and unknown unicast cannot reach that VTEP"
+                    f"{_diff_line(sock, vni, '00:00:00:00:00:00')}")  # fmt: skip
         raise _Stop
     report.step("flood", True, f"flood entry towards {vtep} on {vxlan}")
+
+
+def neighbour_note(bridge: str, ip: str, mac: str | None) -> str:
+    """What the bridge answers (ARP/ND suppression) for `ip` when that is not `mac`."""
+    try:
+        entries = json.loads(_run(["ip", "-j", "neigh", "show", ip, "dev", bridge]) or "[]")
+    except (RuntimeError, json.JSONDecodeError):
+        return ""
+    for e in entries:
+        lladdr = e.get("lladdr")
+        if lladdr and mac and lladdr != mac:
+            owner = "evpnd's" if "extern_learn" in e.get("flags", []) else \
+                "not evpnd's: a person or another program put it there"  # fmt: skip
+            return (f"ARP suppression on {bridge} answers {ip} is-at {lladdr} (a neighbour "
+                    f"entry {owner}, state {'/'.join(e.get('state', [])) or '-'}), but evpnd "
+                    f"has {ip} at {mac}")  # fmt: skip
+    return ""
+
+
+def _wire_hint(bridge: str, vxlan: str, mac: str | None = None) -> str:
+    """Likely reasons a frame did not leave through the VXLAN device."""
+    hints = []
+    if mac:  # the bridge sends the MAC to another port
+        try:
+            for e in json.loads(_run(["bridge", "-j", "fdb", "show", "br", bridge]) or "[]"):
+                if e.get("mac") == mac and e.get("ifname") not in (None, vxlan, bridge):
+                    flags = " ".join([*e.get("flags", []), e.get("state", "")]).strip()
+                    hints.append(f"{bridge} forwards {mac} to its port {e['ifname']}"
+                                 + (f" ({flags})" if flags else ""))  # fmt: skip
+        except (RuntimeError, json.JSONDecodeError):
+            pass
+    try:
+        link = json.loads(_run(["ip", "-j", "link", "show", vxlan]))[0]
+        if "UP" not in link.get("flags", []):
+            hints.append(f"{vxlan} is down")
+        port = json.loads(_run(["bridge", "-j", "link", "show", "dev", vxlan]) or "[]")
+        if port and port[0].get("state") not in (None, "forwarding"):
+            hints.append(f"{vxlan}'s bridge port is {port[0].get('state')}")
+    except (RuntimeError, json.JSONDecodeError, IndexError):
+        pass
+    tables = _run(["nft", "list", "tables", "bridge"], check=False).split()
+    if "table" in tables:
+        names = [tables[i + 2] for i, w in enumerate(tables) if w == "table"]
+        hints.append(f"nftables bridge tables {', '.join(names)} may drop it")
+    if _run(["ebtables", "-L", "FORWARD"], check=False).count("-j DROP"):
+        hints.append("an ebtables rule drops frames")
+    return f" ({'; '.join(hints)})" if hints else \
+        f" (the bridge {bridge} did not forward it to {vxlan})"  # fmt: skip
 
 
 class Probe:
@@ -223,14 +335,23 @@ def probe(report: Report, sock: Path, path: dict, dst: str, args) -> None:
         cap.close()
         pr.remove()
     out = [p for p in seen if p.outer_src == local]
-    towards = sorted({p.outer_dst for p in out if p.inner.dst == dst or
-                      (p.inner.proto == "ARP" and p.inner.dst == dst)})  # fmt: skip
+    # Where the probe's echo requests went; only without any, where its ARP requests went (a
+    # request is flooded to every VTEP, so it says nothing about where the probe goes next).
+    towards = sorted({p.outer_dst for p in out if p.inner.dst == dst and p.inner.proto != "ARP"}
+                     or {p.outer_dst for p in out if p.inner.dst == dst})  # fmt: skip
     if not out or not towards:
+        hint = _wire_hint(vni["bridge"], vni["vxlan_device"], path.get("mac"))
         raise _Stop(report.fail("wire", f"probe not seen on the wire: nothing left {iface} in "
-                                f"VNI {path['vni']} for {dst}"))  # fmt: skip
+                                f"VNI {path['vni']} for {dst}{hint}"))  # fmt: skip
     if path["vtep"] not in towards:
-        raise _Stop(report.fail("wire", f"probe left towards {', '.join(towards)}, expected "
-                                f"VTEP {path['vtep']}"))  # fmt: skip
+        note = neighbour_note(vni["bridge"], dst, path.get("mac"))
+        raise _Stop(
+            report.fail(
+                "wire",
+                f"probe left towards {', '.join(towards)}, expected "
+                f"VTEP {path['vtep']}" + (f": {note}" if note else ""),
+            )
+        )
     report.step("wire", True, f"probe left {iface} encapsulated for {path['vtep']} in VNI "
                 f"{path['vni']}")  # fmt: skip
     if not got:
@@ -269,8 +390,13 @@ def run(args: argparse.Namespace, out=None) -> int:
         path = daemon_path(sock, report, query, args.vni)
         if path is not None:
             vni = target.ask(sock, "show vni", {"vni": path["vni"]})["vnis"][0]
-            kernel_check(report, vni["vxlan_device"], path.get("mac"), path["vtep"])
+            kernel_check(report, vni["vxlan_device"], path.get("mac"), path["vtep"], sock,
+                         path["vni"])  # fmt: skip
             dst = path.get("ip") if "." not in query else query
+            if not dst and path.get("mac"):  # a MAC-only route: the IPs evpnd knows for it
+                macs = target.ask(sock, "show macs", {"vni": path["vni"]}).get("macs", [])
+                dst = next((ip for m in macs if m.get("mac") == path["mac"]
+                            for ip in m.get("ips", []) if "." in ip), None)  # fmt: skip
             if not dst or ":" in dst:
                 report.fail("probe", f"no IPv4 address known for {query}: trace its IP")
             else:

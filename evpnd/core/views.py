@@ -408,7 +408,7 @@ class CoreViews:
             )
         why_not = note = None
         if frozen:
-            text = "duplicate: frozen after too many moves; `clear duplicates` thaws it"
+            text = "duplicate: frozen after too many moves; `evpnctl clear dup-addr` thaws it"
             if kernel is None:
                 why_not = text
             else:

@@ -379,6 +379,7 @@ class Dataplane:
             if owned:
                 self._changed(change)
             elif not dm.vnis[vni].l3:
+                self._changed(change)  # ours replaced by a hand-made entry, or one gone
                 self._emit_all(self.learner.on_neigh(n, vni))
 
     def route_event(self, r: nl.Route) -> None:

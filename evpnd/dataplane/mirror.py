@@ -68,7 +68,14 @@ class Mirror:
                 if dev.l3:
                     return (RMAC, vni, vtep) if vtep else None
                 return (FDB, vni, mac)
-            return self._foreign_mac(vni, mac, n.deleted)
+            # A hand-made entry: it may have replaced ours (`bridge fdb replace` clears
+            # extern_learn), and when it goes the wanted entry must come back: both make the
+            # key dirty so the planner judges it again (conflict, or missing).
+            old = self.fdb.get(vni, {}).pop(mac, None)
+            self._foreign_mac(vni, mac, n.deleted)
+            if dev.l3:
+                return (RMAC, vni, old) if old else None
+            return (FDB, vni, mac) if old is not None or n.deleted else None
         if n.state & nl.NUD_PERMANENT:  # the port's own address
             return None
         if n.flags & nl.NTF_EXT_LEARNED:
@@ -81,7 +88,12 @@ class Mirror:
                 vtep = self.fdb.get(vni, {}).get(mac)
                 return (RMAC, vni, vtep) if vtep else None
             return (FDB, vni, mac)
-        return self._foreign_mac(vni, mac, n.deleted)
+        ours = mac in self.brfdb.get(vni, set())  # replaced by a hand-made entry, as above
+        self.brfdb.get(vni, set()).discard(mac)
+        self._foreign_mac(vni, mac, n.deleted)
+        if dev.l3:
+            return None
+        return (FDB, vni, mac) if ours or n.deleted else None
 
     def _foreign_mac(self, vni: int, mac: str, deleted: bool) -> None:
         macs = self.foreign_macs.setdefault(vni, set())
@@ -121,6 +133,11 @@ class Mirror:
             ips.add(ip)
         else:
             ips.discard(ip)
+        # ours replaced by a hand-made entry (`ip neigh replace`), or a hand-made one gone:
+        # the key is judged again (conflict, or missing)
+        ours = self.neigh.get(vni, {}).pop(ip, None) is not None
+        if (ours or n.deleted) and not dm.vnis[vni].l3:
+            return (NEIGH, vni, ip), False
         return None, False
 
     def on_route(self, r: nl.Route, dm: DeviceMap) -> Change | None:

@@ -158,3 +158,156 @@ def test_local_flood_entry_missing_is_named(fabric):
         os.kill(a.node.proc.pid, signal.SIGCONT)
     assert out.startswith(f"flood flood entry 00:00:00:00:00:00 dst {b.vtep} missing on vx100"), out
     wait_for(lambda: b.vtep in a.flood("vx100"), 10, what="A repairs its flood entry")
+
+
+def last_line(res: subprocess.CompletedProcess) -> str:
+    assert res.stdout, res.stderr
+    return res.stdout.splitlines()[-1]
+
+
+def test_remote_host_down_gives_no_reply(fabric):
+    """h2 hangs (its link stays up, so B keeps its MAC and route; it answers nothing: an input
+    policy of drop in its namespace). The probe leaves for B correctly (A's ARP suppression
+    still knows h2), nothing answers. (With h2's link down B withdraws the route at once and
+    trace says "no route received", which test_unknown_target covers.)"""
+    a, b, h2 = fabric["a"], fabric["b"], fabric["h2"]
+    h2.ns.run(["nft", "add", "table", "inet", "hung"])
+    try:
+        h2.ns.run(["nft", "add", "chain", "inet", "hung", "in",
+                   "{ type filter hook input priority 0 ; policy drop ; }"])  # fmt: skip
+        res = trace(a, h2.ip)
+    finally:
+        h2.ns.run(["nft", "delete", "table", "inet", "hung"])
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert f"probe left uplink encapsulated for {b.vtep} in VNI 100" in res.stdout
+    assert last_line(res).startswith(f"failed at reply: no reply from {h2.ip} (the remote side")
+    wait_for(lambda: trace(a, h2.ip).returncode == 0, 30, 1, what="trace ok again")
+
+
+def test_bridge_firewall_probe_not_seen_on_the_wire(fabric):
+    """A bridge-family nftables rule on A drops frames towards vx100: the path and the kernel
+    entries are right, but nothing leaves on the underlay, and trace says what may drop it."""
+    a, h2 = fabric["a"], fabric["h2"]
+    table = "trace_test_drop"
+    a.ns.run(["nft", "add", "table", "bridge", table])
+    try:
+        a.ns.run(["nft", "add", "chain", "bridge", table, "forward_drop",
+                  "{ type filter hook forward priority 0 ; }"])  # fmt: skip
+        a.ns.run(["nft", "add", "rule", "bridge", table, "forward_drop", "oifname", "vx100",
+                  "drop"])  # fmt: skip
+        res = trace(a, h2.ip)
+    finally:
+        a.ns.run(["nft", "delete", "table", "bridge", table])
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "ok   kernel" in res.stdout and "ok   flood" in res.stdout, res.stdout
+    assert last_line(res) == (f"failed at wire: probe not seen on the wire: nothing left uplink "
+                              f"in VNI 100 for {h2.ip} (nftables bridge tables {table} may "
+                              "drop it)")  # fmt: skip
+
+
+def test_foreign_fdb_entry_no_kernel_entry_with_diff(fabric):
+    """A person replaces evpnd's FDB entry for h2's MAC (static, towards another VTEP): evpnd
+    leaves it alone, trace names the missing entry and the diff calls it a conflict."""
+    a, b, h2 = fabric["a"], fabric["b"], fabric["h2"]
+    a.ns.run(["bridge", "fdb", "replace", h2.mac, "dev", "vx100", "self", "dst", "10.0.0.99",
+              "static"])  # fmt: skip
+    try:
+        # evpnd has seen it (its mirror is updated from netlink events)
+        wait_for(lambda: any(e["key"] == h2.mac and e["problem"] == "conflict" for e in
+                             a.node.data("show kernel diff")["entries"]), 10,
+                 what="the conflict in show kernel --diff")  # fmt: skip
+        res = trace(a, h2.ip)
+    finally:
+        a.ns.run(["bridge", "fdb", "del", h2.mac, "dev", "vx100", "self"], check=False)
+        wait_for(lambda: a.remote_macs("vx100").get(h2.mac) == b.vtep, 15,
+                 what="entry repaired")  # fmt: skip
+    assert res.returncode == 1, res.stdout + res.stderr
+    last = last_line(res)
+    assert last.startswith(f"failed at kernel: no kernel entry: {h2.mac} dst {b.vtep} missing "
+                           "on vx100 (has 10.0.0.99); show kernel --diff: "), last  # fmt: skip
+    assert f" conflict, wanted {b.vtep}, kernel - (an entry evpnd did not make" in last
+
+
+def test_stale_arp_answer_probe_leaves_towards_another_vtep(fabric):
+    """ARP suppression answering for a moved IP: a stale, hand-made neighbour entry on A's
+    bridge says h2's IP is at an old MAC, which the FDB sends to another VTEP (10.0.0.99). The
+    probe is encapsulated for that VTEP; trace names it and the neighbour entry behind it."""
+    a, b, h2 = fabric["a"], fabric["b"], fabric["h2"]
+    old = "02:aa:00:00:09:99"
+    steps = [
+        ["bridge", "fdb", "add", old, "dev", "vx100", "master", "static"],
+        ["bridge", "fdb", "add", old, "dev", "vx100", "self", "dst", "10.0.0.99", "static"],
+        ["ip", "route", "add", "10.0.0.99/32", "via", b.vtep],
+        # a neighbour entry made by hand (protocol static: an entry evpnd made and a person
+        # only edited keeps evpnd's protocol 235, and evpnd would put its own value back)
+        [
+            "ip",
+            "neigh",
+            "replace",
+            h2.ip,
+            "lladdr",
+            old,
+            "dev",
+            "br100",
+            "nud",
+            "permanent",
+            "protocol",
+            "static",
+        ],  # fmt: skip
+    ]
+    try:
+        for cmd in steps:
+            a.ns.run(cmd)
+        res = trace(a, h2.ip)
+    finally:
+        a.ns.run(["ip", "neigh", "del", h2.ip, "dev", "br100"], check=False)
+        a.ns.run(["ip", "route", "del", "10.0.0.99/32"], check=False)
+        a.ns.run(["bridge", "fdb", "del", old, "dev", "vx100", "self"], check=False)
+        a.ns.run(["bridge", "fdb", "del", old, "dev", "vx100", "master"], check=False)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert last_line(res) == (
+        f"failed at wire: probe left towards 10.0.0.99, expected VTEP {b.vtep}: ARP "
+        f"suppression on br100 answers {h2.ip} is-at {old} (a neighbour entry not evpnd's: a "
+        f"person or another program put it there, state PERMANENT), but evpnd has {h2.ip} at "
+        f"{h2.mac}"
+    ), res.stdout
+    wait_for(lambda: trace(a, h2.ip).returncode == 0, 30, 1, what="trace ok again")
+
+
+def test_bridge_entry_on_a_local_port_probe_not_seen_on_the_wire(fabric):
+    """The bridge's entry for h2's MAC moved to A's access port p1 (`bridge fdb replace`, as a
+    misbehaving tool would): the route and the VXLAN entry are right, but the bridge sends the
+    probe to p1, so nothing leaves on the underlay; trace names the port."""
+    a, h2 = fabric["a"], fabric["h2"]
+    a.ns.run(["bridge", "fdb", "replace", h2.mac, "dev", "p1", "master", "static"])
+    try:
+        res = trace(a, h2.ip)
+    finally:
+        a.ns.run(["bridge", "fdb", "del", h2.mac, "dev", "p1", "master"], check=False)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "ok   kernel" in res.stdout, res.stdout
+    assert last_line(res).startswith(
+        f"failed at wire: probe not seen on the wire: nothing left uplink in VNI 100 for "
+        f"{h2.ip} (br100 forwards {h2.mac} to its port p1"
+    ), res.stdout
+    wait_for(lambda: trace(a, h2.ip).returncode == 0, 30, 1, what="trace ok again")
+
+
+def test_bad_input_one_line_nonzero(fabric):
+    a = fabric["a"]
+    res = trace(a, "10.100.0.2", "--vni", "999")
+    assert res.returncode == 1 and res.stdout == "", res
+    assert res.stderr.count("\n") == 1 and "unknown VNI 999" in res.stderr, res.stderr
+    res = trace(a, "not-an-address")
+    assert res.returncode == 2 and res.stdout == "", res
+    assert res.stderr == "evpnctl: trace: not a MAC or IP address: 'not-an-address'\n"
+
+
+def test_without_cap_net_raw_says_which_privilege(fabric):
+    a = fabric["a"]
+    cmd = a.ns.cmd("capsh", "--drop=cap_net_raw", "--", "-c",
+                   f"exec {EVPNCTL} -s {a.node.socket} trace {fabric['h2'].ip}")  # fmt: skip
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert res.returncode == 3, res
+    assert res.stderr == ("evpnctl: trace: needs CAP_NET_RAW (capture) and CAP_NET_ADMIN (probe "
+                          "port)\n"), res.stderr  # fmt: skip

@@ -1,6 +1,7 @@
 """The full VM run of benchmarks/overlay_tunnels.py (`make bench-overlay-vm`), written into
 docs/bench (mounted writable into the VM by that target). Not collected by the tier's normal
-run (the file name does not start with test_): the target names it."""
+run (the file name does not start with test_): the target selects it with
+`-o python_files=bench_*.py`."""
 
 from __future__ import annotations
 
