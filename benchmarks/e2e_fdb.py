@@ -49,6 +49,7 @@ import asyncio
 import json
 import os
 import queue
+import signal
 import statistics
 import subprocess
 import sys
@@ -202,7 +203,7 @@ class Reader:
         except queue.Empty:
             raise TimeoutError("child said nothing") from None
 
-    async def expect(self, word: str, timeout: float = 300) -> float:
+    async def expect(self, word: str, timeout: float = 900) -> float:
         line = await self.line(timeout)
         if not line.startswith(word):
             raise RuntimeError(f"expected {word!r}, got {line!r}")
@@ -240,7 +241,7 @@ class Dut:
                 self.node_command = node_mod.evpnd_command
                 node_mod.evpnd_command = baseline_command
             try:
-                self.node.start()
+                self.node.start(timeout=180)  # a loaded machine: slow to start
             finally:
                 if self.kind == "before":
                     node_mod.evpnd_command = self.node_command
@@ -252,9 +253,9 @@ class Dut:
         )
         self.frr = Frr(self.ns, conf)
         self.lab.on_cleanup(self.frr.remove)
-        self.frr.start()
+        self.frr.start(timeout=120)
         # settled: bgpd knows VNI 100 from zebra (else routes wait for it, then are re-imported)
-        wait_for(lambda: "100" in self.frr.json("show bgp l2vpn evpn vni json"), 30, what="VNI")
+        wait_for(lambda: "100" in self.frr.json("show bgp l2vpn evpn vni json"), 120, what="VNI")
 
     @property
     def pids(self) -> list[int]:
@@ -425,7 +426,7 @@ async def row_restart(n: int, kind: str = "evpnd") -> dict:
         # the sender accepts one session: a second one for the restarted daemon
         b.senders.clear()
         t0 = time.monotonic()
-        await asyncio.to_thread(node.start)
+        await asyncio.to_thread(node.start, True, 180)
         await b.start_senders()
         await asyncio.to_thread(
             wait_for, lambda: b.dut.routes() >= n, 300, 0.2, "the RIB to hold N routes"
@@ -546,7 +547,12 @@ async def scale(args: argparse.Namespace) -> None:
         for n in args.scale_sizes:
             if kind == "frr" and n > args.frr_max:
                 continue
-            r = await row_start(kind, n)
+            try:
+                r = await row_start(kind, n)
+            except (TimeoutError, RuntimeError, EOFError, OSError, AssertionError,
+                    subprocess.SubprocessError) as exc:  # fmt: skip
+                print(f"{kind:5} {n:>8}: FAILED {exc!r}", flush=True)
+                continue
             r["rate"] = n / r["install"]
             out.setdefault(kind, {})[n] = r
             print(f"{kind:5} {n:>8}: install {r['install']:.2f} s ({r['rate']:,.0f} routes/s), "
@@ -614,6 +620,8 @@ def main() -> None:
     args = p.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("e2e_fdb.py: needs root (network namespaces)")
+    # killed (SIGTERM): unwind, so each lab removes its namespaces and processes
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.baseline:
         BASELINE[0] = str(FsPath(args.baseline).resolve())
         args.only = ["before", *[k for k in args.only if k != "before"]]
