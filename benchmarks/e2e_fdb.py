@@ -49,6 +49,7 @@ import asyncio
 import json
 import os
 import queue
+import signal
 import statistics
 import subprocess
 import sys
@@ -59,6 +60,7 @@ from pathlib import Path as FsPath
 
 sys.path.insert(0, str(FsPath(__file__).resolve().parent.parent))
 
+import evpnd.lab.evpnd_node as node_mod  # noqa: E402
 from evpnd.lab.evpnd_node import EvpndNode  # noqa: E402
 from evpnd.lab.frr import Frr, evpn_leaf_conf  # noqa: E402
 from evpnd.lab.netns import Lab, Netns, wait_for  # noqa: E402
@@ -66,6 +68,7 @@ from tests.netns.speaker_lab import add_vni, pair  # noqa: E402
 
 BLASTER = str(FsPath(__file__).resolve().parent / "bgp_blaster.py")
 ROOT = FsPath(__file__).resolve().parent.parent
+BASELINE = [""]  # --baseline TREE: a checkout of evpnd before a change, run as kind "before"
 FRR_EXTRA = os.environ.get("E2E_FRR_EXTRA", "").replace(";", "\n")  # experiments: bgpd lines
 
 # Runs inside the DUT's namespace. Counts distinct MACs of the `self` FDB entries (NDA_DST) and
@@ -168,6 +171,17 @@ def _is_wrapper(pid: int) -> bool:
         return True
 
 
+def baseline_command() -> list[str]:
+    """evpnd from the --baseline tree: the venv's editable finder would import this tree's, so
+    it is taken off sys.meta_path first (ExaBGP's extension and relay stay this tree's)."""
+    code = (
+        "import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f)];"
+        f"sys.path.insert(0, {BASELINE[0]!r}); sys.argv[0] = 'evpnd';"
+        "from evpnd.cli.daemon_main import main; sys.exit(main())"
+    )
+    return [sys.executable, "-c", code]
+
+
 class Reader:
     """Lines from a child's stdout with a timeout, off the event loop (a thread per child:
     `select` on a buffered pipe misses lines already read into the buffer)."""
@@ -189,7 +203,7 @@ class Reader:
         except queue.Empty:
             raise TimeoutError("child said nothing") from None
 
-    async def expect(self, word: str, timeout: float = 300) -> float:
+    async def expect(self, word: str, timeout: float = 900) -> float:
         line = await self.line(timeout)
         if not line.startswith(word):
             raise RuntimeError(f"expected {word!r}, got {line!r}")
@@ -211,7 +225,7 @@ class Dut:
         self.frr: Frr | None = None
 
     def start(self) -> None:
-        if self.kind == "evpnd":
+        if self.kind in ("evpnd", "before"):
             cfg = {
                 "router_id": "192.0.2.1",
                 "asn": 65001,
@@ -223,7 +237,14 @@ class Dut:
             }
             self.node = EvpndNode(self.ns, cfg)
             self.lab.on_cleanup(self.node.remove)
-            self.node.start()
+            if self.kind == "before":  # the tree before a change, same venv (--baseline)
+                self.node_command = node_mod.evpnd_command
+                node_mod.evpnd_command = baseline_command
+            try:
+                self.node.start(timeout=180)  # a loaded machine: slow to start
+            finally:
+                if self.kind == "before":
+                    node_mod.evpnd_command = self.node_command
             return
         if "br100" not in self.ns.run(["ip", "-br", "link"]):
             add_vni(self.ns, 100, "192.0.2.1")
@@ -232,9 +253,9 @@ class Dut:
         )
         self.frr = Frr(self.ns, conf)
         self.lab.on_cleanup(self.frr.remove)
-        self.frr.start()
+        self.frr.start(timeout=120)
         # settled: bgpd knows VNI 100 from zebra (else routes wait for it, then are re-imported)
-        wait_for(lambda: "100" in self.frr.json("show bgp l2vpn evpn vni json"), 30, what="VNI")
+        wait_for(lambda: "100" in self.frr.json("show bgp l2vpn evpn vni json"), 120, what="VNI")
 
     @property
     def pids(self) -> list[int]:
@@ -367,7 +388,7 @@ async def row_advertise(kind: str, n: int) -> dict:
             add_vni(ns, 100, "192.0.2.1")  # before zebra starts, as it learns them at start
             ns.ip("link", "set", "acc0", "master", "br100")
         await asyncio.to_thread(b.dut.start)
-        if kind == "evpnd":
+        if kind != "frr":
             ns.ip("link", "set", "acc0", "master", "br100")
         ns.ip("link", "set", "acc0", "up")
         ns.ip("link", "set", "acc0p", "up")
@@ -391,9 +412,9 @@ async def row_advertise(kind: str, n: int) -> dict:
         return {"advertise": got - t0, "rss": rss, "cpu": cpu}
 
 
-async def row_restart(n: int) -> dict:
+async def row_restart(n: int, kind: str = "evpnd") -> dict:
     """evpnd only: stop and start over N installed routes; kernel writes must be 0."""
-    with Bench("evpnd", n) as b:
+    with Bench(kind, n) as b:
         counter = await b.counter()
         await asyncio.to_thread(b.dut.start)
         await b.start_senders()
@@ -405,7 +426,7 @@ async def row_restart(n: int) -> dict:
         # the sender accepts one session: a second one for the restarted daemon
         b.senders.clear()
         t0 = time.monotonic()
-        await asyncio.to_thread(node.start)
+        await asyncio.to_thread(node.start, True, 180)
         await b.start_senders()
         await asyncio.to_thread(
             wait_for, lambda: b.dut.routes() >= n, 300, 0.2, "the RIB to hold N routes"
@@ -437,7 +458,7 @@ def ratio(e: list[float], f: list[float]) -> str:
     return f"{statistics.median(rs):.2f} ({min(rs):.2f}-{max(rs):.2f})"
 
 
-def table(results: dict, sizes: list[int], repeat: int) -> str:
+def table(results: dict, sizes: list[int], repeat: int, a: str = "evpnd", b: str = "frr") -> str:
     """Markdown, one line per measured quantity: evpnd, FRR, evpnd/FRR."""
 
     def get(kind: str, row: str, n: int, key: str) -> list[float]:
@@ -463,7 +484,7 @@ def table(results: dict, sizes: list[int], repeat: int) -> str:
     ]
     for n in sizes:
         for row, key, what in spec:
-            e, f = get("evpnd", row, n, key), get("frr", row, n, key)
+            e, f = get(a, row, n, key), get(b, row, n, key)
             if not e and not f:
                 continue
             unit = {"first": "ms", "rss": "MiB"}.get(key, "s")
@@ -471,7 +492,7 @@ def table(results: dict, sizes: list[int], repeat: int) -> str:
             lines.append(
                 f"| {what}, {n:,} | {rng(e, unit, fmt)} | {rng(f, unit, fmt)} | {ratio(e, f)} |"
             )
-        rs = results.get(("evpnd", "restart", n), [])
+        rs = results.get((a, "restart", n), [])
         if rs:
             w = sorted({r["writes"] for r in rs})
             lines.append(
@@ -490,17 +511,17 @@ async def run_row(row: str, kind: str, n: int, args: argparse.Namespace) -> dict
         return await row_established(kind, n, senders=2)
     if row == "advertise":
         return await row_advertise(kind, n)
-    return await row_restart(n)
+    return await row_restart(n, kind)
 
 
 async def bench(args: argparse.Namespace) -> dict:
     results: dict = {}
-    kinds = [k for k in ("evpnd", "frr") if k in args.only]
+    kinds = [k for k in ("before", "evpnd", "frr") if k in args.only]
     for _ in range(args.repeat):
         for n in args.sizes:
             for row in args.rows:
                 for kind in kinds:
-                    if row == "restart" and kind != "evpnd":
+                    if row == "restart" and kind == "frr":
                         continue
                     if row == "rr2" and n < args.rr2_min:
                         continue
@@ -526,7 +547,12 @@ async def scale(args: argparse.Namespace) -> None:
         for n in args.scale_sizes:
             if kind == "frr" and n > args.frr_max:
                 continue
-            r = await row_start(kind, n)
+            try:
+                r = await row_start(kind, n)
+            except (TimeoutError, RuntimeError, EOFError, OSError, AssertionError,
+                    subprocess.SubprocessError) as exc:  # fmt: skip
+                print(f"{kind:5} {n:>8}: FAILED {exc!r}", flush=True)
+                continue
             r["rate"] = n / r["install"]
             out.setdefault(kind, {})[n] = r
             print(f"{kind:5} {n:>8}: install {r['install']:.2f} s ({r['rate']:,.0f} routes/s), "
@@ -578,7 +604,10 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     rows = ["start", "established", "rr2", "advertise", "restart"]
     p.add_argument("--rows", nargs="+", default=rows, choices=rows)
-    p.add_argument("--only", nargs="+", default=["evpnd", "frr"], choices=["evpnd", "frr"])
+    p.add_argument(
+        "--only", nargs="+", default=["evpnd", "frr"], choices=["before", "evpnd", "frr"]
+    )
+    p.add_argument("--baseline", help="an evpnd tree before a change: adds kind 'before'")
     p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--rr2-min", type=int, default=100_000, help="two-RR row only from this N")
     p.add_argument("--cold", action="store_true", help="start row: DUT starts with the sender")
@@ -591,6 +620,11 @@ def main() -> None:
     args = p.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("e2e_fdb.py: needs root (network namespaces)")
+    # killed (SIGTERM): unwind, so each lab removes its namespaces and processes
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.baseline:
+        BASELINE[0] = str(FsPath(args.baseline).resolve())
+        args.only = ["before", *[k for k in args.only if k != "before"]]
     if args.scale:
         asyncio.run(scale(args))
         return
@@ -598,6 +632,10 @@ def main() -> None:
     results = asyncio.run(bench(args))
     md = table(results, args.sizes, args.repeat)
     print(md)
+    if args.baseline:
+        print("before -> after (the --baseline tree vs this one, same run):")
+        before = table(results, args.sizes, args.repeat, "before", "evpnd")
+        print(before.replace("| evpnd | FRR 8.4 | evpnd/FRR", "| before | after | before/after"))
     print(f"({time.monotonic() - started:.0f} s in all)")
     if args.md:
         FsPath(args.md).parent.mkdir(parents=True, exist_ok=True)

@@ -51,6 +51,7 @@ log = get_logger("evpnd.bgp")
 
 _PR_SET_PDEATHSIG = 1
 SOCKET_NAME = "exabgp-api.sock"
+_LINES_PER_TURN = 16  # UPDATE lines decoded per event-loop turn (~1,800 routes)
 _MAX_LINE = 64 << 20  # an UPDATE is at most 65535 bytes (RFC 8654): its hex line is far less
 CONFIG_NAME = "exabgp.conf"
 _READ = 1 << 18  # per read from ExaBGP: decoding it is one uninterrupted turn of the loop
@@ -483,7 +484,11 @@ class Speaker:
                 continue
             lines = buffer.split(b"\n")
             buffer = lines.pop()
-            for raw in lines:
+            for i, raw in enumerate(lines):
+                if i and not i % _LINES_PER_TURN:
+                    # a 1 MiB read holds ~250 UPDATEs: let the owner task apply (and the
+                    # dataplane write) the first ones while the rest decode (issue 14)
+                    await asyncio.sleep(0)
                 if self._writer is not writer:
                     return
                 if raw:

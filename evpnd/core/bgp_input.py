@@ -462,10 +462,12 @@ class BgpInput:
                 self.sweep(peer)
 
     def _flush(self, peer: str) -> None:
-        for key in self.rib.peer_keys(peer):
-            old, new = self.rib.remove(peer, key)
-            if old is not new:
-                self._changed(key, old, new)
+        """A session lost: one pass over the peer's paths through the withdraw fast path
+        (issue 14: a session down costs what withdrawing its NLRIs costs, not more)."""
+        stats = self._peer(peer)
+        counted = stats.withdrawn
+        self._withdraw_keys(peer, self.rib.peer_keys(peer), stats)
+        stats.withdrawn = counted  # a session loss withdraws no NLRIs
         self.rib.end_stale(peer)
 
     def sweep(self, peer: str) -> None:

@@ -158,6 +158,12 @@ class Dataplane:
         if self._scheduled or self._loop is None:
             return
         self._scheduled = True
+        if not self._lock.locked():
+            # Idle: write the first changes at once (first-entry latency, issue 14). Under load
+            # a pass is running; the next one then takes whatever accumulated meanwhile, so
+            # batches grow with the load without a timer.
+            self._loop.call_soon(self._start_dirty_pass)
+            return
         self._loop.call_later(self.coalesce_delay, self._start_dirty_pass)
 
     def _start_dirty_pass(self) -> None:

@@ -9,7 +9,10 @@ in the worker thread and hands the finished ones back.
                  objects); deletions only once `sweep_hold_time` has passed since start, so a
                  restarted evpnd keeps forwarding while BGP re-converges
     chunking     keys are planned CHUNK_KEYS at a time so the driver can plan chunk k+1 while
-                 the worker's `sendto` for chunk k runs in the kernel (GIL released)
+                 the worker's `sendto` for chunk k runs in the kernel (GIL released); each
+                 pass starts with FIRST_CHUNK_KEYS and grows x4 per chunk, so the first entries
+                 reach the kernel within milliseconds of a burst (first-entry latency, issue
+                 14) while a large pass still runs in big chunks
     outcome      finished ops go to their managers (mirror updates); refusals are counted and
                  kept (last 20); a batch whose outcome is unknown asks for a fresh dump
 """
@@ -27,6 +30,7 @@ from evpnd.dataplane.model import DesiredState, DeviceMap, DirtyKey
 from evpnd.dataplane.plan import Planner
 
 CHUNK_KEYS = 8192
+FIRST_CHUNK_KEYS = 128
 
 
 class Log(Protocol):
@@ -107,11 +111,12 @@ class Scheduler:
         then); an empty list for a chunk with nothing to do."""
         planning = 0.0
         held = 0
-        for i in range(0, len(keys), CHUNK_KEYS):
+        i, size = 0, min(FIRST_CHUNK_KEYS, CHUNK_KEYS)
+        while i < len(keys):
             t0 = time.monotonic()
-            ops, pst = self.planner.plan(
-                keys[i : i + CHUNK_KEYS], desired, mirror, dm, allow_delete
-            )
+            ops, pst = self.planner.plan(keys[i : i + size], desired, mirror, dm, allow_delete)
+            i += size
+            size = min(size * 4, CHUNK_KEYS)
             planning += time.monotonic() - t0
             self.stats["conflicts"] += len(pst.conflicts)
             held += pst.held

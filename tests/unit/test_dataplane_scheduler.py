@@ -64,6 +64,16 @@ def test_chunks_are_planned_when_asked_for(monkeypatch):
     assert [len(c) for c in chunks] == [3, 1]
 
 
+def test_a_pass_starts_with_a_small_chunk_and_grows_to_full_ones(monkeypatch):
+    """The first entries of a burst reach the kernel at once; the bulk goes in big chunks."""
+    monkeypatch.setattr(sch, "FIRST_CHUNK_KEYS", 2)
+    monkeypatch.setattr(sch, "CHUNK_KEYS", 16)
+    d = DesiredState(fdb={100: {f"02:00:00:00:01:{i:02x}": "10.0.0.2" for i in range(50)}})
+    keys = sorted((FDB, 100, mac) for mac in d.fdb[100])
+    sizes = [len(c) for c in Scheduler().chunks(keys, d, Mirror(), dm(), allow_delete=True)]
+    assert sizes == [2, 8, 16, 16, 8]
+
+
 def test_unwanted_entries_are_held_and_counted_until_deletes_are_allowed():
     m = Mirror()
     m.set_fdb(100, M1, "10.0.0.2")
