@@ -97,7 +97,7 @@ def markdown(results: dict) -> str:
     rows = results["modes"]
     base = rows["off"]
     lines = [
-        "| policy | TCP 1 stream | UDP 64 B | RTT p50 | RTT p99 | apply |",
+        "| policy | TCP 1 stream | UDP 64 B | RTT p50 | RTT p99 | last transaction |",
         "|---|---|---|---|---|---|",
     ]
     for name, r in rows.items():

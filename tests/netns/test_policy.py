@@ -450,3 +450,49 @@ print(json.dumps(out))
         assert out["join"]["seconds"] < 1.0 and out["leave"]["seconds"] < 1.0, out
     finally:
         lab.cleanup()
+
+
+def test_a_rule_the_kernel_refuses_is_reported_and_the_rest_applied():
+    """The enforcer against this kernel, which refuses `meta ibrname` (no nft_meta_bridge):
+    the compiler is made to emit that match in rule r1's kernel rules (the one stand-in here:
+    evpnd's own rules are all accepted by this kernel); r1 is left out and reported with its
+    index, r0 and r2 are in the kernel."""
+    lab = Lab(prefix="polr")
+    try:
+        ns = lab.netns("n")
+        code = """
+import asyncio, json
+import structlog
+import evpnd.policy.compile as compile_mod
+from evpnd.policy.enforcer import PolicyEnforcer
+from evpnd.policy.model import GroupSpec, PolicySpec, RuleSpec
+real = compile_mod._rule_exprs
+def with_ibrname(spec, rule, family):
+    out = real(spec, rule, family)
+    if rule.name == "r1" and family == "bridge":
+        bad = {"match": {"op": "==", "left": {"meta": {"key": "ibrname"}}, "right": "br100"}}
+        out = [(v, [bad, *expr]) for v, expr in out]
+    return out
+compile_mod._rule_exprs = with_ibrname
+rules = tuple(RuleSpec(f"r{i}", "g", "any", "tcp", (1000 + i,), "deny") for i in range(3))
+spec = PolicySpec((GroupSpec("g", 100),), rules, "allow", {100: "br100"})
+async def main():
+    enf = PolicyEnforcer(spec, lambda: {}, structlog.get_logger("policy"))
+    await enf.start()
+    await enf.stop()
+    print(json.dumps(enf.status()))
+asyncio.run(main())
+"""
+        proc = subprocess.run([*ns.cmd(sys.executable, "-c", code)], capture_output=True,
+                              text=True, cwd=os.getcwd())  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        st = json.loads(proc.stdout.splitlines()[-1])
+        refused = [p for p in st["problems"] if p["where"] == "policy.rules[1]"]
+        assert refused and "r1" in refused[0]["reason"], st["problems"]
+        assert not any(p["where"] == "kernel" for p in st["problems"]), st["problems"]
+        listing = ns.run(["nft", "list", "chain", "bridge", "evpnd", "vni_100"])
+        assert ":r0:" in listing and ":r2:" in listing and ":r1:" not in listing, listing
+        # routed (inet) r1 has no ibrname: it is enforced there
+        assert ":r1:" in ns.run(["nft", "list", "chain", "inet", "evpnd", "routed"])
+    finally:
+        lab.cleanup()
