@@ -482,7 +482,7 @@ def table(results: dict, sizes: list[int], repeat: int, a: str = "evpnd", b: str
         ("rr2", "withdraw", "withdraw, 2 route reflectors"),
         ("advertise", "advertise", "advertise: local MACs -> on the wire"),
         ("established", "rss", "peak RSS: evpnd+ExaBGP+relay / zebra+bgpd"),
-        ("established", "cpu", "CPU seconds for the install (all processes)"),
+        ("established", "cpu", "CPU s by the end of the install (start-up included)"),
     ]
     for n in sizes:
         for row, key, what in spec:
