@@ -1,6 +1,6 @@
 """End to end between a BGP peer and the kernel FDB: evpnd + ExaBGP against FRR 8.4, same run.
 
-    .venv/bin/python benchmarks/e2e_fdb.py                 (root; the README table, ~10 min)
+    .venv/bin/python benchmarks/e2e_fdb.py                 (root; the README table)
     .venv/bin/python benchmarks/e2e_fdb.py --sizes 10000 100000 --repeat 3 --md OUT.md
     .venv/bin/python benchmarks/e2e_fdb.py --scale         (1k..1M, evpnd and FRR; PNG plot)
     .venv/bin/python benchmarks/e2e_fdb.py --only evpnd --rows established
@@ -34,9 +34,11 @@ Rows (each DUT fresh per row, the same sender):
 FRR as its users run it: `frr defaults datacenter` (the profile EVPN fabrics use: eBGP
 advertisement-interval 0 instead of 30 s for eBGP, `no bgp ebgp-requires-policy`, 3/9 s timers),
 zebra with a 90 MB netlink receive buffer, and the DUT settled before the session comes up.
-The ~1.9 s FRR used to spend "at session start" in the earlier version of this benchmark was
-FRR's own start-up (zebra learning interfaces and VNIs, bgpd learning VNI 100 from zebra, then
-importing the whole table again); `--cold` measures that variant (DUT started with the sender).
+The earlier version of this benchmark started FRR together with the sender, so FRR's own
+start-up (zebra learning interfaces and VNIs, bgpd learning VNI 100) overlapped the clock;
+`--cold` measures that variant. `E2E_FRR_EXTRA="bgp coalesce-time 0"` (lines for `router bgp`,
+`;`-separated) tries other FRR settings: coalesce-time 0 and update-delay 0 changed nothing
+beyond the noise on the loaded machine this was written on.
 
 The machine this runs on is shared and loaded: compare evpnd/FRR ratios from the same run and
 repeat (`--repeat`); the printed ranges are min-max over the repetitions.
@@ -480,7 +482,7 @@ def table(results: dict, sizes: list[int], repeat: int, a: str = "evpnd", b: str
         ("rr2", "withdraw", "withdraw, 2 route reflectors"),
         ("advertise", "advertise", "advertise: local MACs -> on the wire"),
         ("established", "rss", "peak RSS: evpnd+ExaBGP+relay / zebra+bgpd"),
-        ("established", "cpu", "CPU seconds for the install (all processes)"),
+        ("established", "cpu", "CPU s by the end of the install (start-up included)"),
     ]
     for n in sizes:
         for row, key, what in spec:
