@@ -471,6 +471,9 @@ class Speaker:
                 await room()  # a flood waits here, not in memory
                 if time.monotonic() - t0 > 0.005:
                     self._last_pause = time.monotonic()
+                else:
+                    # read() does not yield while its buffer has data: one chunk per turn
+                    await asyncio.sleep(0)
             data = await reader.read(_READ)
             if not data or self._writer is not writer:
                 # closed, or this ExaBGP was declared dead (its peers reported down): whatever
