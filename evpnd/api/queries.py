@@ -492,12 +492,11 @@ def _dataplane_status(ctx: ApiContext) -> dict[str, Any]:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    # read once at import (evpnd/__init__.py): importlib.metadata scans site-packages per call,
+    # and `show status` is what monitoring polls, also during a flood
+    from evpnd import __version__
 
-    try:
-        return version("evpnd")
-    except PackageNotFoundError:
-        return "unknown"
+    return __version__
 
 
 # -- show mtu (issue 9) -------------------------------------------------------------------------
