@@ -242,7 +242,12 @@ def test_foreign_fdb_entry_no_kernel_entry_with_diff(fabric):
 def test_stale_arp_answer_probe_leaves_towards_another_vtep(fabric):
     """ARP suppression answering for a moved IP: a stale, hand-made neighbour entry on A's
     bridge says h2's IP is at an old MAC, which the FDB sends to another VTEP (10.0.0.99). The
-    probe is encapsulated for that VTEP; trace names it and the neighbour entry behind it."""
+    probe is encapsulated for that VTEP; trace names it and the neighbour entry behind it.
+
+    Known to fail about one run in three: evpnd sometimes overwrites the hand-made neighbour
+    while the probe port joins the bridge (the failure message shows the entry before and after
+    the trace: proto static, then evpnd's extern_learn proto 235), which breaks DESIGN's rule
+    that evpnd never touches what a person put there. A daemon bug, not the test's."""
     a, b, h2 = fabric["a"], fabric["b"], fabric["h2"]
     old = "02:aa:00:00:09:99"
     steps = [
