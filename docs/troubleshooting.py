@@ -272,6 +272,10 @@ has {h2.ip} at {h2.mac} behind leaf-b, but it does not overwrite an entry it did
     try:
         for cmd in setup:
             a.ns.run(cmd)
+        # evpnd has seen the hand-made entry and leaves it alone (the diff calls it a conflict)
+        wait_for(lambda: any(e["key"] == h2.ip and e["problem"] == "conflict" for e in
+                             a.node.data("show kernel diff")["entries"]), 10,
+                 what="the neighbour conflict")  # fmt: skip
         d.run(a, "trace", h2.ip)
         d.text("`show kernel --diff` lists the entry evpnd wants but cannot install, and "
                "`explain` the route it comes from:")  # fmt: skip

@@ -410,8 +410,11 @@ def run(args: argparse.Namespace, out=None) -> int:
     if args.json:
         out.write(orjson.dumps(report.__dict__).decode() + "\n")
     else:
+        # the steps that passed; the failed one is the last line (so an unknown target, which
+        # fails at the first step, is one line)
         for s in report.steps:
-            out.write(f"{'ok  ' if s['ok'] else 'FAIL'} {s['step']:7} {s['detail']}\n")
+            if s["ok"]:
+                out.write(f"ok   {s['step']:7} {s['detail']}\n")
         if report.ok:
             out.write(f"ok: {args.target} reached, rtt {report.rtt_ms:.3f} ms\n")
         else:

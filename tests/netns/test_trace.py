@@ -54,6 +54,15 @@ def fabric():
         lab.cleanup()
 
 
+@pytest.fixture(autouse=True)
+def h2_ip_known(fabric):
+    """Each test starts with h2's IP known on A: B learns it from its SVI's neighbour entry,
+    which ages out when nothing talks to h2 (a slow, loaded run), and then B withdraws it."""
+    a, b, h2 = fabric["a"], fabric["b"], fabric["h2"]
+    wait_for(lambda: b.ns.ping(h2.ip, timeout=0.5) and a.node.data(
+        "explain", target=h2.ip)["vnis"], 30, what="h2's IP known on A")  # fmt: skip
+
+
 def trace(leaf, *args: str) -> subprocess.CompletedProcess:
     cmd = leaf.ns.cmd(EVPNCTL, "-s", str(leaf.node.socket), "trace", *args)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
@@ -117,8 +126,10 @@ def test_remote_flood_entry_deleted_gives_no_reply(fabric):
 def test_unknown_target(fabric):
     res = trace(fabric["a"], "02:bb:00:00:00:01")
     assert res.returncode == 1
-    assert res.stdout.splitlines()[-1] == "failed at route: no route received for " \
-        "02:bb:00:00:00:01"  # fmt: skip
+    assert res.stdout == "failed at route: no route received for 02:bb:00:00:00:01\n"
+    res = trace(fabric["a"], "10.100.0.99")
+    assert res.returncode == 1
+    assert res.stdout == "failed at route: no route received for 10.100.0.99\n"
 
 
 def test_full_size_probe_dropped_names_the_mtu(fabric):
@@ -231,7 +242,12 @@ def test_foreign_fdb_entry_no_kernel_entry_with_diff(fabric):
 def test_stale_arp_answer_probe_leaves_towards_another_vtep(fabric):
     """ARP suppression answering for a moved IP: a stale, hand-made neighbour entry on A's
     bridge says h2's IP is at an old MAC, which the FDB sends to another VTEP (10.0.0.99). The
-    probe is encapsulated for that VTEP; trace names it and the neighbour entry behind it."""
+    probe is encapsulated for that VTEP; trace names it and the neighbour entry behind it.
+
+    Known to fail about one run in three: evpnd sometimes overwrites the hand-made neighbour
+    while the probe port joins the bridge (the failure message shows the entry before and after
+    the trace: proto static, then evpnd's extern_learn proto 235), which breaks DESIGN's rule
+    that evpnd never touches what a person put there. A daemon bug, not the test's."""
     a, b, h2 = fabric["a"], fabric["b"], fabric["h2"]
     old = "02:aa:00:00:09:99"
     steps = [
@@ -258,13 +274,19 @@ def test_stale_arp_answer_probe_leaves_towards_another_vtep(fabric):
     try:
         for cmd in steps:
             a.ns.run(cmd)
+        # evpnd has seen the hand-made entry and leaves it alone (the diff calls it a conflict)
+        wait_for(lambda: any(e["key"] == h2.ip and e["problem"] == "conflict" for e in
+                             a.node.data("show kernel diff")["entries"]), 10,
+                 what="the neighbour conflict")  # fmt: skip
+        before = a.ns.run(["ip", "-d", "neigh", "show", "dev", "br100"])
         res = trace(a, h2.ip)
+        after = a.ns.run(["ip", "-d", "neigh", "show", "dev", "br100"])
     finally:
         a.ns.run(["ip", "neigh", "del", h2.ip, "dev", "br100"], check=False)
         a.ns.run(["ip", "route", "del", "10.0.0.99/32"], check=False)
         a.ns.run(["bridge", "fdb", "del", old, "dev", "vx100", "self"], check=False)
         a.ns.run(["bridge", "fdb", "del", old, "dev", "vx100", "master"], check=False)
-    assert res.returncode == 1, res.stdout + res.stderr
+    assert res.returncode == 1, res.stdout + res.stderr + before + after
     assert last_line(res) == (
         f"failed at wire: probe left towards 10.0.0.99, expected VTEP {b.vtep}: ARP "
         f"suppression on br100 answers {h2.ip} is-at {old} (a neighbour entry not evpnd's: a "
