@@ -4,10 +4,10 @@ and restarts over its devices without a single kernel write; bad input (a name h
 evpnd did not make, a VNI the kernel already has on another device) is reported by field path
 while the other VNIs are served; benchmarks/vni_scale.py --quick runs so it cannot rot.
 
-Bounds, from benchmarks/vni_scale.py on this (shared, loaded) machine: 1,000 L2VNIs READY in
-~10-26 s and RSS ~80-120 MiB; 500 VNIs are given 40 s (the goal scales to 2.5 s plus a few
-seconds of fixed start-up on a quiet machine: the bound leaves room for 7 other test suites)
-and 120 MiB.
+Bounds, from benchmarks/vni_scale.py on this (shared, loaded) machine: 100 L2VNIs READY in
+8-10 s, 1,000 in 14-22 s, RSS 60 MiB at 1,000 and 82 MiB at 4,000; 500 VNIs are given 40 s
+(about twice the 1,000-VNI figure under load: room for the other suites running alongside)
+and 120 MiB (twice the measured RSS: a leak of decoded objects would cross it).
 """
 
 from __future__ import annotations
