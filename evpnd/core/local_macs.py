@@ -56,8 +56,12 @@ class LocalMacs:
 
     def configure(self, view: SettingsView) -> None:
         self.view = view
+        count: dict[int, int] = {}
         for st in self.mobility.local.values():
             st.sticky = st.sticky or st.mac in view.sticky[st.vni]
+            if st.advertised:
+                count[st.vni] = count.get(st.vni, 0) + 1
+        self.advertised_count = count  # VNIs removed (their MACs forgotten) start again at 0
 
     def wanted_paths(self) -> dict[tuple[int, str], dict[RouteKey, Path]]:
         """The type-2 paths of every advertised local MAC, as the current settings want them."""

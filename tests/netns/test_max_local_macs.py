@@ -30,7 +30,7 @@ async def test_local_macs_beyond_the_limit_are_not_advertised(lab, tmp_path):
     await speaker.start()
     try:
         await until(lambda: rec.state(a.vtep) == "up", 60, what="session up")
-        for host in hosts:  # one after the other: the first two fill the limit
+        for host in hosts:
             await asyncio.to_thread(host.ns.ping, "10.100.0.254", 1, 0.3)  # an ARP request
             await until(lambda h=host: h.mac in a.ns.run(["bridge", "fdb", "show", "br", "br100"]),
                         10, 0.1, f"{host.mac} learned by the kernel")  # fmt: skip
@@ -41,11 +41,14 @@ async def test_local_macs_beyond_the_limit_are_not_advertised(lab, tmp_path):
 
         await until(lambda: len(advertised()) >= 2, 30, 0.2, "two local MACs advertised")
         await asyncio.sleep(2.0)  # time for a third to (wrongly) arrive
-        assert advertised() == {hosts[0].mac, hosts[1].mac}
+        # two of the three (which two is the order evpnd's learning saw them in)
+        got = advertised()
+        assert len(got) == 2 and got <= {h.mac for h in hosts}, got
+        (refused,) = {h.mac for h in hosts} - got
         learned = a.ns.run(["bridge", "fdb", "show", "br", "br100"])
         assert all(h.mac in learned for h in hosts)  # local forwarding is not limited
         await until(lambda: "max_local_macs 2 reached" in node.log(), 10, 0.2, "logged")
         log = node.log()
-        assert hosts[2].mac in log and "Traceback" not in log
+        assert refused in log and "Traceback" not in log
     finally:
         await speaker.stop()
