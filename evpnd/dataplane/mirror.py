@@ -6,7 +6,8 @@ and from the outcome of evpnd's own writes. Only owned objects are recorded as s
 bridge's `master` entries pointing at the VXLAN port), all-zero flood entries on those devices,
 neighbours with `extern_learn` or protocol RTPROT_EVPND on evpnd's bridges, routes with that
 protocol in the L3VNI tables. Hand-made static entries that collide with a wanted key are kept
-in `foreign_*` so the planner leaves them alone.
+in `foreign_*` so the planner leaves them alone; the kernel's own (dynamic) neighbours on those
+bridges in `dynamic_ips`, the only foreign neighbours evpnd may replace.
 
 Keys follow the desired state: per VNI, so an L3VNI's router-MAC FDB entries live in `fdb[l3vni]`
 and its VTEP neighbours in `neigh[l3vni]`. Pure: no I/O.
@@ -20,7 +21,7 @@ from evpnd.dataplane import netlink as nl
 from evpnd.dataplane.model import FDB, FLOOD, NEIGH, RMAC, ROUTE, VRF_DEFAULTS, DeviceMap, DirtyKey
 
 _TABLES = ("fdb", "brfdb", "flood", "neigh", "routes", "foreign_macs", "foreign_ips")
-_TABLES += ("foreign_routes",)
+_TABLES += ("foreign_routes", "dynamic_ips")
 
 # An event that changed an owned object: the desired key it belongs to.
 Change = DirtyKey
@@ -36,6 +37,9 @@ class Mirror:
     foreign_macs: dict[int, set[str]] = field(default_factory=dict)
     foreign_ips: dict[int, set[str]] = field(default_factory=dict)
     foreign_routes: dict[int, set[str]] = field(default_factory=dict)
+    # neighbours the kernel made itself (ARP/ND through an SVI: reachable, stale, incomplete...):
+    # not a person's, so evpnd's entry may replace them; any other key is written exclusively
+    dynamic_ips: dict[int, set[str]] = field(default_factory=dict)
 
     # ---- updates from kernel messages -----------------------------------------------------------
 
@@ -120,6 +124,9 @@ class Mirror:
         owned = bool(n.flags & nl.NTF_EXT_LEARNED) or n.protocol == nl.RTPROT_EVPND
         ip = n.dst
         if owned:
+            dynamic = self.dynamic_ips.get(vni)
+            if dynamic:
+                dynamic.discard(ip)
             table = self.neigh.setdefault(vni, {})
             if n.deleted or n.mac is None:
                 table.pop(ip, None)
@@ -129,14 +136,21 @@ class Mirror:
                 return (RMAC, vni, nl.unmap(ip)), True
             return (NEIGH, vni, ip), True
         ips = self.foreign_ips.setdefault(vni, set())
-        if not n.deleted and n.state & (nl.NUD_PERMANENT | nl.NUD_NOARP):
+        dynamic = self.dynamic_ips.setdefault(vni, set())
+        if n.deleted:
+            ips.discard(ip)
+            dynamic.discard(ip)
+        elif n.state & (nl.NUD_PERMANENT | nl.NUD_NOARP):
             ips.add(ip)
+            dynamic.discard(ip)
         else:
             ips.discard(ip)
-        # ours replaced by a hand-made entry (`ip neigh replace`), or a hand-made one gone:
-        # the key is judged again (conflict, or missing)
-        ours = self.neigh.get(vni, {}).pop(ip, None) is not None
-        if (ours or n.deleted) and not dm.vnis[vni].l3:
+            dynamic.add(ip)
+        # ours replaced by a hand-made entry (`ip neigh replace`), a hand-made one gone, or one
+        # that an exclusive write of ours ran into (EEXIST): the key is judged again (conflict,
+        # missing, or replaceable)
+        self.neigh.get(vni, {}).pop(ip, None)
+        if not dm.vnis[vni].l3:
             return (NEIGH, vni, ip), False
         return None, False
 
@@ -193,7 +207,7 @@ class Mirror:
     def forget_vni(self, vni: int) -> None:
         for table in (self.fdb, self.brfdb, self.flood, self.neigh, self.routes):
             table.pop(vni, None)
-        for table in (self.foreign_macs, self.foreign_ips, self.foreign_routes):
+        for table in (self.foreign_macs, self.foreign_ips, self.foreign_routes, self.dynamic_ips):
             table.pop(vni, None)
 
     def counts(self) -> dict[str, int]:

@@ -65,10 +65,15 @@ def test_mirror_neighbours_owned_by_flag_or_protocol(dm):
     assert m.on_neigh(neigh("10.1.0.6", M1, nl.NUD_NOARP, proto=nl.RTPROT_EVPND), dm) == (
         (NEIGH, 100, "10.1.0.6"), True,
     )  # fmt: skip
-    assert m.on_neigh(neigh("10.1.0.7", M2, nl.NUD_PERMANENT), dm) == (None, False)
-    assert m.on_neigh(neigh("10.1.0.8", M2), dm) == (None, False)  # dynamic: learning's
+    # not evpnd's: the key is judged again (a conflict, or a replaceable kernel entry)
+    assert m.on_neigh(neigh("10.1.0.7", M2, nl.NUD_PERMANENT), dm) == (
+        (NEIGH, 100, "10.1.0.7"),
+        False,
+    )
+    assert m.on_neigh(neigh("10.1.0.8", M2), dm) == ((NEIGH, 100, "10.1.0.8"), False)  # dynamic
     assert m.neigh[100] == {"10.1.0.5": M1, "10.1.0.6": M1}
     assert m.foreign_ips[100] == {"10.1.0.7"}
+    assert m.dynamic_ips[100] == {"10.1.0.8"}  # the kernel's own: the only ones evpnd replaces
 
 
 def test_takeover_by_an_access_port_drops_the_bridge_half(dm):

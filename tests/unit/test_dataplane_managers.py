@@ -4,6 +4,8 @@ hand-made entries that block keys, half-installed remote MACs and L3VNI router M
 
 from __future__ import annotations
 
+import errno
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -149,3 +151,23 @@ def test_rmac_fdb_entry_found_from_two_keys_is_reported_once():
     out = Planner().diff(DesiredState(), m, device_map())
     assert [(e["kind"], e["key"]) for e in out["extra"]] == [("rmac_fdb", RMACS[0])]
     assert nl.ZERO_MAC not in str(out)
+
+
+def test_a_neighbour_key_believed_free_is_written_exclusively():
+    """A person's neighbour made after the plan was drawn must make evpnd's write fail (EEXIST),
+    not be overwritten: only evpnd's own entry or the kernel's dynamic one is replaced."""
+    from evpnd.dataplane.managers.base import MISSING, Finding
+    from evpnd.dataplane.managers.neigh import NeighManager
+    from evpnd.dataplane.model import NEIGH
+
+    dev = VniDevices(
+        vni=100, l3=False, bridge=10, vxlan=11, bridge_name="br100", vxlan_name="vx100"
+    )
+    mgr, m = NeighManager(), Mirror()
+    free = Finding(MISSING, NEIGH, 100, "10.1.0.9", "02:00:00:00:00:09", None)
+    op = mgr.op(free, dev, m)
+    assert op.flags & nl.NLM_F_EXCL and not op.flags & nl.NLM_F_REPLACE
+    m.dynamic_ips[100] = {"10.1.0.9"}  # an ARP entry the kernel made through an SVI
+    assert mgr.op(free, dev, m).flags & nl.NLM_F_REPLACE
+    op.error = -errno.EEXIST  # the person's entry won: nothing recorded as evpnd's, no error
+    assert mgr.apply_result(m, op) and "10.1.0.9" not in m.neigh.get(100, {})

@@ -22,7 +22,7 @@ from evpnd.dataplane.model import DesiredState, DirtyKey, VniDevices
 OK, MISSING, DIFFERENT, EXTRA, CONFLICT = 0, 1, 2, 3, 4
 BUCKET = {MISSING: "missing", DIFFERENT: "different", EXTRA: "extra", CONFLICT: "conflicts"}
 
-ENOENT, ESRCH = errno.ENOENT, errno.ESRCH
+ENOENT, ESRCH, EEXIST = errno.ENOENT, errno.ESRCH, errno.EEXIST
 # ops' failures a planner does not raise on: a bad value from upstream is skipped and counted
 INVALID = (ValueError, OSError, TypeError, AttributeError)
 
