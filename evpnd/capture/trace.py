@@ -270,10 +270,15 @@ class Probe:
         # the previous probe's ARP entry must answer to this one too.
         digest = hashlib.sha256(f"{bridge} {source}".encode()).digest()
         mac = "02:65:76:" + ":".join(f"{x:02x}" for x in digest[:3])
+        # The bridge side's MAC as high as unicast goes: a bridge whose MAC the kernel chose
+        # takes its lowest port's, and a changed bridge MAC flushes its neighbours (a person's
+        # permanent ones too); the probe must not change what it looks at.
+        port_mac = "fe:65:76:" + ":".join(f"{x:02x}" for x in digest[3:6])
         self.ns, self.port, self.peer = f"evtrace-{tag}", f"evtr{tag}", f"evtp{tag}"
         _run(["ip", "netns", "add", self.ns])
         try:
-            _run(["ip", "link", "add", self.port, "mtu", str(mtu), "type", "veth", "peer",
+            _run(["ip", "link", "add", self.port, "address", port_mac, "mtu", str(mtu),
+                  "type", "veth", "peer",
                   "name", self.peer, "mtu", str(mtu), "netns", self.ns])  # fmt: skip
             _run(["ip", "link", "set", self.port, "master", bridge])
             _run(["bridge", "link", "set", "dev", self.port, "learning", "off"])

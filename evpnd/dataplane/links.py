@@ -11,6 +11,7 @@ corrections (only what differs): a restart over existing, correct devices writes
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import struct
 from dataclasses import dataclass, field
@@ -147,6 +148,15 @@ def new_bridge(name: str, alias: str, mtu: int, mac: str | None) -> bytes:
     )
 
 
+def bridge_mac(local: str, vni: int) -> str:
+    """A bridge evpnd creates gets its MAC set, not left to the kernel: a bridge with a
+    kernel-assigned MAC takes the lowest MAC of its ports, so a port joining (a VM's tap, the
+    trace probe) changes it, and a changed address flushes every neighbour on the bridge, a
+    person's permanent ones included. Locally administered, unicast, stable per VTEP and VNI."""
+    digest = hashlib.blake2b(f"{local} {vni}".encode(), digest_size=5).digest()
+    return ":".join(f"{b:02x}" for b in (b"\x02" + digest))
+
+
 def new_vxlan(name: str, alias: str, vni: int, local: str, mtu: int, mac: str | None) -> bytes:
     """A VXLAN device without learning (EVPN distributes the MACs), not yet up nor enslaved:
     the correction pass does that once its bridge's index is known."""
@@ -249,7 +259,7 @@ def plan_creations(wants: list[Want], links: dict[str, Link], alias, local: str,
             plan.problems[w.vni] = f"{w.path}.vxlan_device: {why}"
             continue
         if br is None:
-            body = new_bridge(w.bridge, alias(w.vni), mtu, w.mac)
+            body = new_bridge(w.bridge, alias(w.vni), mtu, w.mac or bridge_mac(local, w.vni))
             plan.steps.append(
                 Step(RTM_NEWLINK, excl, body, w.vni, f"{w.path}.bridge", "bridge created")
             )

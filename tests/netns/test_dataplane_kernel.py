@@ -131,6 +131,26 @@ async def test_devices_are_created_marked_and_configured(lab):
         await dp.stop()
 
 
+async def test_a_port_joining_changes_neither_the_bridge_mac_nor_its_neighbours(lab):
+    """A bridge whose MAC the kernel chose takes its lowest port's; a port joining with a lower
+    MAC (a VM's tap) would change it, and a changed bridge MAC flushes every neighbour on the
+    bridge, a person's permanent ones included. evpnd sets its bridges' MACs at creation."""
+    ns = leaf(lab)
+    dp = Dataplane(config(), lambda e: None, netns=ns.name)
+    await dp.start(DesiredState())
+    try:
+        before = details(ns, "br100")["address"]
+        ns.ip("neigh", "add", "10.1.0.77", "lladdr", M3, "dev", "br100", "nud", "permanent")
+        ns.ip("link", "add", "tap9", "address", "02:00:00:00:00:00", "type", "veth", "peer",
+              "name", "tap9p")  # fmt: skip
+        ns.ip("link", "set", "tap9", "master", "br100")
+        ns.ip("link", "set", "tap9", "up")
+        assert details(ns, "br100")["address"] == before
+        assert "10.1.0.77" in ns.ip("neigh", "show", "dev", "br100")
+    finally:
+        await dp.stop()
+
+
 async def test_ipv6_underlay_mtu_and_adoption_of_existing_devices(lab):
     ns = leaf(lab)
     ns.ip("link", "add", "br100", "type", "bridge")
