@@ -351,8 +351,10 @@ class DeviceManager:
                 items.append((want, l3))
         wants = [w for w, _ in items]
         have = self._links()
+        problems: dict[int, str] = {}
+        self._family_switches(wants, have, local, problems)
         plan = links.plan_creations(wants, have, alias_for, local, mtu)
-        problems = dict(plan.problems)
+        problems.update(plan.problems)
         for step, err in self._send(plan.steps):
             why = os.strerror(err)
             if step.what.startswith("vxlan") and err == errno.EEXIST:
@@ -397,6 +399,31 @@ class DeviceManager:
             dm.add(VniDevices(vni=item.vni, l3=False, bridge=br.index, vxlan=vx.index,
                               bridge_name=want.bridge, vxlan_name=want.vxlan, access_ports=ports,
                               sticky=frozenset(item.sticky_macs), created=created))  # fmt: skip
+
+    def _family_switches(
+        self, wants: list[links.Want], have: dict[str, links.Link], local: str, problems: dict
+    ) -> None:
+        """The batched path's `_family_switch`: a VXLAN device of the other address family than
+        the VTEP is deleted when evpnd made it (and `have` forgets it, so it is made again;
+        the dataplane re-dumps a recreated device), or named as the VNI's problem when not."""
+        family = local_key(local)
+        for w in wants:
+            vx = have.get(w.vxlan)
+            if vx is None or vx.kind != "vxlan" or not vx.vxlan_local:
+                continue
+            if local_key(vx.vxlan_local) == family:
+                continue
+            if not vx.alias.startswith(ALIAS_PREFIX):
+                problems[w.vni] = (
+                    f"{w.path}.vxlan_device: {w.vxlan} sends from {vx.vxlan_local}, the VTEP is "
+                    f"{local}: the kernel cannot change a VXLAN device's address family and "
+                    "evpnd did not make this one (delete it)"
+                )
+                continue
+            self.ipr.link("del", index=vx.index)
+            self.writes += 1
+            del have[w.vxlan]
+            log.info("vxlan device remade for the VTEP's address family", name=w.vxlan, local=local)
 
     def _ports(self, item: L2VniConfig, bridge: int, have: dict[str, links.Link]) -> dict:
         ports: dict[int, str] = {}

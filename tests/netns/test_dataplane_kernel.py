@@ -478,7 +478,10 @@ async def test_vtep_moved_to_ipv6_remakes_owned_vxlan_devices_with_their_entries
         assert details(ns, "vx100")["ifalias"] == "evpnd:vni=100"
         assert remote(ns, "vx100") == {M1: "fd00::2"} and flood(ns, "vx100") == {"fd00::2"}
         problems = dp.stats()["device_problems"]
-        assert len(problems) == 1 and "vni 300: vx300 sends from 10.0.0.1" in problems[0]
+        assert (
+            len(problems) == 1
+            and "vni 300: l2vnis[1].vxlan_device: vx300 sends from 10.0.0.1" in problems[0]
+        )
         assert details(ns, "vx300")["linkinfo"]["info_data"]["local"] == "10.0.0.1"  # untouched
     finally:
         await dp.stop()

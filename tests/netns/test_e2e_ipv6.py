@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 
 import pytest
@@ -124,7 +125,9 @@ def kernel_operations(leaf) -> float:
     """evpnd_kernel_operations_total from the leaf's metrics (127.0.0.1 in its namespace):
     every netlink write of an FDB entry, neighbour or route, also one that changes nothing
     (the kernel does not notify those, so a monitor alone would miss a rewrite)."""
-    text = leaf.ns.run(["curl", "-sf", "http://127.0.0.1:9617/metrics"])
+    # the project's own Python, not curl: a fresh Debian has no curl and evpnd does not need it
+    fetch = "import urllib.request as u; print(u.urlopen('http://127.0.0.1:9617/metrics').read().decode())"
+    text = leaf.ns.run([sys.executable, "-c", fetch])
     for line in text.splitlines():
         if line.startswith("evpnd_kernel_operations_total "):
             return float(line.split()[1])
