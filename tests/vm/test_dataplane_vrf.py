@@ -175,7 +175,8 @@ async def test_adopted_vrf_with_another_table_is_a_device_problem(lab):
     await dp.start(DesiredState())
     try:
         problems = dp.stats()["device_problems"]
-        assert problems == ["vni 200: VRF vrf-blue uses table 7, configured 42"], problems
+        want = "vni 200: l3vnis[0]: VRF vrf-blue uses table 7, configured 42"  # field path named
+        assert problems == [want], problems
         assert "br200" not in ns.ip("-br", "link")  # nothing made for it
         # Without a configured table the adopted VRF's own is used.
         await dp.reconfigure(config())
