@@ -50,13 +50,11 @@ def open_message(asn: int, router_id: str, hold: int = 90) -> bytes:
     return message(OPEN, body + params)
 
 
-def updates(paths: list[Path], asn: int, next_hop: str) -> list[bytes]:
-    common = bytes.fromhex(pack_attributes(paths[0].attrs))
-    common += wire.pack_attribute(2, 0x40, struct.pack("!BBI", 2, 1, asn))  # AS_PATH
-    nh = socket.inet_aton(next_hop)
-    mp_head = struct.pack("!HBB", AFI_L2VPN, SAFI_EVPN, len(nh)) + nh + b"\x00"
-    room = MAX_MESSAGE - 19 - 4 - len(common) - 4 - len(mp_head)
-    out, chunk, size = [], [], 0
+def nlri_chunks(paths: list[Path], room: int) -> list[list[bytes]]:
+    """The paths' NLRIs in runs that fit `room` bytes: one run per UPDATE."""
+    out: list[list[bytes]] = []
+    chunk: list[bytes] = []
+    size = 0
     for path in paths:
         nlri = pack_path_nlri(path)
         if size + len(nlri) > room:
@@ -66,6 +64,16 @@ def updates(paths: list[Path], asn: int, next_hop: str) -> list[bytes]:
         size += len(nlri)
     if chunk:
         out.append(chunk)
+    return out
+
+
+def updates(paths: list[Path], asn: int, next_hop: str) -> list[bytes]:
+    common = bytes.fromhex(pack_attributes(paths[0].attrs))
+    common += wire.pack_attribute(2, 0x40, struct.pack("!BBI", 2, 1, asn))  # AS_PATH
+    nh = socket.inet_aton(next_hop)
+    mp_head = struct.pack("!HBB", AFI_L2VPN, SAFI_EVPN, len(nh)) + nh + b"\x00"
+    room = MAX_MESSAGE - 19 - 4 - len(common) - 4 - len(mp_head)
+    out = nlri_chunks(paths, room)
     msgs = []
     for chunk in out:
         mp = wire.pack_attribute(14, 0x80, mp_head + b"".join(chunk))
@@ -79,16 +87,7 @@ def updates(paths: list[Path], asn: int, next_hop: str) -> list[bytes]:
 def withdraws(paths: list[Path]) -> list[bytes]:
     """The same NLRIs in MP_UNREACH_NLRI, packed like `updates`."""
     room = MAX_MESSAGE - 19 - 4 - 4 - 3
-    out, chunk, size = [], [], 0
-    for path in paths:
-        nlri = pack_path_nlri(path)
-        if size + len(nlri) > room:
-            out.append(chunk)
-            chunk, size = [], 0
-        chunk.append(nlri)
-        size += len(nlri)
-    if chunk:
-        out.append(chunk)
+    out = nlri_chunks(paths, room)
     msgs = []
     for chunk in out:
         attrs = wire.pack_attribute(

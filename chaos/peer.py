@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import socket
-import struct
 import sys
 import threading
 import time
@@ -22,41 +21,15 @@ from pathlib import Path as FsPath
 sys.path.insert(0, str(FsPath(__file__).resolve().parent.parent))
 
 from benchmarks.bgp_blaster import (  # noqa: E402
-    AFI_L2VPN,
     KEEPALIVE,
-    MAX_MESSAGE,
     OPEN,
-    SAFI_EVPN,
-    UPDATE,
     mac_paths,
     message,
     open_message,
     read_message,
     updates,
+    withdraws,
 )
-from evpnd.bgp import wire  # noqa: E402
-from evpnd.bgp.batch import pack_path_nlri  # noqa: E402
-
-
-def withdraws(paths: list) -> list[bytes]:
-    """MP_UNREACH_NLRI UPDATEs for every path, as many NLRIs per message as fit."""
-    head = struct.pack("!HB", AFI_L2VPN, SAFI_EVPN)
-    room = MAX_MESSAGE - 19 - 4 - 4 - len(head)
-    out, chunk, size = [], [], 0
-    for path in paths:
-        nlri = pack_path_nlri(path)
-        if size + len(nlri) > room:
-            out.append(chunk)
-            chunk, size = [], 0
-        chunk.append(nlri)
-        size += len(nlri)
-    if chunk:
-        out.append(chunk)
-    msgs = []
-    for chunk in out:
-        attr = wire.pack_attribute(15, 0x80, head + b"".join(chunk))
-        msgs.append(message(UPDATE, struct.pack("!HH", 0, len(attr)) + attr))
-    return msgs
 
 
 def keepalives(conn: socket.socket, lock: threading.Lock, stop: threading.Event) -> None:
