@@ -220,10 +220,10 @@ def _sorted_ips(values: Iterable[str]) -> list[str]:
     return sorted(values, key=order)
 
 
-def vni_entry(ctx: ApiContext, vni: int) -> VniEntry:
+def vni_entry(ctx: ApiContext, vni: int, local_counts: dict[int, int] | None = None) -> VniEntry:
     cfg = ctx.cfg
     item = cfg.vni(vni)
-    state = ctx.core.views.vni_state(vni)
+    state = ctx.core.views.vni_state(vni, local_counts)
     imports = cfg.import_rts_for(vni)
     import_rts = imports if imports is not None else [AUTO_IMPORT]
     if isinstance(item, L2VniConfig):
@@ -259,7 +259,8 @@ def vni_entry(ctx: ApiContext, vni: int) -> VniEntry:
 def show_vni(ctx: ApiContext, args: p.VniArgs) -> VnisReply:
     _check_vni(ctx, args.vni)
     vnis = [args.vni] if args.vni is not None else [v.vni for v in ctx.cfg.all_vnis()]
-    return VnisReply(vnis=[vni_entry(ctx, v) for v in vnis])
+    counts = ctx.core.views.local_mac_counts() if args.vni is None else None
+    return VnisReply(vnis=[vni_entry(ctx, v, counts) for v in vnis])
 
 
 # -- show macs --------------------------------------------------------------------------------

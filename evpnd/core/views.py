@@ -264,9 +264,21 @@ class CoreViews:
 
     # ------------------------------------------------ show vni, kernel routes
 
-    def vni_state(self, vni: int) -> VniState:
+    def local_mac_counts(self) -> dict[int, int]:
+        """Present local MACs per VNI in one pass over them: `show vni` for every VNI asking
+        vni_state one VNI at a time scanned every local MAC per VNI (VNIs x MACs, issue 17)."""
+        counts: dict[int, int] = {}
+        for (v, _), st in self.mobility.local.items():
+            if st.present:
+                counts[v] = counts.get(v, 0) + 1
+        return counts
+
+    def vni_state(self, vni: int, local_counts: dict[int, int] | None = None) -> VniState:
         desired = self.desired
-        local = sum(1 for (v, _), st in self.mobility.local.items() if v == vni and st.present)
+        if local_counts is not None:
+            local = local_counts.get(vni, 0)
+        else:
+            local = sum(1 for (v, _), st in self.mobility.local.items() if v == vni and st.present)
         return VniState(
             local_macs=local,
             remote_macs=len(desired.fdb.get(vni, {})),

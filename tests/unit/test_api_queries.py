@@ -107,6 +107,9 @@ async def test_show_vni():
                                                                      f"{ME}:1")  # fmt: skip
     assert v100.export_rts == ["65001:100"] and v100.import_rts == ["auto (*:VNI)"]
     assert v100.local_macs == 3  # LOCAL, MOVED, DUP (still present locally)
+    # one VNI is counted by its own scan, every VNI by one pass over the local MACs: the same
+    assert (await ask(w, "show vni", vni=100)).vnis[0].local_macs == 3
+    assert w.core.views.local_mac_counts().get(200, 0) == vnis[200].local_macs
     assert v100.remote_macs == len(w.core.desired.fdb[100])
     assert v100.remote_vteps == [B] and v100.l3vni == 5000
     v5000 = vnis[5000]
