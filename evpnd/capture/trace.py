@@ -137,12 +137,14 @@ def daemon_path(sock: Path, report: Report, query: str, vni: int | None) -> dict
                         f"{entry.get('why_not') or 'no candidate path'}")  # fmt: skip
         return None
     why_not_best = _not_best(entry, winner)
+    mac_entry = None
     if why_not_best is None and "." in query and winner.get("mac"):
-        # an IP: the MAC it resolves to must be reached through the same remote path
+        # an IP: the MAC it resolves to must be reached through a remote path too
         mac_entries = [v for v in _explain(sock, winner["mac"], entry["vni"]).get("vnis", [])
                        if v.get("winner")]  # fmt: skip
         if mac_entries:
-            why_not_best = _not_best(mac_entries[0], mac_entries[0]["winner"])
+            mac_entry = mac_entries[0]
+            why_not_best = _not_best(mac_entry, mac_entry["winner"])
             if why_not_best:
                 why_not_best = f"{winner['mac']} ({query}): {why_not_best}"
     if why_not_best:
@@ -155,12 +157,20 @@ def daemon_path(sock: Path, report: Report, query: str, vni: int | None) -> dict
                 f"{', '.join(winner.get('route_targets', [])) or '-'})")  # fmt: skip
     report.step("import", True, f"imported into VNI {entry['vni']}")
     note = f"; {entry['note']}" if entry.get("note") else ""
+    vtep = winner["next_hop"]
+    mac_winner = mac_entry["winner"] if mac_entry else None
+    if mac_winner and mac_winner["peer"] != "local" and mac_winner["next_hop"] != vtep:
+        # The IP's MAC/IP path and its MAC's best path differ (a stale MAC/IP route whose MAC
+        # moved on with a higher sequence): frames go where the MAC's FDB entry says.
+        vtep = mac_winner["next_hop"]
+        note += (f"; its MAC {winner['mac']} is reached at VTEP {vtep} "
+                 f"({mac_entry.get('reason') or '-'}), where frames go")  # fmt: skip
     report.step("best", True, f"best path, next hop {winner['next_hop']}: "
                 f"{entry.get('reason')}{note}")  # fmt: skip
     if entry.get("kernel") is None:
         report.fail("kernel", f"no kernel entry wanted: {entry.get('why_not') or '-'}")
         return None
-    return {"vni": entry["vni"], "vtep": winner["next_hop"], "mac": winner.get("mac"),
+    return {"vni": entry["vni"], "vtep": vtep, "mac": winner.get("mac"),
             "ip": winner.get("ip")}  # fmt: skip
 
 

@@ -233,7 +233,10 @@ def _path_line(r: RouteEntry) -> str:
     sticky = " sticky" if "sticky" in r.flags else ""
     stale = " stale" if "stale" in r.flags else ""
     source = "local (evpnd)" if r.peer == "local" else f"peer {r.peer}"
-    return f"{source}, RD {r.rd}, next hop {r.next_hop}{seq}{sticky}{stale}"
+    # a MAC's MAC/IP routes carry the same RD and next hop as its MAC-only one: the IP tells
+    # them apart
+    ip = f", IP {r.ip}" if r.type == 2 and r.ip else ""
+    return f"{source}, RD {r.rd}{ip}, next hop {r.next_hop}{seq}{sticky}{stale}"
 
 
 def _origin(r: RouteEntry) -> str:

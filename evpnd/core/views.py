@@ -393,7 +393,13 @@ class CoreViews:
 
     def _explain_one(self, query: str, vni: int, is_mac: bool) -> ExplainVni:
         groups = self.indexes.macs if is_mac else self.indexes.ips
-        paths = sorted(group_paths(groups.get((vni, query))), key=rank, reverse=True)
+        # best first; of one VTEP's equal routes for a MAC, its MAC-only route before its MAC/IP
+        # routes (both carry the MAC: a MAC is advertised alone and with each IP it has)
+        paths = sorted(
+            group_paths(groups.get((vni, query))),
+            key=lambda p: (rank(p), getattr(p.key, "ip", None) is None),
+            reverse=True,
+        )
         desired = self.desired
         kernel = (desired.fdb if is_mac else desired.neigh).get(vni, {}).get(query)
         candidates = tuple(Candidate(p, self.flags(p)) for p in paths)
@@ -407,10 +413,16 @@ class CoreViews:
         reason = None
         if paths:
             winner = paths[0]
+            # The decision is between VTEPs: another route of the winner's VTEP (its MAC/IP
+            # route next to its MAC-only one) is no competitor ("same VTEP" said nothing).
+            other = next((p for p in paths[1:] if p.next_hop != winner.next_hop), None)
             if len(paths) == 1:
                 reason = "only path" + (" (local)" if winner.peer == LOCAL_PEER else "")
             else:
-                reason = why_wins(winner, paths[1])
+                if other is None:
+                    reason = f"only VTEP ({len(paths)} routes from {winner.next_hop})"
+                else:
+                    reason = why_wins(winner, other)
                 if winner.peer == LOCAL_PEER:
                     reason = f"local: {reason}"
         local = None

@@ -32,14 +32,43 @@ def gobgp_conf(
     neighbors: list[GoBgpNeighbor],
     cluster_id: str | None = None,
     hold_time: int = 9,
+    accept_routes: bool = True,
 ) -> str:
-    """gobgpd TOML: one global instance, every neighbour with l2vpn-evpn only, short timers."""
+    """gobgpd TOML: one global instance, every neighbour with l2vpn-evpn only, short timers.
+
+    accept_routes=False: a speaker that only announces (its global import policy rejects every
+    received route), so nothing it hears, e.g. a higher MAC Mobility sequence, makes it
+    withdraw what it announces.
+    """
     lines = [
         "[global.config]",
         f"  as = {asn}",
         f'  router-id = "{router_id}"',
         "",
     ]
+    if not accept_routes:
+        # An import policy rejecting what the neighbours send: a default-reject policy would
+        # reject the routes added through the CLI too (the global policy sees those as well).
+        peers = ", ".join(f'"{n.address}"' for n in neighbors)
+        lines += [
+            "[[defined-sets.neighbor-sets]]",
+            '  neighbor-set-name = "neighbours"',
+            f"  neighbor-info-list = [{peers}]",
+            "",
+            "[[policy-definitions]]",
+            '  name = "hear-nothing"',
+            "  [[policy-definitions.statements]]",
+            '    name = "from-neighbours"',
+            "    [policy-definitions.statements.conditions.match-neighbor-set]",
+            '      neighbor-set = "neighbours"',
+            "    [policy-definitions.statements.actions]",
+            '      route-disposition = "reject-route"',
+            "",
+            "[global.apply-policy.config]",
+            '  import-policy-list = ["hear-nothing"]',
+            '  default-import-policy = "accept-route"',
+            "",
+        ]
     for n in neighbors:
         lines += [
             "[[neighbors]]",

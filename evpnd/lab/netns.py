@@ -66,7 +66,13 @@ class Lab:
 
     def netns(self, role: str) -> Netns:
         name = f"{self.prefix}-{role}-{self.suffix}"
-        run(["ip", "netns", "add", name])
+        try:
+            run(["ip", "netns", "add", name])
+        except subprocess.TimeoutExpired:
+            # on a loaded machine `ip netns add` can outlast the timeout and still make the
+            # namespace after it: remove it, or it outlives the lab
+            run(["ip", "netns", "del", name], check=False, timeout=120)
+            raise
         ns = Netns(name)
         self.namespaces.append(ns)
         ns.ip("link", "set", "lo", "up")

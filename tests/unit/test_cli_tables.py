@@ -190,3 +190,17 @@ async def test_peers_table_shows_the_max_routes_state():
     assert tables.render_clear_peer(cleared).startswith(f"Released {B}")
     (entry,) = [p for p in (await ask(w, "show peers")).peers if p.address == B]
     assert entry.limit_state == ""
+
+
+async def test_explain_a_mac_with_an_ip_lists_its_two_routes_apart():
+    """B advertises MAC_REMOTE alone and with 10.1.0.21: two routes, two different lines (they
+    used to be the same line twice, under "why: same VTEP"), the MAC-only one first."""
+    text = tables.render_explain(await ask(make_world(), "explain", target=MAC_REMOTE))
+    lines = text.splitlines()
+    assert f"  winner:  [2]:[0]:[48]:[{MAC_REMOTE}]" in lines, text
+    assert f"  why:     only VTEP (2 routes from {B})" in lines, text
+    paths = lines[lines.index("  paths:   2 (winner first)") + 1 :]
+    assert paths == [
+        f"    peer {B}, RD {B}:1, next hop {B} seq 0",
+        f"    peer {B}, RD {B}:1, IP 10.1.0.21, next hop {B} seq 0",
+    ], text

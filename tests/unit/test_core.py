@@ -620,3 +620,32 @@ def test_core_settings_are_plain_values_built_from_the_config():
     core = Core(by_hand)
     announced = {p.key for p in core.start(0.0).announce}
     assert announced == {p.key for p in Core(core_settings(make_cfg())).start(0.0).announce}
+
+
+def test_explain_a_mac_lists_each_route_once_and_compares_vteps():
+    """A remote VTEP advertising a MAC alone and with its IP gives two routes for the MAC:
+    explain lists each once (MAC-only first), and `why` is not "same VTEP" (the MAC/IP route
+    compared with the MAC-only one of the same VTEP) but the rule against another VTEP, or
+    only VTEP when there is none. The same for a local MAC advertised with its IP."""
+    core = make_core()
+    apply_all(core, announce(t2("192.0.2.2", MAC, "10.1.0.5", seq=2), t2("192.0.2.2", MAC, seq=2)))
+    (item,) = core.views.explain(MAC).vnis
+    assert [c.path.key.ip for c in item.candidates] == [None, "10.1.0.5"]
+    assert item.winner.path.key.ip is None
+    assert item.reason == "only VTEP (2 routes from 192.0.2.2)"
+    apply_all(core, announce(t2("192.0.2.3", MAC, seq=1)))
+    (item,) = core.views.explain(MAC).vnis
+    assert [(c.path.next_hop, c.path.key.ip) for c in item.candidates] == [
+        ("192.0.2.2", None),
+        ("192.0.2.2", "10.1.0.5"),
+        ("192.0.2.3", None),
+    ]
+    assert item.reason == "higher sequence (2 > 1)"
+
+    local_mac = "02:00:00:00:00:0a"
+    core.apply(LocalMac(100, local_mac), 1.0)
+    core.apply(LocalMac(100, local_mac, ip="10.1.0.10"), 1.0)
+    (item,) = core.views.explain(local_mac).vnis
+    assert [c.path.key.ip for c in item.candidates] == [None, "10.1.0.10"]
+    assert all(c.path.peer == "local" for c in item.candidates)
+    assert item.reason == "local: only VTEP (2 routes from 192.0.2.1)"
