@@ -118,7 +118,7 @@ set +e
 timeout -k 10 "$VM_TIMEOUT" vng --run "$KIMG" --disable-kvm --force-9p \
   --memory "$VM_MEM" --cpus "$VM_CPUS" --rwdir="$RESULTS" ${VM_RWDIR:+--rwdir="$VM_RWDIR"} --cwd "$REPO" \
   --append "modprobe.blacklist=$BL" \
-  -- env EVPND_VM_TIER=1 "$REPO/.venv/bin/python" -m pytest -p no:cacheprovider -q -rfE \
+  -- env EVPND_VM_TIER=1 "$REPO/.venv/bin/python" -m pytest -p no:cacheprovider -q -rfE --durations=10 \
   --junitxml="$RESULTS/junit.xml" ${PYTEST_ARGS:-} tests/vm </dev/null 2>&1 | cat
 rc=${PIPESTATUS[0]}
 set -e
