@@ -366,7 +366,9 @@ def render_mtu_probe(rows: list[dict]) -> str:
     lines = []
     for r in rows:
         via = ", ".join(r["devices"])
-        if r["passed"]:
+        if r.get("no_route"):
+            lines.append((r["remote"], via, r["size"], "NO ROUTE (not probed)", "-"))
+        elif r["passed"]:
             lines.append((r["remote"], via, r["size"], "ok", r["size"]))
         else:
             passes = r["path_mtu"] if r["path_mtu"] is not None else "nothing"

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +25,7 @@ from tests.netns.fabric import add_host, evpnd_config, host_mac, start_evpnd, tw
 
 pytestmark = pytest.mark.netns
 
+EVPNCTL = str(Path(sys.executable).with_name("evpnctl"))
 FAR = "192.0.2.99"  # TEST-NET-1: no route to it until the test adds one
 UNREACHABLE = "remote unreachable (no route)"
 
@@ -72,6 +76,17 @@ def test_unreachable_tunnel_remote_is_reported_and_the_daemon_keeps_working():
         assert (mtu["site-far"]["underlay_interface"], mtu["site-far"]["status"]) == (
             None, UNREACHABLE
         )  # fmt: skip
+        # --probe: reported as having no route, not as a black hole; B's VTEP probed as usual
+        probe = subprocess.run(
+            a.ns.cmd(EVPNCTL, "-s", str(node.socket), "mtu", "--probe", "--json"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert probe.returncode == 0, probe.stderr
+        probes = {p["remote"]: p for p in json.loads(probe.stdout)["probes"]}
+        assert (probes[FAR]["no_route"], probes[FAR]["black_hole"]) == (True, False), probes
+        assert probes[b.vtep]["passed"] and not probes[b.vtep]["no_route"], probes
         assert mtu["vx100"]["status"] == "ok" and mtu["vx101"]["status"] == "ok"
         problems = node.data("show status")["device_problems"]
         assert f"tunnel site-far: no route to remote {FAR}" in problems, problems
