@@ -174,5 +174,10 @@ def test_gre_site_prefix_reaches_a_second_leaf_as_type5_and_routes_through_the_g
         rows = {r["device"]: r for r in node_a.data("show mtu")["devices"]}
         assert rows["site-g"]["type"] == "gre" and rows["site-g"]["status"] == "ok"
         assert rows["site-g"]["overlay_mtu"] == 1476  # s0's 1500 - 24
+        # show vni: the GRE tunnel under the L3VNI that owns its table
+        l3 = node_a.data("show vni", vni=200)["vnis"][0]
+        assert l3["tunnels"] == [
+            {"name": "site-g", "type": "gre", "remote": "10.0.3.2", "status": "ok"}
+        ], l3
     finally:
         lab.cleanup()
