@@ -84,6 +84,16 @@ class PeersReply(_Reply):
     peers: list[PeerEntry]
 
 
+class VniTunnel(_Reply):
+    """A static tunnel (issue 9) of a VNI: an L2 one is a port of the L2VNI's bridge, a GRE one
+    routes its prefixes in the L3VNI's table."""
+
+    name: str
+    type: str
+    remote: str
+    status: str = Field(description="ok, or its problem (e.g. 'remote unreachable (no route)')")
+
+
 class VniEntry(_Reply):
     vni: int
     kind: Literal["l2", "l3"]
@@ -99,6 +109,7 @@ class VniEntry(_Reply):
     l2vnis: list[int] = Field(default=[], description="L3VNI: its L2VNIs")
     table: int | None = Field(default=None, description="L3VNI: the tenant's routing table")
     prefixes: int = Field(default=0, description="L3VNI: type-5 prefixes installed")
+    tunnels: list[VniTunnel] = Field(default=[], description="static tunnels joined to it")
 
 
 class VnisReply(_Reply):

@@ -36,8 +36,9 @@ from evpnd.api.models import (
     StatusReply,
     VniEntry,
     VnisReply,
+    VniTunnel,
 )
-from evpnd.config import L2VniConfig
+from evpnd.config import L2VniConfig, tunnel_table
 from evpnd.core import Candidate, RouteNextHop
 from evpnd.routes.evpn import ImetKey, MacIpKey, Path, PrefixKey, describe
 
@@ -260,7 +261,32 @@ def show_vni(ctx: ApiContext, args: p.VniArgs) -> VnisReply:
     _check_vni(ctx, args.vni)
     vnis = [args.vni] if args.vni is not None else [v.vni for v in ctx.cfg.all_vnis()]
     counts = ctx.core.views.local_mac_counts() if args.vni is None else None
-    return VnisReply(vnis=[vni_entry(ctx, v, counts) for v in vnis])
+    entries = [vni_entry(ctx, v, counts) for v in vnis]
+    if ctx.cfg.static_tunnels:  # (the dataplane is asked only when there are tunnels)
+        tunnels = vni_tunnels(ctx)
+        for entry in entries:
+            entry.tunnels = tunnels.get(entry.vni, [])
+    return VnisReply(vnis=entries)
+
+
+def vni_tunnels(ctx: ApiContext) -> dict[int, list[VniTunnel]]:
+    """VNI -> its static tunnels with the dataplane's status of each (`show mtu`'s rows): an L2
+    tunnel belongs to the L2VNI whose bridge it joins, a GRE one to the L3VNI of its table."""
+    cfg = ctx.cfg
+    rows = ((ctx.dataplane_stats() or {}).get("mtu") or {}).get("devices", [])
+    status = {r.get("device"): str(r.get("status") or "ok") for r in rows}
+    by_bridge = {v.bridge: v.vni for v in cfg.l2vnis}
+    by_table = {tunnel_table(v): v.vni for v in cfg.l3vnis}
+    out: dict[int, list[VniTunnel]] = {}
+    for t in cfg.static_tunnels:
+        vni = by_bridge.get(t.bridge or "") if t.l2 else by_table.get(t.table or 0)
+        if vni is None:
+            continue
+        state = status.get(t.name, "not set up (yet)")
+        out.setdefault(vni, []).append(
+            VniTunnel(name=t.name, type=t.type, remote=str(t.remote), status=state)
+        )
+    return out
 
 
 # -- show macs --------------------------------------------------------------------------------

@@ -266,8 +266,9 @@ def _probe(path: Path, as_json: bool, out) -> int:
     """`evpnctl mtu --probe`: the daemon says what to probe; this process sends the probes.
     Black holes are reported, not an error: the command itself worked."""
     try:
-        found = mtu_probe.targets_from(request(path, "show mtu", {}), request(path, "show vni", {}))
-        results = mtu_probe.probe(found)
+        mtu = request(path, "show mtu", {})
+        found = mtu_probe.targets_from(mtu, request(path, "show vni", {}))
+        results = mtu_probe.probe(found) + mtu_probe.unreachable_from(mtu)
     except CtlError as exc:
         print(f"evpnctl: {exc}", file=sys.stderr)
         return exc.code

@@ -29,6 +29,7 @@ class ProbeResult:
     passed: bool
     path_mtu: int | None  # the largest size that passed (None: not even the smallest)
     black_hole: bool  # full-size frames are lost on this path
+    no_route: bool = False  # a static tunnel's remote the daemon found no route to: not probed
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -76,6 +77,23 @@ def probe(targets: dict[str, tuple[int, list[str], str | None]]) -> list[ProbeRe
     return out
 
 
+def no_route(row: dict) -> bool:
+    """A static tunnel (`show mtu` row) whose remote has no route in the underlay."""
+    unreachable = str(row.get("status", "")).startswith("remote unreachable")
+    return bool(row.get("remote")) and row.get("underlay_interface") is None and unreachable
+
+
+def unreachable_from(mtu_reply: dict) -> list[ProbeResult]:
+    """The static tunnels' remotes without a route: reported as such, not probed (every probe
+    would fail at once and read as a black hole)."""
+    return [
+        ProbeResult(row["remote"], [row["device"]], row.get("local"),
+                    row["overlay_mtu"] + row["overhead"]["total"], False, None, False, True)
+        for row in mtu_reply.get("devices", [])
+        if no_route(row) and row.get("overlay_mtu") is not None and row.get("overhead")
+    ]  # fmt: skip
+
+
 def targets_from(mtu_reply: dict, vni_reply: dict) -> dict:
     """What to probe, from `show mtu` and `show vni`: each static tunnel's remote at its
     device's full size; each remote VTEP at the largest full size of the VNIs that reach it."""
@@ -91,7 +109,7 @@ def targets_from(mtu_reply: dict, vni_reply: dict) -> dict:
         out[remote] = (max(size, old[0] if old else 0), devices, source)
 
     for row in by_device.values():
-        if row.get("remote"):
+        if row.get("remote") and not no_route(row):
             add(row["remote"], row, row.get("local"))
     for vni in vni_reply.get("vnis", []):
         row = by_device.get(vni.get("vxlan_device"))

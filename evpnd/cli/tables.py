@@ -157,6 +157,9 @@ def render_vni_detail(v: VniEntry) -> str:
         lines.append(f"  Prefixes: {v.prefixes}")
     lines.append(f"  Remote VTEPs: {len(v.remote_vteps)}")
     lines += [f"    {vtep}" for vtep in v.remote_vteps]
+    if v.tunnels:
+        lines.append(f"  Static tunnels: {len(v.tunnels)}")
+        lines += [f"    {t.name} ({t.type} to {t.remote}): {t.status}" for t in v.tunnels]
     return "\n".join(lines)
 
 
@@ -181,7 +184,13 @@ def render_vnis(reply: VnisReply, detail: bool = False) -> str:
     ]
     header = ("VNI", "Type", "Bridge", "VxLAN", "RD", "Export RT", "Local", "Remote", "VTEPs")
     note = "Local/Remote: MACs (L2), prefixes installed (L3)"
-    return table(header, rows, right={0, 6, 7, 8}) + "\n" + note
+    out = table(header, rows, right={0, 6, 7, 8}) + "\n" + note
+    tunnels = [(v.vni, t.name, t.type, t.remote, t.status) for v in reply.vnis for t in v.tunnels]
+    if tunnels:  # a tunnel with a problem is seen where its VNI is
+        out += "\n\nStatic tunnels:\n" + table(
+            ("VNI", "Tunnel", "Type", "Remote", "Status"), tunnels, right={0}
+        )
+    return out
 
 
 def render_macs(reply: MacsReply) -> str:
@@ -360,7 +369,9 @@ def render_mtu_probe(rows: list[dict]) -> str:
     lines = []
     for r in rows:
         via = ", ".join(r["devices"])
-        if r["passed"]:
+        if r.get("no_route"):
+            lines.append((r["remote"], via, r["size"], "NO ROUTE (not probed)", "-"))
+        elif r["passed"]:
             lines.append((r["remote"], via, r["size"], "ok", r["size"]))
         else:
             passes = r["path_mtu"] if r["path_mtu"] is not None else "nothing"

@@ -135,7 +135,8 @@ def warnings(plans: list[MtuPlan], bridge_ports: dict[str, dict[str, int]]) -> l
         if p.overlay_mtu < MINIMUM_GOOD:
             out.append(
                 f"{p.device}: overlay MTU {p.overlay_mtu} < {MINIMUM_GOOD} (underlay "
-                f"{p.underlay_interface or '?'} MTU {p.underlay_mtu} - {p.overhead.total} bytes "
+                f"{p.underlay_interface or '(no route, assumed)'} MTU {p.underlay_mtu} - "
+                f"{p.overhead.total} bytes "
                 f"of {p.overhead.type}): hosts need their MTU lowered"
             )
         if p.source == "set" and p.overlay_mtu > p.underlay_mtu - p.overhead.total:

@@ -9,9 +9,11 @@ import pytest
 from evpnd.api import protocol
 from evpnd.api.models import REPLIES
 from evpnd.api.queries import QueryError, Raw, run_query
+from evpnd.config import parse_config
 from evpnd.core.events import RouteUpdate
 from evpnd.routes.evpn import MacIpKey, Path
 from tests.unit.test_api_world import (
+    CONFIG,
     MAC_DUP,
     MAC_FOREIGN,
     MAC_LOCAL,
@@ -119,6 +121,31 @@ async def test_show_vni():
     assert [v.vni for v in one] == [200] and one[0].remote_vteps == []
     with pytest.raises(QueryError, match="unknown VNI 300"):
         await ask(w, "show vni", vni=300)
+
+
+async def test_show_vni_lists_static_tunnels_with_the_dataplanes_status():
+    """An L2 tunnel under the L2VNI whose bridge it joins, a GRE one under the L3VNI of its
+    table; the status is the dataplane's (`show mtu` rows), "not set up (yet)" before it has
+    one. The dataplane is not asked at all without tunnels (test_show_vni)."""
+    w = make_world()
+    w.cfg = parse_config({**CONFIG, "static_tunnels": [
+        {"name": "site-far", "type": "vxlan", "remote": "192.0.2.99", "vni": 7001,
+         "bridge": "br100"},
+        {"name": "site-g", "type": "gre", "remote": "192.0.2.9", "prefixes": ["10.7.0.0/16"],
+         "table": 5000},
+    ]})  # fmt: skip
+    w.stats = {"mtu": {"devices": [
+        {"device": "site-far", "type": "vxlan", "status": "remote unreachable (no route)"},
+    ]}}  # fmt: skip
+    vnis = {v.vni: v for v in (await ask(w, "show vni")).vnis}
+    assert [t.model_dump() for t in vnis[100].tunnels] == [
+        {"name": "site-far", "type": "vxlan", "remote": "192.0.2.99",
+         "status": "remote unreachable (no route)"},
+    ]  # fmt: skip
+    assert [(t.name, t.status) for t in vnis[5000].tunnels] == [("site-g", "not set up (yet)")]
+    assert vnis[200].tunnels == []
+    one = (await ask(w, "show vni", vni=5000)).vnis[0]
+    assert [t.name for t in one.tunnels] == ["site-g"]
 
 
 async def test_show_macs_like_frr():

@@ -17,17 +17,28 @@ VX = {**mtu_plan("vx100", overhead("vxlan", 4), "uplink", 1400).as_dict(), "vni"
 SITE = {**mtu_plan("site-s", overhead("geneve", 6), "s0", 1500, remote="fd00:3::2").as_dict(),
         "local": "fd00:3::1", "ownership": "created", "status": "ok"}  # fmt: skip
 DOWN = {"device": "site-x", "type": "gre", "remote": "192.0.2.9", "status": "not usable: x"}
+FAR = {**mtu_plan("site-far", overhead("vxlan", 4), None, None, remote="192.0.2.99").as_dict(),
+       "local": "10.0.1.1", "status": "remote unreachable (no route)"}  # fmt: skip
 
 
 def test_targets_each_remote_at_its_full_encapsulated_size():
     vnis = {"vnis": [{"vxlan_device": "vx100", "remote_vteps": ["10.0.2.2", "10.0.3.3"]},
                      {"vxlan_device": "vx999", "remote_vteps": ["10.9.9.9"]}]}  # fmt: skip
-    found = mtu_probe.targets_from({"devices": [VX, SITE, DOWN]}, vnis)
+    found = mtu_probe.targets_from({"devices": [VX, SITE, DOWN, FAR]}, vnis)
     assert found == {
         "10.0.2.2": (1400, ["vx100"], "10.0.1.1"),
         "10.0.3.3": (1400, ["vx100"], "10.0.1.1"),
         "fd00:3::2": (1500, ["site-s"], "fd00:3::1"),
     }
+
+
+def test_a_remote_without_a_route_is_reported_not_probed():
+    (res,) = mtu_probe.unreachable_from({"devices": [VX, SITE, DOWN, FAR]})
+    assert (res.remote, res.devices, res.size, res.no_route, res.black_hole) == (
+        "192.0.2.99", ["site-far"], 1500, True, False
+    )  # fmt: skip
+    text = tables.render_mtu_probe([res.as_dict()])
+    assert "NO ROUTE (not probed)" in text and "BLACK HOLE" not in text
 
 
 @pytest.mark.parametrize("path_mtu,family_min", [(1300, 68), (1400, 68)])

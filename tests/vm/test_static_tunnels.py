@@ -222,8 +222,9 @@ def vrf_config(vtep: str, vni: int, svi: str, rmac: str, tunnels: list[dict]):
 
 async def test_gre_l3_routed_through_the_gateway_leaf(lab):
     """h2 (10.2.0.0/24 behind L2) pings 10.9.0.1 at a GRE site behind L1: L2 routes the
-    site's prefix to L1 over the L3VNI (the type-5 L1 advertises, given by hand here), L1's
-    VRF table sends it into the GRE tunnel."""
+    site's prefix to L1 over the L3VNI (the type-5 L1 advertises, given by hand here: the
+    dataplane half; tests/vm/test_static_tunnels_bgp.py has two daemons exchange it over BGP),
+    L1's VRF table sends it into the GRE tunnel."""
     l1, l2, s, (vtep1, vtep2), site, _gw = underlay(lab, False)
     h1 = host(lab, l1, "h1", "p1", H1, "10.1.0.11")
     h2 = host(lab, l2, "h2", "p1", H2, "10.2.0.12")

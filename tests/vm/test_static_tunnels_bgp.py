@@ -1,14 +1,24 @@
 """`advertise: true` with real daemons (issue 9): two evpnd leaves (ExaBGP, eBGP) and a plain
-Linux site behind leaf A over GENEVE or gretap. The site's host reaches the host behind leaf B
-over EVPN, and B's FDB points the site host's MAC at A (the type-2 A originates for it).
+Linux site behind leaf A.
+
+L2 (GENEVE or gretap): the site's host reaches the host behind leaf B over EVPN, and B's FDB
+points the site host's MAC at A (the type-2 A originates for it).
 
     h1 ─ A ══ uplink ══ B ─ h2
          │ s0
          S ─ h3   (bridge + `ip link add ... type geneve|gretap`)
+
+L3 (GRE): the site's prefix is a type-5 route A originates; B receives it over BGP, installs it
+in its VRF, and a host in B's tenant subnet pings an address of the site through A.
+
+    h1 ─ A (vrf-blue) ══ uplink ══ B (vrf-blue) ─ h2 (10.2.0.0/24)
+         │ s0
+         S ─ gre1 ─ 10.9.0.1 (10.9.0.0/16)
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 
@@ -81,5 +91,93 @@ def test_site_host_reaches_a_second_leaf_through_the_advertising_gateway(kind):
         assert a.node is not None
         rows = {r["device"]: r for r in a.node.data("show mtu")["devices"]}
         assert rows["site-s"]["type"] == kind and rows["site-s"]["status"] == "ok"
+    finally:
+        lab.cleanup()
+
+
+RMAC_A, RMAC_B = "02:ee:00:00:00:01", "02:ee:00:00:00:02"
+SITE_PREFIX, SITE_ADDR = "10.9.0.0/16", "10.9.0.1"
+
+
+def l2vni(vni: int, port: str, svi: str) -> list[dict]:
+    """The tenant subnet of one leaf: an L2VNI with an SVI (in the L3VNI's VRF)."""
+    return [{"vni": vni, "bridge": f"br{vni}", "access_ports": [port], "svi_address": svi}]
+
+
+def l3vni(vni: int, rmac: str, **extra) -> list[dict]:
+    return [{"vni": 200, "vrf": "vrf-blue", "router_mac": rmac, "l2vnis": [vni], **extra}]
+
+
+def tx_packets(ns, dev: str) -> int:
+    return json.loads(ns.ip("-s", "-j", "link", "show", dev))[0]["stats64"]["tx"]["packets"]
+
+
+def test_gre_site_prefix_reaches_a_second_leaf_as_type5_and_routes_through_the_gateway():
+    if os.geteuid() != 0:
+        pytest.fail("needs root")
+    lab = Lab(prefix="tgre")
+    try:
+        a, b = two_leaves(lab)
+        s = lab.netns("site")
+        lab.link(a.ns, "s0", s, "eth0", "10.0.3.1/30", "10.0.3.2/30")
+        s.ip("route", "add", a.vtep, "via", "10.0.3.1")
+        # The site, as README "Static tunnels" gives it: a GRE device to A's VTEP, its network
+        # (an address on lo) and the route back to the tenant's subnets into the tunnel.
+        s.ip("link", "add", "gre1", "type", "gre", "remote", a.vtep, "local", "10.0.3.2")
+        s.ip("link", "set", "gre1", "up")
+        s.ip("addr", "add", f"{SITE_ADDR}/16", "dev", "lo")
+        s.ip("route", "add", "10.2.0.0/24", "dev", "gre1")
+        add_host(lab, a, "h1", "p1", "10.1.0.11", host_mac(1, 1))
+        h2 = add_host(lab, b, "h2", "p2", "10.2.0.12", host_mac(2, 2))
+        h2.ns.ip("route", "add", "default", "via", "10.2.0.1")
+        gre = {"name": "site-g", "type": "gre", "remote": "10.0.3.2", "prefixes": [SITE_PREFIX],
+               "table": 200, "advertise": True}  # fmt: skip
+        for leaf, cfg in (
+            (a, evpnd_config(a, [b], l2vni(100, "p1", "10.1.0.1/24"),
+                             l3vnis=l3vni(100, RMAC_A), static_tunnels=[gre])),
+            # B's subnet as a type-5 too: the site's replies find their way back through A
+            (b, evpnd_config(b, [a], l2vni(101, "p2", "10.2.0.1/24"),
+                             l3vnis=l3vni(101, RMAC_B, advertise_prefixes=["10.2.0.0/24"]))),
+        ):  # fmt: skip
+            leaf.ns.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+            node = EvpndNode(leaf.ns, cfg)
+            lab.on_cleanup(node.remove)
+            leaf.node = node
+            node.start(wait=False)
+        for leaf in (a, b):
+            leaf.node.wait_ready(300)  # under TCG the daemon and ExaBGP start slowly
+        assert a.node is not None and b.node is not None
+        node_a, node_b = a.node, b.node
+
+        def received() -> list[dict]:
+            return [r for r in node_b.data("show routes", type=5)["routes"]
+                    if r["ip"] == SITE_PREFIX and r["peer"] != "local"]  # fmt: skip
+
+        # B learns the site's prefix over BGP from A: a type-5 in the L3VNI, next hop A
+        wait_for(received, 240, interval=1, what="B: the site's type-5 from A")
+        route = received()[0]
+        assert (route["vni"], route["next_hop"], route["router_mac"]) == (200, a.vtep, RMAC_A)
+        mine = node_a.data("show routes", type=5)["routes"]
+        assert any(r["ip"] == SITE_PREFIX and r["peer"] == "local" for r in mine), mine
+        # ...and installs it in its VRF with evpnd's protocol, towards A over the L3VNI
+        wait_for(lambda: SITE_PREFIX in b.ns.ip("route", "show", "vrf", "vrf-blue"), 60,
+                 what="B: the site's prefix in vrf-blue")  # fmt: skip
+        line = next(ln for ln in b.ns.ip("route", "show", "vrf", "vrf-blue").splitlines()
+                    if ln.startswith(SITE_PREFIX))  # fmt: skip
+        assert f"via {a.vtep} dev br200" in line and "proto 235" in line, line
+        # On A the prefix goes into the tunnel (the tunnel's route, not a type-5's)
+        assert f"{SITE_PREFIX} dev site-g proto 235" in a.ns.ip("route", "show", "vrf", "vrf-blue")
+        sent = tx_packets(a.ns, "site-g")
+        wait_for(lambda: reaches(h2.ns, SITE_ADDR), 120, interval=0.5,
+                 what="h2 (behind B) -> the site's 10.9.0.1 through A")  # fmt: skip
+        assert tx_packets(a.ns, "site-g") > sent  # the echo requests left A into the tunnel
+        rows = {r["device"]: r for r in node_a.data("show mtu")["devices"]}
+        assert rows["site-g"]["type"] == "gre" and rows["site-g"]["status"] == "ok"
+        assert rows["site-g"]["overlay_mtu"] == 1476  # s0's 1500 - 24
+        # show vni: the GRE tunnel under the L3VNI that owns its table
+        l3 = node_a.data("show vni", vni=200)["vnis"][0]
+        assert l3["tunnels"] == [
+            {"name": "site-g", "type": "gre", "remote": "10.0.3.2", "status": "ok"}
+        ], l3
     finally:
         lab.cleanup()
