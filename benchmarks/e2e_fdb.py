@@ -25,7 +25,8 @@ Rows (each DUT fresh per row, the same sender):
   rr2          two route reflectors (two senders) send the same N routes, established; install
                and withdraw as above, two paths per route
   advertise    N local MACs (`bridge -batch` on an access port) until the sender has received
-               N type-2 routes; clock from the start of the batch
+               N type-2 routes; clock from the start of the batch (`batch`, printed per run:
+               when `bridge -batch` returned, i.e. the kernel alone's share)
   restart      (evpnd) stop and start over N installed routes; kernel writes counted by the
                daemon (metric evpnd_kernel_operations) until the RIB holds N again: must be 0
   RSS / CPU    peak resident memory (VmHWM, summed over the DUT's process tree: evpnd + ExaBGP
@@ -409,9 +410,10 @@ async def row_advertise(kind: str, n: int) -> dict:
         s.send(f"expect {n}")
         t0 = time.monotonic()
         ns.run(["bridge", "-batch", str(batch)], timeout=300)
+        learned = time.monotonic()  # the kernel holds the N entries (`bridge` is done)
         got = await s.expect("got", 120)
         rss, cpu = b.dut.usage()
-        return {"advertise": got - t0, "rss": rss, "cpu": cpu}
+        return {"advertise": got - t0, "batch": learned - t0, "rss": rss, "cpu": cpu}
 
 
 async def row_restart(n: int, kind: str = "evpnd") -> dict:

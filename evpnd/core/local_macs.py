@@ -7,8 +7,8 @@ MAC's kernel entries and stops advertising it until clear_duplicates().
 
 Settling is a work list, not a recursion: BestPathIndexes queues the MACs with local state
 whose paths changed (`unsettled`); settle_pending() decides each, re-originates through
-Origination (which may queue the same MAC again: deciding again is a no-op), then asks the
-indexes to refresh the MAC's FDB entry and the queued neighbour entries.
+Origination (which may queue the same MAC again: deciding again is a no-op, so that is not
+done), then asks the indexes to refresh the MAC's FDB entry and the queued neighbour entries.
 """
 
 from __future__ import annotations
@@ -127,14 +127,31 @@ class LocalMacs:
         """Settle every MAC the indexes queued (see the module docstring)."""
         pending = self.indexes.unsettled
         local = self.mobility.local
+        indexes = self.indexes
         while pending:
             vni, mac, ip = pending.popleft()
             st = local.get((vni, mac))
+            ips: list[str] = []
             if st is not None:
+                mark = len(pending)
                 self._resolve(st)
-            self.indexes.refresh_fdb(vni, mac)
+                if len(pending) > mark:
+                    # What _resolve queued is this MAC again, for its own re-originated paths:
+                    # deciding again is a no-op (nothing it reads changed), so only the entries
+                    # are refreshed (deciding twice was ~1/3 of a local MAC's cost, issue 14).
+                    # Anything else queued meanwhile keeps its place.
+                    queued = [pending.pop() for _ in range(len(pending) - mark)]
+                    for item in reversed(queued):
+                        if item[0] == vni and item[1] == mac:
+                            if item[2] is not None:
+                                ips.append(item[2])
+                        else:
+                            pending.append(item)
+            indexes.refresh_fdb(vni, mac)
             if ip is not None:
-                self.indexes.refresh_neigh(vni, ip)
+                indexes.refresh_neigh(vni, ip)
+            for queued_ip in ips:
+                indexes.refresh_neigh(vni, queued_ip)
 
     def thaw(self, vni: int, mac: str) -> None:
         """clear_duplicates for one MAC: unfreeze, decide again, refresh its entries."""

@@ -231,6 +231,39 @@ def test_withdraw_from_one_of_two_reflectors_keeps_the_route():
     assert core.desired.fdb[100] == {}
 
 
+def test_losing_one_of_two_reflectors_moves_the_path_without_rewriting_entries():
+    """The second reflector's copy of each route (other peer, CLUSTER_LIST, ORIGINATOR_ID)
+    takes over in the indexes; the FDB, neighbour and host-route values stay, nothing is
+    dirty. A copy that differs in what the rules read (here the sequence) is re-derived."""
+    core = make_core()
+    ip = "10.1.0.9"
+    kw = {"l3vni": 5000, "rmac": RMAC2, "rts": ("65002:100", "65002:5000")}
+    via1 = t2("192.0.2.2", MAC, ip, peer="10.0.0.101", originator_id="192.0.2.2", **kw)
+    via2 = t2("192.0.2.2", MAC, ip, peer="10.0.0.102", originator_id="192.0.2.2", **kw)
+    via2 = via2._replace(attrs=via2.attrs._replace(cluster_list=("10.0.0.102",)))
+    other = t2("192.0.2.3", "02:00:00:00:00:02", peer="10.0.0.101")
+    apply_all(core, announce(via1, via2, other))
+    assert core.rib.best[via1.key].peer == "10.0.0.101"
+    wanted = core.desired.snapshot()
+    core.desired.drain()
+    core.apply(PeerState("10.0.0.101", "down"), 1.0)
+    assert core.rib.best[via1.key] is via2
+    assert core.indexes.macs[(100, MAC)] is via2
+    assert core.indexes.ips[(100, ip)] is via2
+    assert core.indexes.prefixes[(5000, "10.1.0.9/32")] is via2
+    assert core.desired.drain() == {("fdb", 100, "02:00:00:00:00:02")}
+    del wanted["fdb"][100]["02:00:00:00:00:02"]
+    assert core.desired.snapshot() == wanted
+    assert_consistent(core)
+    # A higher sequence from the remaining reflector is not equivalent: the rules decide.
+    moved = t2("192.0.2.4", MAC, ip, peer="10.0.0.101", seq=3, originator_id="192.0.2.4", **kw)
+    apply_all(core, announce(moved))
+    assert core.desired.fdb[100][MAC] == "192.0.2.4"
+    apply_all(core, withdraw(moved))
+    assert core.desired.fdb[100][MAC] == "192.0.2.2"
+    assert_consistent(core)
+
+
 def test_other_events_are_ignored():
     core = make_core()
     assert not core.apply(Notification("10.0.0.2", 6, 2, "admin down"), 1.0)
