@@ -325,6 +325,10 @@ class DeviceManager:
         return dm
 
     # -- batched (raw netlink; links.py plans, this sends) --
+    def links(self) -> dict[str, links.Link]:
+        """Every link of the namespace by name (one raw dump, nothing of pyroute2 kept)."""
+        return self._links()
+
     def _links(self) -> dict[str, links.Link]:
         out = {}
         for _t, buf, off, end in self.requester.dump(nl.RTM_GETLINK, nl.link_dump_request()):

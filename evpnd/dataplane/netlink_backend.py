@@ -35,7 +35,7 @@ class NetlinkBackend:
     def __init__(self) -> None:
         self.requester = nl.Requester()
         self.devices = DeviceManager()
-        self.tunnels = TunnelManager(self.devices.ipr)
+        self.tunnels = TunnelManager(self.devices.ipr, lambda: self.devices.links().values())
         self.monitor = nl.open_monitor()
         self._recv = bytearray(1 << 16)
 
