@@ -12,6 +12,7 @@ Runs in the netlink worker thread (pyroute2's sync API is blocking).
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import os
 
@@ -63,6 +64,7 @@ def vrf_table(item: L3VniConfig, existing: int | None = None) -> int:
     return existing if existing is not None else item.vni
 
 
+@functools.lru_cache(maxsize=64)  # asked once per VXLAN device with a few distinct values
 def local_key(local: str) -> str:
     """pyroute2's attribute for a VXLAN device's source: IFLA_VXLAN_LOCAL (IPv4, 4 bytes) or
     IFLA_VXLAN_LOCAL6 (IPv6, 16 bytes); the kernel then sends and receives over that family."""
@@ -101,6 +103,7 @@ class DeviceManager:
         self.ipr = IPRoute()
         self.requester = nl.Requester()  # the batched path's own socket (links.py)
         self.writes = 0  # kernel writes made (a restart over correct devices makes none)
+        self.last_links: dict[str, links.Link] | None = None  # the last set-up's link dump
 
     def close(self) -> None:
         self.ipr.close()
@@ -303,6 +306,7 @@ class DeviceManager:
         L2VNIs and table-only L3VNIs go through the batched raw path (issue 17); an L3VNI with
         a VRF keeps the per-VNI path below (its VRF first: no VRF support, nothing made)."""
         dm = DeviceMap()
+        self.last_links = None
         evpn_mtu = vxlan_mtu(cfg, *evpn_underlay(self.ipr, cfg))
         mtu = evpn_mtu.overlay_mtu
         local = str(cfg.vtep)
@@ -315,8 +319,9 @@ class DeviceManager:
             except (DeviceError, NetlinkError) as exc:
                 dm.problems.append(f"vni {item.vni}: l3vnis[{i}]: {exc}")
                 log.error("vni devices not usable", vni=item.vni, error=str(exc))
+        plan = evpn_mtu.as_dict()  # the same plan for every VNI: built once, not per VNI
         for dev in dm.vnis.values():  # issue 9: `evpnctl mtu` lists every owned overlay device
-            row = {**evpn_mtu.as_dict(), "device": dev.vxlan_name, "vni": dev.vni, "local": local}
+            row = {**plan, "device": dev.vxlan_name, "vni": dev.vni, "local": local}
             dm.mtu.append(row)
         if dm.vnis:
             dm.mtu_warnings += [
@@ -377,6 +382,7 @@ class DeviceManager:
                 log.info(st.what, vni=st.vni)
             have = self._links()
         made &= have.keys()
+        self.last_links = have
         ok = [w for w in wants if w.vni not in problems]
         fix = links.plan_corrections(ok, have, made, alias_for, local, mtu)
         for step, err in self._send(fix.steps):

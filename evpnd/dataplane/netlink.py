@@ -44,6 +44,7 @@ SO_RCVBUFFORCE = 33
 # rtnetlink(7)
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 IFLA_IFNAME, IFLA_MASTER = 3, 10
+IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS = 29, 1 << 3
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
 RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE = 1, 3, 7, 11
@@ -460,8 +461,11 @@ _IFI = struct.Struct("=BxHiII")  # ifinfomsg: family, type, index, flags, change
 
 
 def link_dump_request() -> bytes:
-    """Every link of the namespace (strict checking: an all-zero ifinfomsg)."""
-    return _IFI.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+    """Every link of the namespace (strict checking: an all-zero ifinfomsg), without their
+    statistics (IFLA_EXT_MASK, as `ip link` asks): nothing evpnd reads, and about a third of
+    each message's attributes to walk (issue 17: 8,000 links per dump at 4,000 VNIs)."""
+    body = _IFI.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+    return body + _RTA.pack(8, IFLA_EXT_MASK) + _U32.pack(RTEXT_FILTER_SKIP_STATS)
 
 
 def link_master(buf, off: int, end: int) -> tuple[int, int]:

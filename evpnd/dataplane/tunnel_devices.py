@@ -131,11 +131,12 @@ class TunnelManager:
 
     # -- the whole set -------------------------------------------------------------------------
 
-    def setup(self, cfg: Config, dm: DeviceMap) -> None:
+    def setup(self, cfg: Config, dm: DeviceMap, known: dict[str, Link] | None = None) -> None:
         """Every configured tunnel into shape, the stale ones (evpnd's, no longer configured)
         removed, MTU plans and warnings recorded in the map. Problems are collected per tunnel:
-        one bad tunnel never stops the rest."""
-        self.remove_stale(cfg)
+        one bad tunnel never stops the rest. `known`: a link dump just taken, for the first
+        set-up's scan for stale tunnels."""
+        self.remove_stale(cfg, known)
         vtep = str(cfg.vtep)
         for t in cfg.static_tunnels:
             try:
@@ -319,13 +320,14 @@ class TunnelManager:
 
     # -- removal ------------------------------------------------------------------------------
 
-    def remove_stale(self, cfg: Config) -> list[str]:
+    def remove_stale(self, cfg: Config, known: dict[str, Link] | None = None) -> list[str]:
         """Delete evpnd's tunnels that are no longer configured (reload, or while it was
         down). Devices without evpnd's mark are never touched."""
         keep = {t.name for t in cfg.static_tunnels}
         found: list[tuple[int, str, str]] = []  # index, name, alias
         if self._names is None:
-            found = [(link.index, link.name, link.alias) for link in self._dump_links()]
+            scan = known.values() if known is not None else self._dump_links()
+            found = [(link.index, link.name, link.alias) for link in scan]
         else:
             for n in self._names - keep:
                 if (i := self._index(n)) is not None:

@@ -204,4 +204,6 @@ def test_link_dump_reads_the_master_of_each_link():
     enslaved = ifi + name + nl._attr(nl.IFLA_MASTER, struct.pack("=I", 7))
     assert nl.link_master(enslaved, 0, len(enslaved)) == (42, 7)
     assert nl.link_master(ifi + name, 0, len(ifi + name)) == (42, 0)
-    assert len(nl.link_dump_request()) == 16
+    request = nl.link_dump_request()  # an all-zero ifinfomsg, statistics left out
+    assert request[:16] == bytes(16) and len(request) == 24
+    assert struct.unpack("=HHI", request[16:]) == (8, nl.IFLA_EXT_MASK, nl.RTEXT_FILTER_SKIP_STATS)
