@@ -287,10 +287,7 @@ class Config(_Strict):
         return _vni_index(self)[vni][1]
 
     def l3vni_of(self, l2vni: int) -> L3VniConfig | None:
-        for l3 in self.l3vnis:
-            if l2vni in l3.l2vnis:
-                return l3
-        return None
+        return _l3_index(self).get(l2vni)
 
 
 _INDEX: list = [None, None, None, -1, {}]  # config, l2vnis, l3vnis, count, the index
@@ -307,6 +304,24 @@ def _vni_index(cfg: Config) -> dict[int, tuple[int, L2VniConfig | L3VniConfig]]:
         for position, item in enumerate(cfg.all_vnis(), start=1):
             index.setdefault(item.vni, (position, item))
         _INDEX[:] = [cfg, cfg.l2vnis, cfg.l3vnis, len(cfg.l2vnis) + len(cfg.l3vnis), index]
+    return index
+
+
+_L3_INDEX: list = [None, None, -1, {}]  # config, l3vnis, count, the index
+
+
+def _l3_index(cfg: Config) -> dict[int, L3VniConfig]:
+    """L2VNI -> the L3VNI listing it, for the last Config asked about: the core and `show vni`
+    ask per L2VNI, and a scan of every L3VNI's list per call made that L2 x L3 x members
+    (issue 17). A Config is not changed in place (a reload builds a new one); rebuilt for
+    another Config or l3vnis list. The first L3VNI listing an L2VNI wins, as with the scan."""
+    c, l3, count, index = _L3_INDEX
+    if c is not cfg or l3 is not cfg.l3vnis or count != len(l3):
+        index = {}
+        for item in cfg.l3vnis:
+            for l2vni in item.l2vnis:
+                index.setdefault(l2vni, item)
+        _L3_INDEX[:] = [cfg, cfg.l3vnis, len(cfg.l3vnis), index]
     return index
 
 
@@ -469,7 +484,9 @@ def load_config(path: str | Path) -> Config:
     except OSError as exc:
         raise ConfigError(str(path), [("", f"cannot read: {exc.strerror}")]) from None
     try:
-        data = yaml.safe_load(text)
+        # libyaml's parser when PyYAML has it: the pure-Python one took ~1 s of every start
+        # and restart for a 4,100-VNI file (issue 17); the same safe constructors either way
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

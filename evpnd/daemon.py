@@ -443,6 +443,9 @@ class Daemon:
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
         loop.add_signal_handler(signal.SIGINT, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        from evpnd import memdebug
+
+        memdebug.install(loop)  # SIGUSR2: a memory report, only when EVPND_MEMDEBUG asks
         try:
             # an essential task dying during start must not leave start() waiting forever
             starting = asyncio.create_task(self.start(), name="start")
@@ -471,6 +474,9 @@ def policy_spec(cfg: Config):
 
 def run(cfg: Config, config_path: str | None = None, log_level: str | None = None) -> int:
     setup_logging(log_level or cfg.log_level)
+    from evpnd import memdebug
+
+    memdebug.start()  # off unless EVPND_MEMDEBUG is set
     # The RIB holds ~10^5 long-lived tuples; the default thresholds make the collector rescan
     # them every 700 allocations (measured: halves the decode cost of a 100k-route burst).
     gc.freeze()

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 from evpnd.config import Config
@@ -30,7 +31,11 @@ def start_problems(cfg: Config) -> list[tuple[str, str]]:
     from evpnd.dataplane.vtep_host import vtep_host_problem
 
     problems: list[tuple[str, str]] = []
-    vtep = vtep_host_problem(str(cfg.vtep), local_addresses())
+    # only the VTEP's family: the check compares against those (and 8,000 devices' IPv6
+    # link-locals need not be read for an IPv4 VTEP)
+    vtep = vtep_host_problem(
+        str(cfg.vtep), local_addresses(socket.AF_INET6 if cfg.vtep.version == 6 else socket.AF_INET)
+    )
     if vtep is not None:
         problems.append(("vtep", vtep))
     for field, directory in (

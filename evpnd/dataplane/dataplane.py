@@ -297,10 +297,19 @@ class Dataplane:
             self._learn_port(vni, n)
         for vni, n in neighs:
             self._emit_all(self.learner.on_neigh(n, vni))
+        # Grouped by VNI in one pass over each list: a scan of both lists per VNI made this
+        # VNIs x entries (2.4 s of a 4,000-VNI restart with nothing but the devices, issue 17).
+        macs_of: dict[int, set[str]] = {}
+        ips_of: dict[int, set[str]] = {}
+        for v, n in ports:
+            if n.mac:
+                macs_of.setdefault(v, set()).add(n.mac)
+        for v, n in neighs:
+            if n.dst:
+                ips_of.setdefault(v, set()).add(n.dst)
         for vni, dev in dm.vnis.items():  # gone while events were not being seen
             if not dev.l3:
-                macs = {n.mac for v, n in ports if v == vni and n.mac}
-                ips = {n.dst for v, n in neighs if v == vni and n.dst}
+                macs, ips = macs_of.get(vni, set()), ips_of.get(vni, set())
                 self._emit_all(self.learner.vanished(vni, macs, ips, self.dm))
 
     async def _apply(

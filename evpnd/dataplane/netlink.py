@@ -43,7 +43,10 @@ SO_RCVBUFFORCE = 33
 
 # rtnetlink(7)
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
+RTM_GETADDR = 22
+IFA_ADDRESS, IFA_LOCAL = 1, 2
 IFLA_IFNAME, IFLA_MASTER = 3, 10
+IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS = 29, 1 << 3
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
 RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE = 1, 3, 7, 11
@@ -460,8 +463,11 @@ _IFI = struct.Struct("=BxHiII")  # ifinfomsg: family, type, index, flags, change
 
 
 def link_dump_request() -> bytes:
-    """Every link of the namespace (strict checking: an all-zero ifinfomsg)."""
-    return _IFI.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+    """Every link of the namespace (strict checking: an all-zero ifinfomsg), without their
+    statistics (IFLA_EXT_MASK, as `ip link` asks): nothing evpnd reads, and about a third of
+    each message's attributes to walk (issue 17: 8,000 links per dump at 4,000 VNIs)."""
+    body = _IFI.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+    return body + _RTA.pack(8, IFLA_EXT_MASK) + _U32.pack(RTEXT_FILTER_SKIP_STATS)
 
 
 def link_master(buf, off: int, end: int) -> tuple[int, int]:
@@ -478,6 +484,32 @@ def link_master(buf, off: int, end: int) -> tuple[int, int]:
             return index, _U32.unpack_from(buf, pos + 4)[0]
         pos += (alen + 3) & ~3
     return index, 0
+
+
+_IFA = struct.Struct("=BBBBI")  # ifaddrmsg: family, prefixlen, flags, scope, index
+
+
+def addr_dump_request(family: int = socket.AF_UNSPEC) -> bytes:
+    """Every address of `family` (AF_UNSPEC: all) in the namespace."""
+    return _IFA.pack(family, 0, 0, 0, 0)
+
+
+def addr_of(buf, off: int, end: int) -> bytes | None:
+    """The packed address of an RTM_NEWADDR (IFA_LOCAL, else IFA_ADDRESS), nothing decoded."""
+    family = buf[off]
+    size = 4 if family == socket.AF_INET else 16
+    found = None
+    pos = off + _IFA.size
+    while pos + 4 <= end:
+        alen, atype = _RTA.unpack_from(buf, pos)
+        if alen < 4:
+            break
+        if atype in (IFA_LOCAL, IFA_ADDRESS) and alen - 4 == size:
+            found = bytes(buf[pos + 4 : pos + alen])
+            if atype == IFA_LOCAL:
+                return found
+        pos += (alen + 3) & ~3
+    return found
 
 
 def route_dump_request(family: int, table: int) -> bytes:

@@ -35,7 +35,7 @@ class NetlinkBackend:
     def __init__(self) -> None:
         self.requester = nl.Requester()
         self.devices = DeviceManager()
-        self.tunnels = TunnelManager(self.devices.ipr)
+        self.tunnels = TunnelManager(self.devices.ipr, lambda: self.devices.links().values())
         self.monitor = nl.open_monitor()
         self._recv = bytearray(1 << 16)
 
@@ -48,7 +48,9 @@ class NetlinkBackend:
 
     def setup_devices(self, cfg: Config) -> DeviceMap:
         dm = self.devices.setup(cfg)
-        self.tunnels.setup(cfg, dm)  # static tunnels join the VNIs' bridges and tables
+        # static tunnels join the VNIs' bridges and tables; their scan for stale ones reads
+        # the set-up's own link dump of a moment ago (one dump of 8,000 links, not two)
+        self.tunnels.setup(cfg, dm, known=self.devices.last_links)
         return dm
 
     def remove_owned(self, names: list[str]) -> list[str]:

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable, Iterable
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from evpnd.config import Config, StaticTunnelConfig, tunnel_table
 from evpnd.dataplane import mtu as mtu_
+from evpnd.dataplane.links import Link
 from evpnd.dataplane.model import DeviceMap, TunnelPort
 from evpnd.logs import get_logger
 
@@ -100,8 +102,13 @@ def evpn_underlay(ipr: IPRoute, cfg: Config) -> tuple[str | None, int | None]:
 class TunnelManager:
     """Create/adopt/repair the static tunnels. Shares the DeviceManager's IPRoute."""
 
-    def __init__(self, ipr: IPRoute) -> None:
+    def __init__(self, ipr: IPRoute, dump_links: Callable[[], Iterable[Link]]) -> None:
         self.ipr = ipr
+        # Whole-namespace scans go through the raw link dump (links.py): pyroute2 decodes
+        # ~12 KiB of objects per link, in reference cycles that only a full collection frees
+        # (the daemon's raised gc thresholds make that rare), which at 4,000 VNIs (8,000
+        # links) was ~270 MiB of RSS after start-up (issue 17).
+        self._dump_links = dump_links
         self._warned: set[str] = set()  # logged once, not at every periodic set-up
         # The names set up last time; None before the first set-up, which scans every link
         # once for evpnd's tunnels (made before a restart). Later set-ups (every reconcile
@@ -124,11 +131,12 @@ class TunnelManager:
 
     # -- the whole set -------------------------------------------------------------------------
 
-    def setup(self, cfg: Config, dm: DeviceMap) -> None:
+    def setup(self, cfg: Config, dm: DeviceMap, known: dict[str, Link] | None = None) -> None:
         """Every configured tunnel into shape, the stale ones (evpnd's, no longer configured)
         removed, MTU plans and warnings recorded in the map. Problems are collected per tunnel:
-        one bad tunnel never stops the rest."""
-        self.remove_stale(cfg)
+        one bad tunnel never stops the rest. `known`: a link dump just taken, for the first
+        set-up's scan for stale tunnels."""
+        self.remove_stale(cfg, known)
         vtep = str(cfg.vtep)
         for t in cfg.static_tunnels:
             try:
@@ -155,10 +163,9 @@ class TunnelManager:
             if not dev.l3 and any(t.bridge == dev.bridge_name for t in cfg.static_tunnels)
         }
         out: dict[str, dict[str, int]] = {name: {} for name in bridges.values()}
-        for link in self.ipr.get_links():
-            master = link.get_attr("IFLA_MASTER")
-            if master in bridges:
-                out[bridges[master]][link.get_attr("IFLA_IFNAME")] = link.get_attr("IFLA_MTU")
+        for link in self._dump_links():
+            if link.master in bridges:
+                out[bridges[link.master]][link.name] = link.mtu
         return out
 
     def _setup_one(self, cfg: Config, t: StaticTunnelConfig, vtep: str, dm: DeviceMap) -> dict:
@@ -313,22 +320,24 @@ class TunnelManager:
 
     # -- removal ------------------------------------------------------------------------------
 
-    def remove_stale(self, cfg: Config) -> list[str]:
+    def remove_stale(self, cfg: Config, known: dict[str, Link] | None = None) -> list[str]:
         """Delete evpnd's tunnels that are no longer configured (reload, or while it was
         down). Devices without evpnd's mark are never touched."""
         keep = {t.name for t in cfg.static_tunnels}
+        found: list[tuple[int, str, str]] = []  # index, name, alias
         if self._names is None:
-            links = self.ipr.get_links()
+            scan = known.values() if known is not None else self._dump_links()
+            found = [(link.index, link.name, link.alias) for link in scan]
         else:
-            links = [self._link(i) for n in self._names - keep if (i := self._index(n)) is not None]
+            for n in self._names - keep:
+                if (i := self._index(n)) is not None:
+                    found.append((i, n, self._link(i).get_attr("IFLA_IFALIAS") or ""))
         self._names = keep
         removed = []
-        for link in links:
-            alias = link.get_attr("IFLA_IFALIAS") or ""
-            name = link.get_attr("IFLA_IFNAME")
+        for index, name, alias in found:
             if alias.startswith(TUNNEL_ALIAS) and alias == alias_for(name) and name not in keep:
                 try:
-                    self.ipr.link("del", index=link["index"])
+                    self.ipr.link("del", index=index)
                     removed.append(name)
                 except NetlinkError as exc:
                     log.warning("tunnel removal failed", name=name, error=str(exc))

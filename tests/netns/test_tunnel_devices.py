@@ -87,6 +87,28 @@ async def test_created_marked_repaired_and_removed_on_reload(lab):
         await dp.stop()
 
 
+async def test_a_tunnel_dropped_while_evpnd_was_down_is_removed_at_start(lab):
+    """The first set-up scans every link (one raw dump) for evpnd's marked tunnels no longer
+    configured; a person's device, even one named like evpnd's, is left alone."""
+    ns = leaf(lab)
+    dp = Dataplane(config(tunnel(), tunnel("site-b", "10.0.0.10", 5002)), lambda e: None,
+                   netns=ns.name)  # fmt: skip
+    await dp.start(DesiredState())
+    await dp.stop()
+    ns.ip("link", "add", "site-p", "type", "vxlan", "id", "5007", "remote", "10.0.0.70",
+          "local", "10.0.0.1", "dstport", "4789")  # fmt: skip
+    ns.ip("link", "set", "site-p", "alias", "evpnd:tunnel=site-b")  # not its own name's mark
+    index = details(ns, "site-a")["ifindex"]
+    dp = Dataplane(config(tunnel()), lambda e: None, netns=ns.name)
+    await dp.start(DesiredState())
+    try:
+        assert "site-b" not in names(ns) and "site-p" in names(ns)
+        assert details(ns, "site-a")["ifindex"] == index
+        assert dp.stats()["device_problems"] == []
+    finally:
+        await dp.stop()
+
+
 async def test_a_persons_device_is_adopted_never_changed_or_deleted(lab):
     ns = leaf(lab)
     ns.ip("link", "add", "site-a", "type", "vxlan", "id", "5001", "remote", "10.0.0.9",

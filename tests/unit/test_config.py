@@ -174,3 +174,20 @@ def test_top_level_must_be_a_mapping(data):
 def test_render_names_file_field_and_reason():
     err = ConfigError("/etc/evpnd/evpnd.yaml", [("asn", "bad"), ("", "general")])
     assert err.render() == "/etc/evpnd/evpnd.yaml: asn: bad\n/etc/evpnd/evpnd.yaml: general"
+
+
+def test_l3vni_of_is_indexed_per_config():
+    """l3vni_of answers from an index of the Config it is asked about (issue 17): another
+    Config (a reload) is answered from its own lists, and an L2VNI no L3VNI lists has none."""
+    l2 = [{"vni": v, "bridge": f"br{v}"} for v in (100, 200, 300)]
+    one = parse_config(
+        {**BASE, "l2vnis": l2, "l3vnis": [{"vni": 5000, "table": 5000, "l2vnis": [100, 200]}]},
+        "one.yaml",
+    )
+    two = parse_config(
+        {**BASE, "l2vnis": l2, "l3vnis": [{"vni": 6000, "table": 6000, "l2vnis": [200, 300]}]},
+        "two.yaml",
+    )
+    assert one.l3vni_of(100).vni == 5000 and one.l3vni_of(300) is None
+    assert two.l3vni_of(100) is None and two.l3vni_of(300).vni == 6000
+    assert one.l3vni_of(200).vni == 5000 and two.l3vni_of(200).vni == 6000

@@ -204,4 +204,21 @@ def test_link_dump_reads_the_master_of_each_link():
     enslaved = ifi + name + nl._attr(nl.IFLA_MASTER, struct.pack("=I", 7))
     assert nl.link_master(enslaved, 0, len(enslaved)) == (42, 7)
     assert nl.link_master(ifi + name, 0, len(ifi + name)) == (42, 0)
-    assert len(nl.link_dump_request()) == 16
+    request = nl.link_dump_request()  # an all-zero ifinfomsg, statistics left out
+    assert request[:16] == bytes(16) and len(request) == 24
+    assert struct.unpack("=HHI", request[16:]) == (8, nl.IFLA_EXT_MASK, nl.RTEXT_FILTER_SKIP_STATS)
+
+
+def test_address_dump_reads_local_else_address_without_decoding():
+    """RTM_NEWADDR as the start-time VTEP check reads it: IFA_LOCAL wins (a point-to-point
+    address has both), IFA_ADDRESS otherwise, of the message's family."""
+    v4 = struct.pack("=BBBBI", socket.AF_INET, 24, 0, 0, 3)
+    peer = nl._attr(nl.IFA_ADDRESS, socket.inet_aton("10.0.0.2"))
+    local = nl._attr(nl.IFA_LOCAL, socket.inet_aton("10.0.0.1"))
+    msg = v4 + peer + local
+    assert nl.addr_of(msg, 0, len(msg)) == socket.inet_aton("10.0.0.1")
+    v6 = struct.pack("=BBBBI", socket.AF_INET6, 64, 0, 0, 3)
+    msg = v6 + nl._attr(nl.IFA_ADDRESS, socket.inet_pton(socket.AF_INET6, "2001:db8::1"))
+    assert nl.addr_of(msg, 0, len(msg)) == socket.inet_pton(socket.AF_INET6, "2001:db8::1")
+    assert nl.addr_of(v4, 0, len(v4)) is None
+    assert nl.addr_dump_request(socket.AF_INET6)[0] == socket.AF_INET6

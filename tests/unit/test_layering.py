@@ -29,6 +29,7 @@ ALLOWED: dict[str, set[str] | None] = {
     "logs": {"journald"},  # structlog -> journald's native protocol under systemd
     "journald": set(),
     "sdnotify": set(),
+    "memdebug": set(),  # the on-request memory report (standard library only)
     # the edges: the core and routes, the bases; never each other
     "bgp": {"core", "routes", *BASES},
     "dataplane": {"core", "routes", *BASES},
