@@ -9,7 +9,7 @@ The layouts are iproute2's (tests/unit/test_single_msgs.py holds the bytes `ip`/
   VXLAN_VNIFILTER_ENTRY (nested) {VXLAN_VNIFILTER_ENTRY_START u32 vni} (bridge/vni.c).
 - `bridge vlan add dev vxlan0 vid 10` and `... vid 10 tunnel_info id 100`: RTM_SETLINK,
   AF_BRIDGE ifinfomsg, IFLA_AF_SPEC {IFLA_BRIDGE_VLAN_INFO {flags, vid}} resp.
-  {IFLA_BRIDGE_VLAN_TUNNEL_INFO {TUNNEL_ID u32, TUNNEL_VID u16}} (bridge/vlan.c).
+  {IFLA_BRIDGE_VLAN_TUNNEL_INFO {TUNNEL_ID u32, TUNNEL_VID u16, FLAGS u16}} (bridge/vlan.c).
 - `bridge link set dev vxlan0 learning off neigh_suppress on vlan_tunnel on`: RTM_SETLINK,
   AF_BRIDGE ifinfomsg, IFLA_PROTINFO|NLA_F_NESTED {BRPORT_* u8}.
 - FDB entries (zebra's netlink_neigh_update_msg_encode for a single VXLAN device): after
@@ -34,7 +34,7 @@ IFLA_VXLAN_LOCAL, IFLA_VXLAN_LEARNING, IFLA_VXLAN_PORT, IFLA_VXLAN_LOCAL6 = 4, 7
 IFLA_VXLAN_COLLECT_METADATA, IFLA_VXLAN_VNIFILTER = 25, 30
 IFLA_BRPORT_LEARNING, IFLA_BRPORT_VLAN_TUNNEL, IFLA_BRPORT_NEIGH_SUPPRESS = 8, 29, 32
 IFLA_BRIDGE_VLAN_INFO, IFLA_BRIDGE_VLAN_TUNNEL_INFO = 2, 3
-IFLA_BRIDGE_VLAN_TUNNEL_ID, IFLA_BRIDGE_VLAN_TUNNEL_VID = 1, 2
+IFLA_BRIDGE_VLAN_TUNNEL_ID, IFLA_BRIDGE_VLAN_TUNNEL_VID, IFLA_BRIDGE_VLAN_TUNNEL_FLAGS = 1, 2, 3
 BRIDGE_VLAN_INFO_PVID, BRIDGE_VLAN_INFO_UNTAGGED = 0x2, 0x4
 VXLAN_VNIFILTER_ENTRY, VXLAN_VNIFILTER_ENTRY_START = 1, 1
 NDA_SRC_VNI = 11
@@ -112,6 +112,7 @@ def vlan_tunnel(ifindex: int, vid: int, vni: int) -> bytes:
     """RTM_SETLINK body: the port's VLAN `vid` is the tunnel id `vni` (frames leaving the
     bridge on that VLAN get the VNI as tunnel metadata; received ones with it get the VLAN)."""
     info = u32(IFLA_BRIDGE_VLAN_TUNNEL_ID, vni) + u16(IFLA_BRIDGE_VLAN_TUNNEL_VID, vid)
+    info += u16(IFLA_BRIDGE_VLAN_TUNNEL_FLAGS, 0)  # as iproute2 sends it (no range)
     spec = attr(IFLA_BRIDGE_VLAN_TUNNEL_INFO, info)
     return _IFI.pack(socket.AF_BRIDGE, 0, ifindex, 0, 0) + attr(IFLA_AF_SPEC, spec)
 
