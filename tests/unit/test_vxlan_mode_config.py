@@ -70,8 +70,11 @@ def test_shared_devices_are_no_clash_but_an_l3vni_on_them_is():
     ok = parse_config({**BASE, "vxlan_mode": "single", "l2vnis": L2,
                        "l3vnis": [{"vni": 5000, "table": 5000}]}, "t.yaml")  # fmt: skip
     assert ok.l3vnis[0].device == "vx5000"
-    found = problems(vxlan_mode="single", l2vnis=L2,
-                     l3vnis=[{"vni": 5000, "table": 5000, "vxlan_device": "vxlan0"}])
+    found = problems(
+        vxlan_mode="single",
+        l2vnis=L2,
+        l3vnis=[{"vni": 5000, "table": 5000, "vxlan_device": "vxlan0"}],
+    )
     assert any(f == "l3vnis[0]" and "vxlan0" in why for f, why in found), found
 
 
