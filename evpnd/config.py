@@ -293,6 +293,10 @@ class Config(_Strict):
     def vni(self, vni: int) -> L2VniConfig | L3VniConfig:
         return _vni_index(self)[vni][1]
 
+    def l2_device(self, item: L2VniConfig) -> str:
+        """An L2VNI's VXLAN device: its own, or in vxlan_mode single the shared one."""
+        return vxlan_mode.single_names(self)[1] if self.vxlan_mode == "single" else item.device
+
     def l3vni_of(self, l2vni: int) -> L3VniConfig | None:
         for l3 in self.l3vnis:
             if l2vni in l3.l2vnis:

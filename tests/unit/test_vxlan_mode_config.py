@@ -88,3 +88,10 @@ def test_a_missing_vlan_exits_2_naming_file_and_field(tmp_path):
     )  # fmt: skip
     assert res.returncode == 2, res
     assert f"{path}: l2vnis[1].vlan:" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_show_vni_names_the_shared_device():
+    cfg = parse_config({**BASE, "vxlan_mode": "single", "l2vnis": L2}, "t.yaml")
+    assert [cfg.l2_device(v) for v in cfg.l2vnis] == ["vxlan0", "vxlan0"]
+    per_vni = parse_config({**BASE, "l2vnis": [{"vni": 100, "bridge": "br100"}]}, "t.yaml")
+    assert per_vni.l2_device(per_vni.l2vnis[0]) == "vx100"
