@@ -47,10 +47,33 @@ def fdb(leaf) -> list[dict]:
     return json.loads(leaf.ns.run(["bridge", "-j", "fdb", "show", "dev", "vxlan0"]) or "[]")
 
 
+def diagnose(leaves) -> None:
+    """Printed when the test fails (pytest shows it): the kernel state and evpnd's word."""
+    for leaf in leaves:
+        print(f"===== leaf {leaf.vtep}")
+        for cmd in (["bridge", "-d", "fdb", "show", "dev", "vxlan0"], ["bridge", "vlan", "show"],
+                    ["bridge", "vlan", "tunnelshow"], ["bridge", "vni", "show"],
+                    ["bridge", "-d", "link", "show"], ["ip", "-d", "link", "show", "vxlan0"],
+                    ["ip", "-s", "link", "show"]):  # fmt: skip
+            print("$", " ".join(cmd))
+            print(leaf.ns.run(cmd, check=False))
+        if leaf.node is not None:
+            for what in ("show status", "show vni", "show routes"):
+                try:
+                    print(what, json.dumps(leaf.node.data(what))[:3000])
+                except Exception as exc:  # noqa: BLE001 - diagnostics only
+                    print(what, "failed:", exc)
+            words = ("warn", "error", "problem", "fail", "vxlan", "vni devices")
+            lines = [ln for ln in leaf.node.log().splitlines()
+                     if any(w in ln.lower() for w in words)]  # fmt: skip
+            print("\n".join(ln[:400] for ln in lines[-60:]))
+
+
 def test_two_vnis_on_one_vxlan_device_each_leaf():
     if os.geteuid() != 0:
         pytest.fail("needs root")
     lab = Lab(prefix="tsvd")
+    a = b = None
     try:
         a, b = two_leaves(lab)
         a1 = add_host(lab, a, "a1", "p1", "10.100.0.1", host_mac(1, 1))
@@ -103,5 +126,9 @@ def test_two_vnis_on_one_vxlan_device_each_leaf():
         assert a.node is not None
         status = a.node.data("show status")
         assert not status["device_problems"], status
+    except BaseException:
+        if a is not None and b is not None:
+            diagnose((a, b))
+        raise
     finally:
         lab.cleanup()
