@@ -14,6 +14,7 @@ ones under the configured names are adopted (set up, never deleted). Runs in the
 
 from __future__ import annotations
 
+import errno
 import os
 
 from pyroute2.netlink.exceptions import NetlinkError
@@ -79,6 +80,11 @@ class SingleVxlan:
         self.dev.writes += len(ops)
         bad: dict[int | None, str] = {}
         for op in ops:
+            # Set-up runs again every reconcile interval: the kernel accepts a VLAN, port flag
+            # or VNI filter entry it already has, but refuses a VLAN's tunnel mapping that
+            # exists (EEXIST, Linux 6.1 __vlan_tunnel_info_add): already mapped is done.
+            if op.tag[0] == "tunnel_info" and op.error == -errno.EEXIST:
+                continue
             if op.error:
                 what, i, where = op.tag
                 bad.setdefault(i, f"{where}: {what} not set: {os.strerror(-op.error)}")
