@@ -126,3 +126,53 @@ def fdb_suffix(vlan: int, vni: int, bridge: int) -> bytes:
 def flood_suffix(vni: int) -> bytes:
     """A flood (all-zero MAC) entry's VNI: the VXLAN device's table only, no VLAN."""
     return u32(NDA_SRC_VNI, vni)
+
+
+# ---- reading back: which VLANs and tunnel mappings the bridge ports have ----------------------
+
+IFLA_EXT_MASK, RTEXT_FILTER_BRVLAN = 29, 1 << 1
+BRIDGE_VLAN_INFO_RANGE_BEGIN, BRIDGE_VLAN_INFO_RANGE_END = 1 << 3, 1 << 4
+
+
+def bridge_vlan_dump_request() -> bytes:
+    """RTM_GETLINK dump body (`bridge vlan show` / `tunnelshow`): every bridge port with its
+    VLANs (IFLA_BRIDGE_VLAN_INFO, one per VID) and, on vlan_tunnel ports, its mappings."""
+    return _IFI.pack(socket.AF_BRIDGE, 0, 0, 0, 0) + u32(IFLA_EXT_MASK, RTEXT_FILTER_BRVLAN)
+
+
+def parse_port_vlans(buf, off: int, end: int) -> tuple[int, dict[int, int], dict[int, int]]:
+    """(ifindex, VID -> VLAN flags, VID -> tunnel id) of one AF_BRIDGE RTM_NEWLINK. The kernel
+    reports consecutive VIDs with consecutive tunnel ids as one range (RANGE_BEGIN/_END)."""
+    index = _IFI.unpack_from(buf, off)[2]
+    vlans: dict[int, int] = {}
+    tunnels: dict[int, int] = {}
+    spec = nl.parse_attrs(buf, off + 16, end).get(IFLA_AF_SPEC)
+    if spec is None:
+        return index, vlans, tunnels
+    pos, begin = 0, None
+    while pos + 4 <= len(spec):
+        alen, atype = struct.unpack_from("=HH", spec, pos)
+        if alen < 4:
+            break
+        payload = spec[pos + 4 : pos + alen]
+        atype &= 0x3FFF
+        if atype == IFLA_BRIDGE_VLAN_INFO and len(payload) >= 4:
+            flags, vid = struct.unpack_from("=HH", payload)
+            vlans[vid] = flags & (BRIDGE_VLAN_INFO_PVID | BRIDGE_VLAN_INFO_UNTAGGED)
+        elif atype == IFLA_BRIDGE_VLAN_TUNNEL_INFO:
+            a = nl.parse_attrs(payload, 0, len(payload))
+            if IFLA_BRIDGE_VLAN_TUNNEL_ID in a and IFLA_BRIDGE_VLAN_TUNNEL_VID in a:
+                tid = struct.unpack("=I", a[IFLA_BRIDGE_VLAN_TUNNEL_ID][:4])[0]
+                vid = struct.unpack("=H", a[IFLA_BRIDGE_VLAN_TUNNEL_VID][:2])[0]
+                raw = a.get(IFLA_BRIDGE_VLAN_TUNNEL_FLAGS, b"\0\0")
+                tflags = struct.unpack("=H", raw[:2])[0]
+                if tflags & BRIDGE_VLAN_INFO_RANGE_BEGIN:
+                    begin = (vid, tid)
+                elif tflags & BRIDGE_VLAN_INFO_RANGE_END and begin is not None:
+                    for v in range(begin[0], vid + 1):
+                        tunnels[v] = begin[1] + (v - begin[0])
+                    begin = None
+                else:
+                    tunnels[vid] = tid
+        pos += (alen + 3) & ~3
+    return index, vlans, tunnels

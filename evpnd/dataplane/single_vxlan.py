@@ -56,14 +56,22 @@ class SingleVxlan:
             log.error("single vxlan device not usable", error=str(exc))
             return
         have = self.dev._links()
+        vlans, tunnels = self._port_vlans()  # written only where they differ
         ops = [_op(msg.RTM_SETLINK, msg.bridge_port(vx, 0, 1, 1), ("port", None, vxlan_name))]
         ports_of: dict[int, dict[int, str]] = {}
+        bad: dict[int | None, str] = {}
         for i, item in enumerate(cfg.l2vnis):
             assert item.vlan is not None  # config: required in single mode
             where = f"l2vnis[{i}].vlan"
-            ops.append(_op(msg.RTM_SETLINK, msg.port_vlan(vx, item.vlan), ("vlan", i, where)))
-            ops.append(_op(msg.RTM_SETLINK, msg.vlan_tunnel(vx, item.vlan, item.vni),
-                           ("tunnel_info", i, where)))  # fmt: skip
+            if item.vlan not in vlans.get(vx, {}):
+                ops.append(_op(msg.RTM_SETLINK, msg.port_vlan(vx, item.vlan), ("vlan", i, where)))
+            mapped = tunnels.get(vx, {}).get(item.vlan)
+            if mapped is None:
+                ops.append(_op(msg.RTM_SETLINK, msg.vlan_tunnel(vx, item.vlan, item.vni),
+                               ("tunnel_info", i, where)))  # fmt: skip
+            elif mapped != item.vni:  # not evpnd's mapping to change (a person's): reported
+                bad[i] = f"{where}: VLAN {item.vlan} on {vxlan_name} is tunnel id {mapped}"
+            # (the kernel keeps one entry per VNI: adding an existing one changes nothing)
             ops.append(_op(msg.RTM_NEWTUNNEL, msg.vni_filter(vx, item.vni),
                            ("vni filter", i, f"l2vnis[{i}].vni"), nl.NLM_F_CREATE))  # fmt: skip
             ports = ports_of[i] = {}
@@ -73,12 +81,12 @@ class SingleVxlan:
                     log.warning("access port missing", vni=item.vni, port=name)
                     continue
                 self._enslave(link, br)
-                ops.append(_op(msg.RTM_SETLINK, msg.port_vlan(link.index, item.vlan, ACCESS),
-                               ("access vlan", i, f"l2vnis[{i}].access_ports")))  # fmt: skip
+                if vlans.get(link.index, {}).get(item.vlan) != ACCESS:
+                    ops.append(_op(msg.RTM_SETLINK, msg.port_vlan(link.index, item.vlan, ACCESS),
+                                   ("access vlan", i, f"l2vnis[{i}].access_ports")))  # fmt: skip
                 ports[link.index] = name
         self.dev.requester.run(ops)
         self.dev.writes += len(ops)
-        bad: dict[int | None, str] = {}
         for op in ops:
             # Set-up runs again every reconcile interval: the kernel accepts a VLAN, port flag
             # or VNI filter entry it already has, but refuses a VLAN's tunnel mapping that
@@ -99,6 +107,16 @@ class SingleVxlan:
                               bridge_name=bridge_name, vxlan_name=vxlan_name,
                               access_ports=ports_of[i], sticky=frozenset(item.sticky_macs),
                               created=list(created), vlan=item.vlan))  # fmt: skip
+
+    def _port_vlans(self) -> tuple[dict[int, dict[int, int]], dict[int, dict[int, int]]]:
+        """Every bridge port's VLANs (VID -> flags) and tunnel mappings (VID -> VNI)."""
+        vlans: dict[int, dict[int, int]] = {}
+        tunnels: dict[int, dict[int, int]] = {}
+        body = msg.bridge_vlan_dump_request()
+        for _t, buf, off, end in self.dev.requester.dump(nl.RTM_GETLINK, body):
+            index, v, t = msg.parse_port_vlans(buf, off, end)
+            vlans[index], tunnels[index] = v, t
+        return vlans, tunnels
 
     # -- devices --
     def _bridge(self, name: str, mtu: int, created: list[str]) -> int:

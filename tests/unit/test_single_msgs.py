@@ -168,3 +168,27 @@ def test_local_learning_maps_port_and_vlan_to_the_vni():
     # an entry of another VLAN handed to VNI 100 is not VNI 100's
     assert learner.on_port_fdb(port_entry(P1, 20), 100, dm) == []
     assert learner.vanished(100, set(), set(), dm) == [LocalMac(100, MAC, None, present=False)]
+
+
+def test_port_vlans_and_tunnel_ranges_read_back():
+    def tun(vid, tid, flags=0):
+        return msg.attr(
+            msg.IFLA_BRIDGE_VLAN_TUNNEL_INFO,
+            msg.u32(msg.IFLA_BRIDGE_VLAN_TUNNEL_ID, tid)
+            + msg.u16(msg.IFLA_BRIDGE_VLAN_TUNNEL_VID, vid)
+            + msg.u16(msg.IFLA_BRIDGE_VLAN_TUNNEL_FLAGS, flags),
+        )
+
+    access = msg.BRIDGE_VLAN_INFO_PVID | msg.BRIDGE_VLAN_INFO_UNTAGGED
+    spec = (
+        msg.attr(msg.IFLA_BRIDGE_VLAN_INFO, struct.pack("=HH", 0, 10))
+        + msg.attr(msg.IFLA_BRIDGE_VLAN_INFO, struct.pack("=HH", access, 20))
+        + tun(10, 100)
+        + tun(30, 300, msg.BRIDGE_VLAN_INFO_RANGE_BEGIN)
+        + tun(32, 302, msg.BRIDGE_VLAN_INFO_RANGE_END)
+    )
+    body = ifi(5) + msg.attr(nl.IFLA_IFNAME, b"vxlan0\0") + msg.attr(msg.IFLA_AF_SPEC, spec)
+    index, vlans, tunnels = msg.parse_port_vlans(body, 0, len(body))
+    assert (index, vlans) == (5, {10: 0, 20: access})
+    assert tunnels == {10: 100, 30: 300, 31: 301, 32: 302}
+    assert msg.bridge_vlan_dump_request()[16:] == msg.u32(29, 2)  # IFLA_EXT_MASK: BRVLAN
