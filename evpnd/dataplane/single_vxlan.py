@@ -139,7 +139,7 @@ class SingleVxlan:
             if data is None or not data.get_attr("IFLA_BR_VLAN_FILTERING"):
                 self.dev.writes += 1
                 ipr.link("set", index=index, kind="bridge", br_vlan_filtering=1)
-        self.dev._set(index, state="up")
+        self._up(index)
         return index
 
     def _vxlan(self, name: str, local: str, mtu: int, bridge: int, created: list[str]) -> int:
@@ -169,8 +169,12 @@ class SingleVxlan:
                 self.dev._set(index, mtu=mtu)
         if self.dev._link(index).get_attr("IFLA_MASTER") != bridge:
             self.dev._set(index, master=bridge)
-        self.dev._set(index, state="up")
+        self._up(index)
         return index
+
+    def _up(self, index: int) -> None:
+        if not self.dev._link(index)["flags"] & 1:  # IFF_UP: the periodic check writes nothing
+            self.dev._set(index, state="up")
 
     def _enslave(self, link: Link, bridge: int) -> None:
         if link.master != bridge:
