@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from evpnd import vxlan_mode
 from evpnd.core import (
     CoreSettings,
     DadSettings,
@@ -140,6 +141,9 @@ class L2VniConfig(_Strict):
     max_local_macs: Annotated[int, Field(ge=1)] | None = Field(
         default=None, description="local MACs advertised at most; further ones are counted"
     )
+    vlan: Annotated[int, Field(ge=1, le=4094)] | None = Field(
+        default=None, description="vxlan_mode: single: the VNI's VLAN on the one bridge"
+    )
 
     _n_rd = field_validator("rd")(lambda v: None if v is None else _norm_rd(v))
     _n_rts = field_validator("import_rts", "export_rts")(lambda v: _rts(v))
@@ -244,6 +248,9 @@ class Config(_Strict):
         default=30.0, description="seconds before stale kernel entries are swept after a start"
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    vxlan_mode: Literal["per-vni", "single"] = Field(
+        default="per-vni", description="single: one VXLAN device (vnifilter) for every L2VNI"
+    )
     policy: policy_schema.PolicyConfig | None = Field(
         default=None, description="network policy enforced with nftables (README: Network policy)"
     )
@@ -285,6 +292,10 @@ class Config(_Strict):
 
     def vni(self, vni: int) -> L2VniConfig | L3VniConfig:
         return _vni_index(self)[vni][1]
+
+    def l2_device(self, item: L2VniConfig) -> str:
+        """An L2VNI's VXLAN device: its own, or in vxlan_mode single the shared one."""
+        return vxlan_mode.single_names(self)[1] if self.vxlan_mode == "single" else item.device
 
     def l3vni_of(self, l2vni: int) -> L3VniConfig | None:
         return _l3_index(self).get(l2vni)
@@ -347,6 +358,7 @@ def cross_check(cfg: Config) -> list[tuple[str, str]]:
     devices: dict[str, str] = {}
     owners = [(f"l2vnis[{i}]", v.vni, (v.bridge, v.device)) for i, v in enumerate(cfg.l2vnis)]
     owners += [(f"l3vnis[{i}]", v.vni, (v.device,)) for i, v in enumerate(cfg.l3vnis)]
+    owners = vxlan_mode.owners(cfg, owners)  # single mode: one bridge + VXLAN device for all
     for where, _vni, names in owners:
         for name in names:
             if name in devices and devices[name] != where:
@@ -361,6 +373,7 @@ def cross_check(cfg: Config) -> list[tuple[str, str]]:
     if cfg.policy is not None:
         problems += policy_schema.problems(cfg.policy, l2set)
     problems += _tunnel_problems(cfg, devices)
+    problems += vxlan_mode.problems(cfg)
     return problems
 
 

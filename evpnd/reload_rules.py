@@ -34,6 +34,7 @@ APPLIED: dict[str, str] = {
 RESTART: dict[str, str] = {
     "api": "the control socket is bound (path, group, mode) at start",
     "runtime_dir": "ExaBGP's socket and configuration live there while it runs",
+    "vxlan_mode": "the L2VNIs' devices change shape (per-VNI pairs vs one shared pair)",
 }
 
 

@@ -231,7 +231,7 @@ def vni_entry(ctx: ApiContext, vni: int, local_counts: dict[int, int] | None = N
         l3 = cfg.l3vni_of(vni)
         return VniEntry(
             vni=vni,
-            vxlan_device=item.device,
+            vxlan_device=cfg.l2_device(item),
             rd=cfg.rd_for(vni),
             import_rts=import_rts,
             export_rts=cfg.export_rts_for(vni),

@@ -138,6 +138,7 @@ class Dataplane:
             for dev in gone:
                 # Devices evpnd made go (with their entries); adopted ones keep only others'.
                 names = [dev.vxlan_name, dev.bridge_name, *filter(None, [dev.vrf_name])]
+                names = names if dev.vlan is None else []  # vxlan_mode single: shared devices
                 removed = await self.worker.call(self.backend.remove_owned, names)
                 if dev.vxlan_name not in removed:
                     await self._apply(self._keys_of(dev.vni), allow_delete=True, desired=_EMPTY)
@@ -384,10 +385,10 @@ class Dataplane:
     def neigh_event(self, n: nl.Neigh) -> None:
         dm = self.dm
         if n.family == nl.AF_BRIDGE:
-            if n.ifindex in dm.by_vxlan:
+            if n.ifindex in dm.by_vxlan or (dm.single_vxlan and n.ifindex == dm.single_vxlan):
                 self._changed(self.mirror.on_fdb(n, dm))
-            elif n.master in dm.by_bridge:  # NDA_MASTER: the bridge's own entry
-                self._learn_port(dm.by_bridge[n.master], n)
+            elif (vni := dm.port_vni(n.master, n.vlan)) is not None:  # NDA_MASTER: the bridge's
+                self._learn_port(vni, n)
         elif n.ifindex in dm.by_bridge:
             change, owned = self.mirror.on_neigh(n, dm)
             vni = dm.by_bridge[n.ifindex]
@@ -411,6 +412,7 @@ class Dataplane:
             if (
                 index in self.dm.by_vxlan
                 or index in self.dm.by_bridge
+                or (index and index in (self.dm.single_vxlan, self.dm.single_bridge))
                 or index in vrfs
                 or index in self.dm.tunnels
             ):

@@ -317,6 +317,10 @@ class DeviceManager:
         mtu = evpn_mtu.overlay_mtu
         local = str(cfg.vtep)
         self._setup_batched(cfg, dm, local, mtu)
+        if cfg.vxlan_mode == "single":  # one VXLAN device for every L2VNI (single_vxlan.py)
+            from evpnd.dataplane.single_vxlan import SingleVxlan
+
+            SingleVxlan(self).setup(cfg, dm, local, mtu)
         for i, item in enumerate(cfg.l3vnis):
             if item.vrf is None:
                 continue
@@ -358,7 +362,7 @@ class DeviceManager:
 
     def _setup_batched(self, cfg: Config, dm: DeviceMap, local: str, mtu: int) -> None:
         items: list[tuple[links.Want, L2VniConfig | L3VniConfig]] = []
-        for i, item in enumerate(cfg.l2vnis):
+        for i, item in enumerate(cfg.l2vnis if cfg.vxlan_mode != "single" else ()):
             items.append((links.Want(item.vni, f"l2vnis[{i}]", item.bridge, item.device), item))
         for i, l3 in enumerate(cfg.l3vnis):
             if l3.vrf is None:

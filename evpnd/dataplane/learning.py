@@ -30,8 +30,10 @@ class LocalLearner:
         mac = n.mac
         if mac is None or not (n.master or n.flags & nl.NTF_MASTER):  # kernel: NDA_MASTER only
             return []
-        if n.state & nl.NUD_PERMANENT or n.flags & nl.NTF_EXT_LEARNED or n.vlan:
-            return []  # the port's or bridge's own address, another controller's, a VLAN's
+        if n.vlan and n.vlan != dm.vnis[vni].vlan:
+            return []  # a VLAN's (per-VNI bridges); vxlan_mode single: another VNI's VLAN
+        if n.state & nl.NUD_PERMANENT or n.flags & nl.NTF_EXT_LEARNED:
+            return []  # the port's or bridge's own address, another controller's
         if int(mac[:2], 16) & 1:
             self.ignored += 1  # multicast source addresses are invalid (IEEE 802.3)
             return []

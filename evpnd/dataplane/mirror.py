@@ -45,7 +45,7 @@ class Mirror:
 
     def on_fdb(self, n: nl.Neigh, dm: DeviceMap) -> Change | None:
         """An AF_BRIDGE entry on one of evpnd's VXLAN devices; else None (not ours to mirror)."""
-        vni = dm.by_vxlan.get(n.ifindex)
+        vni = dm.fdb_vni(n.ifindex, bool(n.flags & nl.NTF_SELF), n.src_vni, n.vlan)
         if vni is None or n.mac is None:
             return None
         dev = dm.vnis[vni]

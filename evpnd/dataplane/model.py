@@ -65,6 +65,9 @@ class VniDevices:
     access_ports: dict[int, str] = field(default_factory=dict)  # ifindex -> name
     sticky: frozenset[str] = frozenset()
     created: list[str] = field(default_factory=list)  # names evpnd created (this run)
+    # vxlan_mode single: the VNI's VLAN on the one bridge; `bridge`/`vxlan` are then shared
+    # by every L2VNI and FDB entries carry the VLAN and the VNI (single_msgs.py)
+    vlan: int | None = None
 
 
 @dataclass(frozen=True)
@@ -92,9 +95,17 @@ class DeviceMap:
     # the MTU warnings of the last set-up
     mtu: list[dict[str, object]] = field(default_factory=list)
     mtu_warnings: list[str] = field(default_factory=list)
+    # vxlan_mode single: the shared devices (0: none) and VLAN -> VNI
+    single_vxlan: int = 0
+    single_bridge: int = 0
+    by_vlan: dict[int, int] = field(default_factory=dict)
 
     def add(self, dev: VniDevices) -> None:
         self.vnis[dev.vni] = dev
+        if dev.vlan is not None:  # shared devices: the VNI is found by VLAN or VNI instead
+            self.single_vxlan, self.single_bridge = dev.vxlan, dev.bridge
+            self.by_vlan[dev.vlan] = dev.vni
+            return
         self.by_vxlan[dev.vxlan] = dev.vni
         self.by_bridge[dev.bridge] = dev.vni
         if dev.table is not None:
@@ -107,3 +118,23 @@ class DeviceMap:
             part.add(self.vnis[vni])
         part.tunnels = self.tunnels
         return part
+
+    def fdb_vni(self, ifindex: int, self_entry: bool, src_vni: int, vlan: int | None):
+        """The VNI an FDB entry on a VXLAN device belongs to, or None: per-VNI devices by
+        ifindex; the single device's own (self) entries by their VNI, its bridge entries by
+        their VLAN."""
+        vni = self.by_vxlan.get(ifindex)
+        if vni is not None or not self.single_vxlan or ifindex != self.single_vxlan:
+            return vni
+        if self_entry:
+            dev = self.vnis.get(src_vni)
+            return src_vni if dev is not None and dev.vlan is not None else None
+        return self.by_vlan.get(vlan) if vlan else None
+
+    def port_vni(self, master: int, vlan: int | None) -> int | None:
+        """The VNI of a bridge entry on a port of `master`: the bridge's, or on the single
+        bridge the VLAN's ((port, VLAN) -> VNI)."""
+        vni = self.by_bridge.get(master)
+        if vni is not None or not self.single_bridge or master != self.single_bridge:
+            return vni
+        return self.by_vlan.get(vlan) if vlan else None

@@ -52,7 +52,7 @@ RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
 RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE = 1, 3, 7, 11
 
 NDA_DST, NDA_LLADDR, NDA_VLAN, NDA_PORT, NDA_VNI, NDA_IFINDEX, NDA_MASTER = 1, 2, 5, 6, 7, 8, 9
-NDA_PROTOCOL = 12
+NDA_SRC_VNI, NDA_PROTOCOL = 11, 12
 NTF_SELF, NTF_MASTER, NTF_EXT_LEARNED = 0x02, 0x04, 0x10
 NUD_INCOMPLETE, NUD_REACHABLE, NUD_STALE, NUD_DELAY, NUD_PROBE = 0x01, 0x02, 0x04, 0x08, 0x10
 NUD_FAILED, NUD_NOARP, NUD_PERMANENT = 0x20, 0x40, 0x80
@@ -198,6 +198,7 @@ class Neigh:
     protocol: int
     vlan: int | None
     extra: bool = False  # FDB entry with a UDP port/VNI/ifindex of its own (not ours)
+    src_vni: int = 0  # NDA_SRC_VNI: the VNI of an entry on a collect-metadata (single) device
 
 
 _ADDR_TEXT: dict[bytes, str] = {}
@@ -221,6 +222,7 @@ def parse_neigh(mtype: int, buf, off: int, end: int) -> Neigh:
     master = protocol = 0
     vlan = None
     extra = False
+    src_vni = 0
     unpack = _RTA.unpack_from
     pos = off + 12
     while pos + 4 <= end:
@@ -246,10 +248,12 @@ def parse_neigh(mtype: int, buf, off: int, end: int) -> Neigh:
             vlan = struct.unpack_from("=H", buf, pos + 4)[0]
         elif atype in (NDA_VNI, NDA_PORT, NDA_IFINDEX):
             extra = True
+        elif atype == NDA_SRC_VNI and alen == 8:
+            src_vni = _U32.unpack_from(buf, pos + 4)[0]
         pos += (alen + 3) & ~3
     return Neigh(
         mtype == RTM_DELNEIGH, family, ifindex, state, flags, mac, dst, master, protocol, vlan,
-        extra,
+        extra, src_vni,
     )  # fmt: skip
 
 

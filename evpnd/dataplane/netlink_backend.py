@@ -83,7 +83,10 @@ class NetlinkBackend:
         by_master = self.ports_by_master() if any(not d.l3 for d in dm.vnis.values()) else {}
         if len(dm.vnis) > WHOLE_DUMP_VNIS:
             return self._dump_whole(dm, by_master)
+        self._dump_single(mirror, dm, by_master, ports)
         for vni, dev in dm.vnis.items():
+            if dev.vlan is not None:  # vxlan_mode single: _dump_single
+                continue
             self._dump_vxlan_fdb(mirror, vni, dev.vxlan, dm)
             body = nl.neigh_dump_request(0, dev.bridge)
             for mtype, buf, off, end in req.dump(nl.RTM_GETNEIGH, body):
@@ -114,14 +117,15 @@ class NetlinkBackend:
         ports: list[tuple[int, nl.Neigh]] = []
         neighs: list[tuple[int, nl.Neigh]] = []
         req = self.requester
-        vxlans = {dev.vxlan: vni for vni, dev in dm.vnis.items()}
+        vxlans = {dev.vxlan: vni for vni, dev in dm.vnis.items() if dev.vlan is None}
         port_vni = {
             p: vni
             for vni, dev in dm.vnis.items()
-            if not dev.l3
+            if not dev.l3 and dev.vlan is None
             for p in by_master.get(dev.bridge, ())
             if p != dev.vxlan
         }
+        self._dump_single(mirror, dm, by_master, ports)
         for vni in dm.vnis:
             mirror.fdb.setdefault(vni, {})
             mirror.brfdb.setdefault(vni, set())
@@ -138,6 +142,22 @@ class NetlinkBackend:
             if dev.table is not None:
                 self._dump_routes(mirror, dev.table, dm)
         return Dump(mirror, ports, neighs)
+
+    def _dump_single(
+        self, mirror: Mirror, dm: DeviceMap, by_master: dict, ports: list[tuple[int, nl.Neigh]]
+    ) -> None:
+        """vxlan_mode single: the shared VXLAN device's entries (parsed: the VNI is in each,
+        NDA_SRC_VNI or the VLAN) and the access ports' entries, each VLAN's to its VNI."""
+        if not dm.single_vxlan:
+            return
+        body = nl.fdb_dump_request(dm.single_vxlan)
+        for mtype, buf, off, end in self.requester.dump(nl.RTM_GETNEIGH, body):
+            mirror.on_fdb(nl.parse_neigh(mtype, buf, off, end), dm)
+        others = [p for p in by_master.get(dm.single_bridge, ()) if p != dm.single_vxlan]
+        for n in self.dump_ports(others):
+            vni = dm.port_vni(dm.single_bridge, n.vlan)
+            if vni is not None:
+                ports.append((vni, n))
 
     def _dump_routes(self, mirror: Mirror, table: int, dm: DeviceMap) -> None:
         for family in (socket.AF_INET, socket.AF_INET6):
@@ -225,7 +245,7 @@ class NetlinkBackend:
         recv_into = self.monitor.recv_into
         buf = self._recv
         fast = _FAST.unpack_from
-        l2_vxlan = {d.vxlan: v for v, d in sink.dm.vnis.items() if not d.l3}
+        l2_vxlan = {d.vxlan: v for v, d in sink.dm.vnis.items() if not d.l3 and d.vlan is None}
         fdb_deleted = sink.fdb_deleted
         count = 0
         for _ in range(limit):

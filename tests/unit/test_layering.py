@@ -24,8 +24,9 @@ ALLOWED: dict[str, set[str] | None] = {
     "routes": set(),  # EVPN route values: imports nothing else of evpnd
     "core": {"routes"},  # the pure core: routes only
     # shared bases
-    "config": {"core", "routes", "policy", "static_tunnels"},  # policy: the `policy:` models
+    "config": {"core", "routes", "policy", "static_tunnels", "vxlan_mode"},  # policy: its models
     "static_tunnels": set(),  # the static_tunnels: entries and their checks (config's part)
+    "vxlan_mode": set(),  # vxlan_mode: single, its checks (config's part)
     "logs": {"journald"},  # structlog -> journald's native protocol under systemd
     "journald": set(),
     "sdnotify": set(),

@@ -27,6 +27,7 @@ DATAPLANE_EDGES = {
     "netlink_backend.py",  # the Linux backend: netlink.py + devices.py
     "devices.py",  # pyroute2
     "tunnel_devices.py",  # pyroute2: the static tunnels (issue 9)
+    "single_vxlan.py",  # pyroute2 + raw netlink: vxlan_mode single's devices (issue 9)
     "worker.py",  # the worker thread (asyncio executor)
     "dataplane.py",  # the asyncio life cycle
 }

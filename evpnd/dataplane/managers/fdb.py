@@ -26,6 +26,7 @@ from evpnd.dataplane.managers.base import (
 )
 from evpnd.dataplane.mirror import Mirror
 from evpnd.dataplane.model import FDB, DesiredState, DirtyKey, VniDevices
+from evpnd.dataplane.single_msgs import fdb_suffix
 
 CREATE = nl.NLM_F_CREATE | nl.NLM_F_REPLACE
 FLAGS = nl.NTF_SELF | nl.NTF_MASTER | nl.NTF_EXT_LEARNED
@@ -82,22 +83,31 @@ class FdbManager(KindManager):
 
     # ---- operations (also used by the router-MAC manager) ------------------------------------
 
-    def add_op(self, vni: int, vxlan: int, mac: str, vtep: str) -> nl.Op:
-        body = self.enc.fdb(vxlan, mac, vtep, FLAGS, nl.NUD_REACHABLE)
+    def add_op(self, vni: int, vxlan: int, mac: str, vtep: str, suffix: bytes = b"") -> nl.Op:
+        body = self.enc.fdb(vxlan, mac, vtep, FLAGS, nl.NUD_REACHABLE) + suffix
         return nl.Op(nl.RTM_NEWNEIGH, CREATE, body, ("fdb+", vni, mac, vtep))
 
-    def delete_op(self, vni: int, vxlan: int, mac: str, vxlan_half: bool, bridge_half: bool):
+    def delete_op(
+        self, vni: int, vxlan: int, mac: str, vxlan_half: bool, bridge_half: bool,
+        suffix: bytes = b"",
+    ) -> nl.Op:  # fmt: skip
         # One message can delete both halves; the kernel stops at the first part that is
         # missing, so name only the parts the mirror has.
         flags = (nl.NTF_SELF if vxlan_half else 0) | (nl.NTF_MASTER if bridge_half else 0)
-        body = self.enc.fdb(vxlan, mac, None, flags | nl.NTF_EXT_LEARNED, 0)
+        body = self.enc.fdb(vxlan, mac, None, flags | nl.NTF_EXT_LEARNED, 0) + suffix
         return nl.Op(nl.RTM_DELNEIGH, 0, body, ("fdb-", vni, mac, None))
+
+    @staticmethod
+    def suffix(dev: VniDevices) -> bytes:
+        """vxlan_mode single: the VLAN and VNI every entry on the shared device carries."""
+        return b"" if dev.vlan is None else fdb_suffix(dev.vlan, dev.vni, dev.bridge)
 
     def op(self, f: Finding, dev: VniDevices, mirror: Mirror) -> nl.Op:
         if f.want is not None:
-            return self.add_op(f.vni, dev.vxlan, f.key, str(f.want))
+            return self.add_op(f.vni, dev.vxlan, f.key, str(f.want), self.suffix(dev))
         bridged = f.key in mirror.brfdb.get(f.vni, ())
-        return self.delete_op(f.vni, dev.vxlan, f.key, f.key in mirror.fdb.get(f.vni, {}), bridged)
+        vxlan_half = f.key in mirror.fdb.get(f.vni, {})
+        return self.delete_op(f.vni, dev.vxlan, f.key, vxlan_half, bridged, self.suffix(dev))
 
     def plan(
         self,
@@ -122,7 +132,7 @@ class FdbManager(KindManager):
             if not ctx:
                 stats.unknown_vni += 1
                 continue
-            want_t, have_t, bridged, foreign, prefix, vx = ctx
+            want_t, have_t, bridged, foreign, prefix, vx, suffix = ctx
             want = want_t.get(item)
             have = have_t.get(item)
             v = judge(item, want, have, bridged, foreign)
@@ -139,12 +149,12 @@ class FdbManager(KindManager):
                 if len(mac) != 6:
                     raise ValueError(f"not a MAC address: {item!r}")
                 if want is not None:
-                    body = prefix + mac + self.enc.pad_dst(want)
+                    body = prefix + mac + self.enc.pad_dst(want) + suffix
                     append(op_type(nl.RTM_NEWNEIGH, CREATE, body, ("fdb+", vni, item, want)))
                 else:
                     flags = (nl.NTF_SELF if have is not None else 0) | nl.NTF_EXT_LEARNED
                     flags |= nl.NTF_MASTER if item in bridged else 0
-                    body = self.enc.prefix(nl.AF_BRIDGE, vx, 0, flags) + mac + b"\0\0"
+                    body = self.enc.prefix(nl.AF_BRIDGE, vx, 0, flags) + mac + b"\0\0" + suffix
                     append(op_type(nl.RTM_DELNEIGH, 0, body, ("fdb-", vni, item, None)))
             except INVALID as exc:
                 stats.invalid.append((key, str(exc)))
@@ -160,6 +170,7 @@ class FdbManager(KindManager):
             mirror.foreign_macs.get(vni) or set(),
             self.enc.prefix(nl.AF_BRIDGE, dev.vxlan, nl.NUD_REACHABLE, FLAGS),
             dev.vxlan,
+            self.suffix(dev),
         )
 
     # ---- results ------------------------------------------------------------------------------

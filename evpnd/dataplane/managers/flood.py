@@ -10,6 +10,7 @@ from evpnd.dataplane import netlink as nl
 from evpnd.dataplane.managers.base import ENOENT, Finding, KindManager, judge
 from evpnd.dataplane.mirror import Mirror
 from evpnd.dataplane.model import FLOOD, DesiredState, VniDevices
+from evpnd.dataplane.single_msgs import flood_suffix
 
 
 class FloodManager(KindManager):
@@ -35,11 +36,14 @@ class FloodManager(KindManager):
             yield Finding(v, FLOOD, vni, vtep, want, have)
 
     def op(self, f: Finding, dev: VniDevices, mirror: Mirror) -> nl.Op:
+        # vxlan_mode single: the entry is the VNI's on the shared device (NDA_SRC_VNI)
+        suffix = b"" if dev.vlan is None else flood_suffix(dev.vni)
         if f.want is not None:
             body = self.enc.fdb(dev.vxlan, nl.ZERO_MAC, f.key, nl.NTF_SELF, nl.NUD_PERMANENT)
+            body += suffix
             flags = nl.NLM_F_CREATE | nl.NLM_F_APPEND
             return nl.Op(nl.RTM_NEWNEIGH, flags, body, ("flood+", f.vni, f.key, True))
-        body = self.enc.fdb(dev.vxlan, nl.ZERO_MAC, f.key, nl.NTF_SELF, 0)
+        body = self.enc.fdb(dev.vxlan, nl.ZERO_MAC, f.key, nl.NTF_SELF, 0) + suffix
         return nl.Op(nl.RTM_DELNEIGH, 0, body, ("flood-", f.vni, f.key, None))
 
     def apply_result(self, mirror: Mirror, op: nl.Op) -> bool:

@@ -43,7 +43,8 @@ class NeighManager(KindManager):
     actions = {"neigh-": 1, "neigh+": 2}
 
     def applies(self, dev: VniDevices) -> bool:
-        return not dev.l3
+        # vxlan_mode single: suppression would need a VLAN SVI per VNI (not made: README)
+        return not dev.l3 and dev.vlan is None
 
     def keys(self, vni: int, dev: VniDevices, desired: DesiredState, mirror: Mirror) -> Iterable:
         return desired.neigh.get(vni, {}).keys() | mirror.neigh.get(vni, {}).keys()
