@@ -26,7 +26,9 @@ def single_names(cfg: Any) -> tuple[str, str]:
     return bridge, vxlan
 
 
-def owners(cfg: Any, per_vni: list[tuple[str, int, tuple[str, ...]]]) -> list:
+def owners(
+    cfg: Any, per_vni: list[tuple[str, int, tuple[str, ...]]]
+) -> list[tuple[str, int, tuple[str, ...]]]:
     """The device owners config.py checks for clashes: in single mode the L2VNIs own one bridge
     and one VXLAN device together (named once, as l2vnis[0]), not one pair each."""
     if getattr(cfg, "vxlan_mode", "per-vni") != SINGLE or not cfg.l2vnis:
