@@ -46,12 +46,12 @@ from evpnd.config import Config
 from evpnd.core.events import EndOfRib, Event, Notification, PeerOpen, PeerState, RouteUpdate
 from evpnd.logs import get_logger
 from evpnd.routes.evpn import Path, RouteKey
+from evpnd.turns import Turn
 
 log = get_logger("evpnd.bgp")
 
 _PR_SET_PDEATHSIG = 1
 SOCKET_NAME = "exabgp-api.sock"
-_LINES_PER_TURN = 16  # UPDATE lines decoded per event-loop turn (~1,800 routes)
 _MAX_LINE = 64 << 20  # an UPDATE is at most 65535 bytes (RFC 8654): its hex line is far less
 CONFIG_NAME = "exabgp.conf"
 _READ = 1 << 18  # per read from ExaBGP: decoding it is one uninterrupted turn of the loop
@@ -465,6 +465,7 @@ class Speaker:
     async def _read_loop(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         buffer = b""
         room = self._room
+        turn = Turn()
         while True:
             if room is not None:
                 t0 = time.monotonic()
@@ -487,11 +488,12 @@ class Speaker:
                 continue
             lines = buffer.split(b"\n")
             buffer = lines.pop()
-            for i, raw in enumerate(lines):
-                if i and not i % _LINES_PER_TURN:
-                    # a 1 MiB read holds ~250 UPDATEs: let the owner task apply (and the
-                    # dataplane write) the first ones while the rest decode (issue 14)
-                    await asyncio.sleep(0)
+            turn.restart()
+            for raw in lines:
+                # a read holds hundreds of UPDATEs: decode for one turn's time, then let the
+                # owner task apply (and the dataplane write) the first ones and the API answer
+                # while the rest wait (issues 10, 14; evpnd/turns.py)
+                await turn.pause()
                 if self._writer is not writer:
                     return
                 if raw:
