@@ -134,6 +134,7 @@ class Daemon:
     async def clear_peer(self, peer: str | None = None) -> list[str]:
         """`evpnctl clear peer`: release peers held down over their max_routes."""
         released: list[str] = await self.submit(lambda now: self.core.clear_peer(now, peer))
+        self.speaker.release(released)  # ExaBGP connects (and accepts) again
         return released
 
     async def submit(self, fn: Callable[[float], Any]) -> Any:
@@ -150,6 +151,9 @@ class Daemon:
         for peer, code, subcode in effects.notify:  # e.g. max_routes: Cease subcode 1
             self.log.warning("bgp session ended", peer=peer, code=code, subcode=subcode)
             self.speaker.notify(peer, code, subcode)
+            held = self.core.hold_seconds(peer, time.time())
+            if held is not None:  # over max_routes: ExaBGP keeps it down, FRR-like (issue 10)
+                self.speaker.hold(peer, held or None)
         if self.core.desired.dirty:
             self.dataplane.wanted_changed()
         self.policy.changed()  # endpoints may have changed (local MACs make no dirty keys)

@@ -130,6 +130,9 @@ class Speaker:
         self._peers: dict[str, PeerStatus] = {str(p.address): PeerStatus() for p in cfg.peers}
         self._restarts = 0
         self._ticket = 0
+        # peers held down in ExaBGP (max_routes): address -> until (monotonic; None: until
+        # released), replayed to a restarted ExaBGP
+        self._holds: dict[str, float | None] = {}
         self._error_summary: asyncio.TimerHandle | None = None  # RFC 7606 burst log line
         self._errors_logged: dict[str, int] = {}
         self._waiters: dict[str, asyncio.Future] = {}
@@ -450,6 +453,7 @@ class Speaker:
         # A fresh ExaBGP knows no routes: replay every local path, then End-of-RIB.
         self._pending.clear()
         self._write_paths(self._resync_paths(), "*")
+        self._replay_holds()
         # End-of-RIB (graceful restart) goes per peer when its session comes up (_on_state):
         # that line is read after this replay, so ExaBGP queues the EoR behind the routes.
         self._ready.set()
@@ -578,6 +582,27 @@ class Speaker:
     def notify(self, peer: str, code: int, subcode: int) -> None:
         """End the session with `peer` with a NOTIFICATION (code, subcode)."""
         self._write(f"evpnd notify {self._next_ticket()} {peer} {code} {subcode}\n")
+
+    def hold(self, peer: str, seconds: float | None) -> None:
+        """Keep `peer` down in ExaBGP for `seconds` (None: until `release`): no connection out,
+        every one in refused, as FRR keeps a peer over its maximum-prefix idle."""
+        self._holds[peer] = None if seconds is None else time.monotonic() + seconds
+        self._write(f"evpnd hold {self._next_ticket()} {peer} {seconds or 0:g}\n")
+
+    def release(self, peers: Sequence[str]) -> None:
+        """End the holds of `peers` (`evpnctl clear peer`): they may connect again."""
+        for peer in peers:
+            if peer in self._holds:
+                del self._holds[peer]
+                self._write(f"evpnd release {self._next_ticket()} {peer}\n")
+
+    def _replay_holds(self) -> None:
+        now = time.monotonic()
+        for peer, until in list(self._holds.items()):
+            if until is not None and until <= now:
+                del self._holds[peer]
+            else:
+                self.hold(peer, None if until is None else until - now)
 
     def _on_state(self, event: PeerState) -> None:
         self._set_state(event.peer, event.state, event.reason)
