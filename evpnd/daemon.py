@@ -134,8 +134,16 @@ class Daemon:
     async def clear_peer(self, peer: str | None = None) -> list[str]:
         """`evpnctl clear peer`: release peers held down over their max_routes."""
         released: list[str] = await self.submit(lambda now: self.core.clear_peer(now, peer))
-        self.speaker.release(released)  # ExaBGP connects (and accepts) again
+        self._sync_holds()  # ExaBGP connects (and accepts) the released peers again
         return released
+
+    def _sync_holds(self) -> None:
+        """Peers held down in ExaBGP that the core no longer holds (cleared, or their limit
+        removed by a reload) are released there too."""
+        now = time.time()
+        self.speaker.release(
+            [p for p in self.speaker.held() if self.core.hold_seconds(p, now) is None]
+        )
 
     async def submit(self, fn: Callable[[float], Any]) -> Any:
         cmd = Command(fn)
@@ -363,6 +371,7 @@ class Daemon:
             set_log_level(cfg.log_level)
         self.cfg = cfg
         self.reloads += 1
+        self._sync_holds()  # a peer whose max_routes was removed may connect again
         self.log.info(
             "reloaded",
             changed=reload_rules.changed(old, cfg),

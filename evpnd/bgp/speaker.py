@@ -589,6 +589,10 @@ class Speaker:
         self._holds[peer] = None if seconds is None else time.monotonic() + seconds
         self._write(f"evpnd hold {self._next_ticket()} {peer} {seconds or 0:g}\n")
 
+    def held(self) -> list[str]:
+        """The peers this speaker told ExaBGP to keep down (timed holds may have ended)."""
+        return list(self._holds)
+
     def release(self, peers: Sequence[str]) -> None:
         """End the holds of `peers` (`evpnctl clear peer`): they may connect again."""
         for peer in peers:
