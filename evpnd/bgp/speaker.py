@@ -46,12 +46,12 @@ from evpnd.config import Config
 from evpnd.core.events import EndOfRib, Event, Notification, PeerOpen, PeerState, RouteUpdate
 from evpnd.logs import get_logger
 from evpnd.routes.evpn import Path, RouteKey
+from evpnd.turns import Turn
 
 log = get_logger("evpnd.bgp")
 
 _PR_SET_PDEATHSIG = 1
 SOCKET_NAME = "exabgp-api.sock"
-_LINES_PER_TURN = 16  # UPDATE lines decoded per event-loop turn (~1,800 routes)
 _MAX_LINE = 64 << 20  # an UPDATE is at most 65535 bytes (RFC 8654): its hex line is far less
 CONFIG_NAME = "exabgp.conf"
 _READ = 1 << 18  # per read from ExaBGP: decoding it is one uninterrupted turn of the loop
@@ -130,6 +130,9 @@ class Speaker:
         self._peers: dict[str, PeerStatus] = {str(p.address): PeerStatus() for p in cfg.peers}
         self._restarts = 0
         self._ticket = 0
+        # peers held down in ExaBGP (max_routes): address -> until (monotonic; None: until
+        # released), replayed to a restarted ExaBGP
+        self._holds: dict[str, float | None] = {}
         self._error_summary: asyncio.TimerHandle | None = None  # RFC 7606 burst log line
         self._errors_logged: dict[str, int] = {}
         self._waiters: dict[str, asyncio.Future] = {}
@@ -450,6 +453,7 @@ class Speaker:
         # A fresh ExaBGP knows no routes: replay every local path, then End-of-RIB.
         self._pending.clear()
         self._write_paths(self._resync_paths(), "*")
+        self._replay_holds()
         # End-of-RIB (graceful restart) goes per peer when its session comes up (_on_state):
         # that line is read after this replay, so ExaBGP queues the EoR behind the routes.
         self._ready.set()
@@ -465,6 +469,7 @@ class Speaker:
     async def _read_loop(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         buffer = b""
         room = self._room
+        turn = Turn()
         while True:
             if room is not None:
                 t0 = time.monotonic()
@@ -487,11 +492,12 @@ class Speaker:
                 continue
             lines = buffer.split(b"\n")
             buffer = lines.pop()
-            for i, raw in enumerate(lines):
-                if i and not i % _LINES_PER_TURN:
-                    # a 1 MiB read holds ~250 UPDATEs: let the owner task apply (and the
-                    # dataplane write) the first ones while the rest decode (issue 14)
-                    await asyncio.sleep(0)
+            turn.restart()
+            for raw in lines:
+                # a read holds hundreds of UPDATEs: decode for one turn's time, then let the
+                # owner task apply (and the dataplane write) the first ones and the API answer
+                # while the rest wait (issues 10, 14; evpnd/turns.py)
+                await turn.pause()
                 if self._writer is not writer:
                     return
                 if raw:
@@ -576,6 +582,31 @@ class Speaker:
     def notify(self, peer: str, code: int, subcode: int) -> None:
         """End the session with `peer` with a NOTIFICATION (code, subcode)."""
         self._write(f"evpnd notify {self._next_ticket()} {peer} {code} {subcode}\n")
+
+    def hold(self, peer: str, seconds: float | None) -> None:
+        """Keep `peer` down in ExaBGP for `seconds` (None: until `release`): no connection out,
+        every one in refused, as FRR keeps a peer over its maximum-prefix idle."""
+        self._holds[peer] = None if seconds is None else time.monotonic() + seconds
+        self._write(f"evpnd hold {self._next_ticket()} {peer} {seconds or 0:g}\n")
+
+    def held(self) -> list[str]:
+        """The peers this speaker told ExaBGP to keep down (timed holds may have ended)."""
+        return list(self._holds)
+
+    def release(self, peers: Sequence[str]) -> None:
+        """End the holds of `peers` (`evpnctl clear peer`): they may connect again."""
+        for peer in peers:
+            if peer in self._holds:
+                del self._holds[peer]
+                self._write(f"evpnd release {self._next_ticket()} {peer}\n")
+
+    def _replay_holds(self) -> None:
+        now = time.monotonic()
+        for peer, until in list(self._holds.items()):
+            if until is not None and until <= now:
+                del self._holds[peer]
+            else:
+                self.hold(peer, None if until is None else until - now)
 
     def _on_state(self, event: PeerState) -> None:
         self._set_state(event.peer, event.state, event.reason)

@@ -412,6 +412,7 @@ class BgpInput:
         now = self.journal.now
         if event.state == "up":
             stats.since = now
+            self.expire_limits(now)  # its restart time may have run out since the last tick
             self.limits.session_up(event.peer)
         elif event.state == "down":
             stats.since = None

@@ -153,6 +153,14 @@ class Core:
         self.journal.now = now
         return self.bgp.clear_peer(peer)
 
+    def hold_seconds(self, peer: str, now: float) -> float | None:
+        """A peer held down over its max_routes: the seconds left, 0.0 for until `clear peer`;
+        None when it is not held down (the speaker keeps it down in ExaBGP that long)."""
+        if not self.bgp.limits.is_down(peer):
+            return None
+        until = self.bgp.limits.down[peer]
+        return 0.0 if until is None else max(until - now, 0.001)
+
     def drain_notices(self) -> list[Notice]:
         """Notable events since the last call, oldest first, for the daemon to log. Each is
         {"event", "at", ...}: duplicate_detected (vni, mac, ips), mac_moved_away (vni, mac,

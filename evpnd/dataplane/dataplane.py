@@ -37,12 +37,14 @@ from evpnd.dataplane.plan import Planner
 from evpnd.dataplane.scheduler import CHUNK_KEYS, Scheduler
 from evpnd.dataplane.worker import Worker
 from evpnd.logs import get_logger
+from evpnd.turns import Turn
 
 log = get_logger("evpnd.dataplane")
 
 __all__ = ["CHUNK_KEYS", "Dataplane"]
 
 _NONE: dict = {}
+_EVENTS_PER_READ = 256  # netlink notifications per read_events call (a turn takes several)
 
 
 class Dataplane:
@@ -322,6 +324,7 @@ class Dataplane:
         started = time.monotonic()
         pending: tuple[asyncio.Future, list[nl.Op]] | None = None
         total = 0
+        turn = Turn()
         chunks = self.scheduler.chunks(list(keys), desired, self.mirror, self.dm, allow_delete)
         for ops in chunks:
             if not ops:
@@ -332,6 +335,9 @@ class Dataplane:
             if pending is not None:
                 await self._finish(*pending)
             pending = (task, ops)
+            # a finished batch does not make the await above yield: planning chunk after
+            # chunk could hold the loop for a whole pass (evpnd/turns.py)
+            await turn.pause()
         if pending is not None:
             await self._finish(*pending)
         self.scheduler.pass_done(total, time.monotonic() - started)
@@ -364,8 +370,15 @@ class Dataplane:
     def _on_readable(self) -> None:
         if self.backend is None:
             return
-        # 1024 per turn of the loop (not the backend's 4096): the API answers between turns
-        self._counters["events"] += self.backend.read_events(self, 1024)
+        # Notifications for one turn's time (evpnd/turns.py), 256 at a time: a flood of them
+        # (our own FDB writes echoed back) must not hold the loop; the reader fires again
+        # while more are queued, and the API answers between turns.
+        turn = Turn()
+        while True:
+            read = self.backend.read_events(self, _EVENTS_PER_READ)
+            self._counters["events"] += read
+            if read < _EVENTS_PER_READ or turn.over() or self.backend is None:
+                return
 
     def overrun(self) -> None:
         """Events were lost: the mirror is unknown now. Re-dump and diff everything."""

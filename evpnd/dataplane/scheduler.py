@@ -8,11 +8,12 @@ in the worker thread and hands the finished ones back.
     full pass    every key the managers know (drift repair, sweeps of owned-but-unwanted
                  objects); deletions only once `sweep_hold_time` has passed since start, so a
                  restarted evpnd keeps forwarding while BGP re-converges
-    chunking     keys are planned CHUNK_KEYS at a time so the driver can plan chunk k+1 while
+    chunking     keys are planned up to CHUNK_KEYS at a time so the driver can plan chunk k+1 while
                  the worker's `sendto` for chunk k runs in the kernel (GIL released); each
                  pass starts with FIRST_CHUNK_KEYS and grows x4 per chunk, so the first entries
                  reach the kernel within milliseconds of a burst (first-entry latency, issue
-                 14) while a large pass still runs in big chunks
+                 14) while a large pass still runs in big chunks; a chunk that took more
+                 than PLAN_BUDGET to plan halves the next (the event loop's turn, issue 10)
     outcome      finished ops go to their managers (mirror updates); refusals are counted and
                  kept (last 20); a batch whose outcome is unknown asks for a fresh dump
 """
@@ -31,6 +32,10 @@ from evpnd.dataplane.plan import Planner
 
 CHUNK_KEYS = 8192
 FIRST_CHUNK_KEYS = 128
+# Seconds planning one chunk may take: with the outcome of the chunk before (about as much
+# work) it is one turn of the event loop (evpnd/turns.py TURN_BUDGET, not imported: the
+# scheduler is pure and imports no part that loads asyncio).
+PLAN_BUDGET = 0.005
 
 
 class Log(Protocol):
@@ -116,8 +121,15 @@ class Scheduler:
             t0 = time.monotonic()
             ops, pst = self.planner.plan(keys[i : i + size], desired, mirror, dm, allow_delete)
             i += size
-            size = min(size * 4, CHUNK_KEYS)
-            planning += time.monotonic() - t0
+            took = time.monotonic() - t0
+            # Grow x4 while a chunk plans well within its share of the loop's turn; shrink when
+            # one took longer (a slow or loaded machine): the event loop then runs between
+            # smaller chunks and the API answers within its bound (issue 10, evpnd/turns.py).
+            if took < PLAN_BUDGET / 4:
+                size = min(size * 4, CHUNK_KEYS)
+            elif took > PLAN_BUDGET:
+                size = max(size // 2, FIRST_CHUNK_KEYS)
+            planning += took
             self.stats["conflicts"] += len(pst.conflicts)
             held += pst.held
             self.stats["held"] = held

@@ -16,7 +16,7 @@ PACKAGE = ROOT / "evpnd"
 
 # Shared bases the edges may use: the validated configuration (the edges read their own
 # settings from it; it builds the core's CoreSettings, hence config -> core) and logging.
-BASES = {"config", "logs"}
+BASES = {"config", "logs", "turns"}
 ANYTHING = None  # the programs at the top wire everything together
 
 ALLOWED: dict[str, set[str] | None] = {
@@ -31,6 +31,7 @@ ALLOWED: dict[str, set[str] | None] = {
     "journald": set(),
     "sdnotify": set(),
     "memdebug": set(),  # the on-request memory report (standard library only)
+    "turns": set(),  # the event loop's turn budget (time, not counts) the edges share
     # the edges: the core and routes, the bases; never each other
     "bgp": {"core", "routes", *BASES},
     "dataplane": {"core", "routes", *BASES},

@@ -14,6 +14,10 @@ Commands (one line each, written by evpnd through the relay to ExaBGP's process 
   evpnd eor TICKET PEERS                    queue End-of-RIB l2vpn evpn (manual-eor)
   evpnd notify TICKET PEERS CODE SUBCODE    end the sessions with that NOTIFICATION (RFC 7606
                                             session reset: 3 N; maximum prefixes: Cease 6 1)
+  evpnd hold TICKET PEERS SECONDS           keep PEERS down: no connection out, every one in
+                                            refused (Cease 6/5), for SECONDS (0: until released)
+                                            -- a peer over its max_routes, as FRR keeps it idle
+  evpnd release TICKET PEERS                end a hold (`evpnctl clear peer`)
   evpnd ping TICKET                         a barrier: answered in order with the rest
   evpnd peers TICKET                        the configured neighbour addresses (after a reload)
 PEERS is `*` (every configured neighbour) or peer addresses joined with `+`.
@@ -35,6 +39,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
+import time
 
 from evpnd.bgp.exabgp import commands
 
@@ -61,6 +66,7 @@ def install(raw_receive: bool = True) -> None:
         ("helper", _install_helper_exit),
         ("poll", _install_reactor_poll_fix),
         ("accept", _install_accept_without_local_address),
+        ("hold", _install_hold_down),
     ]
     if raw_receive:
         parts.append(("raw", _install_raw_receive))
@@ -488,6 +494,18 @@ def handle_evpnd(reactor, service: str, command: str) -> None:
         elif verb == "notify" and len(words) == 6 and words[4].isdigit() and words[5].isdigit():
             done = notify_peers(reactor, words[3], int(words[4]), int(words[5]))
             _ack(reactor, service, ticket, done, [])
+        elif verb == "hold" and len(words) == 5:
+            seconds = float(words[4])
+            targets = _targets(reactor, words[3])
+            for neighbor in targets:
+                until = time.monotonic() + seconds if seconds > 0 else None
+                _HELD[str(neighbor["peer-address"])] = until
+            _ack(reactor, service, ticket, len(targets), [])
+        elif verb == "release" and len(words) == 4:
+            targets = _targets(reactor, words[3])
+            for neighbor in targets:
+                _HELD.pop(str(neighbor["peer-address"]), None)
+            _ack(reactor, service, ticket, len(targets), [])
         elif verb == "eor" and len(words) == 4:
             targets = _targets(reactor, words[3])
             for neighbor in targets:
@@ -687,6 +705,48 @@ def _install_accept_without_local_address() -> None:
             yield incoming
 
     Listener._connected = _connected
+
+
+# Peers held down (over their max_routes): address -> until (time.monotonic(); None: until
+# released). FRR keeps such a peer idle (PEER_STATUS_PREFIX_OVERFLOW: bgp_start makes no
+# connection and bgp_accept closes incoming ones) instead of accepting sessions to end them.
+_HELD: dict[str, float | None] = {}
+
+
+def held(address: str) -> bool:
+    if address not in _HELD:
+        return False
+    until = _HELD[address]
+    if until is not None and time.monotonic() >= until:
+        del _HELD[address]  # its restart time ran out: it may connect again
+        return False
+    return True
+
+
+def _install_hold_down() -> None:
+    """A held peer starts no new connection (Peer.run waits, as in its reconnect back-off) and
+    refuses incoming ones with Cease 6/5 "Connection Rejected" (RFC 4486) before any OPEN."""
+    from exabgp.reactor.peer import ACTION, Peer
+
+    run = Peer.run
+    handle_connection = Peer.handle_connection
+
+    def _run(self):
+        if (
+            self.generator is None
+            and self.proto is None
+            and held(str(self.neighbor["peer-address"]))
+        ):
+            return ACTION.LATER
+        return run(self)
+
+    def _handle_connection(self, connection):
+        if held(str(self.neighbor["peer-address"])):
+            return connection.notification(6, 5, "held down: maximum number of prefixes reached")
+        return handle_connection(self, connection)
+
+    Peer.run = _run
+    Peer.handle_connection = _handle_connection
 
 
 # ----------------------------------------------------------------------------- launcher
