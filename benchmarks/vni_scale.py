@@ -1,7 +1,8 @@
 """How evpnd's start, restart, periodic pass, memory and API grow with the number of VNIs.
 
     .venv/bin/python benchmarks/vni_scale.py [--sizes 10,100,1000,4000] [--l3 100]
-                                             [--repeat 2] [--out DIR] [--quick]   (root)
+                                             [--repeat 2] [--out DIR] [--quick]
+                                             [--mode per-vni|single] [--name STEM]   (root)
 
 One evpnd (a real daemon, ExaBGP included) in a namespace with only `l2vnis:` growing (plus
 `--l3` L3VNIs with routing tables at the largest size: this host has no VRF, so they are the
@@ -23,6 +24,10 @@ figure between successive sizes is given as a log-log slope: 1 is linear, more t
 called out as super-linear. Before each run the benchmark waits until the kernel creates a
 device quickly again (a deleted namespace's thousands of devices are torn down afterwards).
 --quick: 10 and 50 VNIs, once, no L3VNIs, pass CPU from the sweep hold time's pass (~1 min).
+--mode single: `vxlan_mode: single` (one VLAN-aware bridge and one `external vnifilter` VXLAN
+device, L2VNI i on VLAN 10+i): needs VLAN filtering, so it runs in the full-kernel VM (`make
+bench-vni-vm`, both modes in one VM under TCG: compare the modes, not the absolute figures).
+--name: the files' stem (default vni_scale).
 """
 
 from __future__ import annotations
@@ -58,8 +63,11 @@ GOAL_4000 = {"start_s": 20.0, "restart_s": 5.0, "restart_writes": 0, "pass_cpu_s
              "rss_mib": 150.0, "show_vni_ms": 200.0}  # fmt: skip
 
 
-def config(n_l2: int, n_l3: int) -> dict:
-    l2 = [{"vni": L2_BASE + i, "bridge": f"br{L2_BASE + i}"} for i in range(n_l2)]
+def config(n_l2: int, n_l3: int, mode: str = "per-vni") -> dict:
+    if mode == "single":  # one bridge for every L2VNI, each a VLAN on it
+        l2 = [{"vni": L2_BASE + i, "bridge": "br0", "vlan": 10 + i} for i in range(n_l2)]
+    else:
+        l2 = [{"vni": L2_BASE + i, "bridge": f"br{L2_BASE + i}"} for i in range(n_l2)]
     l3 = [{"vni": L3_BASE + i, "table": TABLE_BASE + i} for i in range(n_l3)]
     cfg = {
         "router_id": "10.0.0.1",
@@ -69,6 +77,8 @@ def config(n_l2: int, n_l3: int) -> dict:
         "l2vnis": l2,
         "sweep_hold_time": 1,
     }
+    if mode == "single":
+        cfg["vxlan_mode"] = "single"
     if l3:
         cfg["l3vnis"] = l3
     return cfg
@@ -121,7 +131,9 @@ def settle(limit: float = 180.0) -> float:
     return time.monotonic() - t0
 
 
-def one_run(n_l2: int, n_l3: int, timeout: float, periodic: bool = True) -> dict:
+def one_run(
+    n_l2: int, n_l3: int, timeout: float, periodic: bool = True, mode: str = "per-vni"
+) -> dict:
     settled = settle()
     lab = Lab(prefix="evs")
     try:
@@ -130,7 +142,7 @@ def one_run(n_l2: int, n_l3: int, timeout: float, periodic: bool = True) -> dict
         gobgp = GoBgp(b, gobgp_conf(65002, "10.0.0.2", [GoBgpNeighbor("10.0.0.1", 65001)]))
         gobgp.start()
         lab.on_cleanup(gobgp.remove)
-        node = EvpndNode(a, config(n_l2, n_l3))
+        node = EvpndNode(a, config(n_l2, n_l3, mode))
         lab.on_cleanup(node.remove)
 
         t0 = time.monotonic()
@@ -175,6 +187,7 @@ def one_run(n_l2: int, n_l3: int, timeout: float, periodic: bool = True) -> dict
         stop_process(mon)
         notes = [ln for ln in (mon.stdout.read() if mon.stdout else "").splitlines() if ln]
         return {
+            "mode": mode,
             "l2vnis": n_l2,
             "l3vnis": n_l3,
             "start_s": round(start_s, 3),
@@ -267,7 +280,7 @@ def not_linear(summary: dict) -> list[str]:
     return out
 
 
-def plot(summary: dict, path: Path) -> None:
+def plot(summary: dict, path: Path, mode: str = "per-vni") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -288,7 +301,7 @@ def plot(summary: dict, path: Path) -> None:
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("VNIs")
-    ax.set_title("evpnd: cost against the number of VNIs (median, min-max bars)")
+    ax.set_title(f"evpnd ({mode}): cost against the number of VNIs (median, min-max bars)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -304,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds allowed to READY")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs/bench"))
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--mode", choices=("per-vni", "single"), default="per-vni")
+    ap.add_argument("--name", default="vni_scale", help="stem of the files written")
     ns = ap.parse_args(argv)
     sizes = [int(s) for s in ns.sizes.split(",")]
     if ns.quick:
@@ -315,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in sizes:
             n_l3 = ns.l3 if n == max(sizes) else 0
             print(f"run {rep + 1}/{ns.repeat}: {n} L2VNIs + {n_l3} L3VNIs", flush=True)
-            r = one_run(n, n_l3, ns.timeout, periodic=not ns.quick)
+            r = one_run(n, n_l3, ns.timeout, periodic=not ns.quick, mode=ns.mode)
             print("  " + json.dumps({k: v for k, v in r.items() if "sample" not in k}), flush=True)
             runs.append(r)
     summary = summarise(runs)
@@ -327,15 +342,16 @@ def main(argv: list[str] | None = None) -> int:
         "host": platform.node(),
         "kernel": platform.release(),
         "evpnd": " ".join(evpnd_command()),
+        "mode": ns.mode,
         "note": "measured on a shared machine (other work running): noisy",
         "goal_4000": GOAL_4000,
         "runs": runs,
         **summary,
         "not_linear": slow,
     }
-    (out / "vni_scale.json").write_text(json.dumps(result, indent=1) + "\n")
-    (out / "vni_scale.md").write_text(md)
-    plot(summary, out / "vni_scale.png")
+    (out / f"{ns.name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out / f"{ns.name}.md").write_text(md)
+    plot(summary, out / f"{ns.name}.png", ns.mode)
     print(md)
     return 0
 
