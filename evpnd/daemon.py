@@ -497,10 +497,12 @@ def run(cfg: Config, config_path: str | None = None, log_level: str | None = Non
     # The RIB holds ~10^5 long-lived tuples; the default thresholds make the collector rescan
     # them every 700 allocations (measured: halves the decode cost of a 100k-route burst).
     # A young generation of 100k objects took 20-80 ms of CPU to scan in one piece during a
-    # churn flood (the API waits for it, issue 10): 25k keeps each pause a quarter of that for
-    # the same total work (each young object is scanned once either way).
+    # churn flood (the API waits for it, issue 10); 25k still paused 9-17 ms. 10k keeps each
+    # pause a few ms for the same total work (each young object is scanned once either way):
+    # the API's worst answer during `make chaos`'s 1M churn went from 96-122 ms to 85-91 ms
+    # together with the 5 ms turns (evpnd/turns.py), the churn as fast as before (5.1-5.9 s).
     gc.freeze()
-    gc.set_threshold(25_000, 20, 1000)
+    gc.set_threshold(10_000, 20, 1000)
     daemon = Daemon(cfg, config_path, log_level)
     try:
         asyncio.run(daemon.serve())

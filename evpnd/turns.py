@@ -14,7 +14,11 @@ from __future__ import annotations
 import asyncio
 from time import perf_counter
 
-TURN_BUDGET = 0.010  # seconds of work per turn; yielding costs ~20 us, so throughput keeps
+# Seconds of work per turn. A request waits for about one turn of each busy task plus a GC
+# pause, twice (read, then answer): at 10 ms the API's worst answer during the 1M churn of `make
+# chaos` was 96-122 ms (CPU-bound stretches of 40-70 ms between two loop iterations, measured
+# with a heartbeat task); 5 ms gives 85-91 ms with the churn as fast; 3 ms made it 25% slower.
+TURN_BUDGET = 0.005
 
 
 class Turn:
