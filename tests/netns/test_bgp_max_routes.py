@@ -32,11 +32,13 @@ def _macs(n: int) -> list[Path]:
                  "10.0.0.2", 100, attrs=L2) for i in range(n)]  # fmt: skip
 
 
-async def test_a_peer_over_max_routes_is_ceased_flushed_held_and_cleared(lab, tmp_path):
+async def _leaf_and_speaker(lab, tmp_path, **limits):
+    """evpnd on leaf a (its one peer given `limits`) and a hand-built speaker on b peering with
+    it: (a, b, node, speaker, recorder, entry) where entry() is a's `show peers` row for b."""
     a, b = two_leaves(lab)
     add_host(lab, a, "h1", "p1", "10.100.0.1", "02:aa:00:00:01:01")
     cfg = evpnd_config(a, [b], [{"vni": 100, "bridge": "br100", "access_ports": ["p1"]}])
-    cfg["peers"][0]["max_routes"] = LIMIT
+    cfg["peers"][0].update(limits)
     node = start_evpnd(lab, a, cfg)
     rec = Recorder()
     scfg = speaker_config(tmp_path, router_id=b.vtep, asn=65002,
@@ -47,6 +49,12 @@ async def test_a_peer_over_max_routes_is_ceased_flushed_held_and_cleared(lab, tm
     def entry() -> dict:
         (p,) = node.data("show peers")["peers"]
         return p
+
+    return a, b, node, speaker, rec, entry
+
+
+async def test_a_peer_over_max_routes_is_ceased_flushed_held_and_cleared(lab, tmp_path):
+    a, b, node, speaker, rec, entry = await _leaf_and_speaker(lab, tmp_path, max_routes=LIMIT)
 
     def ceases() -> list[Notification]:
         return [e for e in rec.events if isinstance(e, Notification) and e.code == 6
@@ -92,20 +100,9 @@ async def test_a_peer_over_max_routes_is_ceased_flushed_held_and_cleared(lab, tm
 async def test_max_routes_restart_keeps_the_peer_down_for_its_minutes_then_lets_it_back(
     lab, tmp_path
 ):
-    a, b = two_leaves(lab)
-    add_host(lab, a, "h1", "p1", "10.100.0.1", "02:aa:00:00:01:01")
-    cfg = evpnd_config(a, [b], [{"vni": 100, "bridge": "br100", "access_ports": ["p1"]}])
-    cfg["peers"][0].update(max_routes=LIMIT, max_routes_restart=1)
-    node = start_evpnd(lab, a, cfg)
-    rec = Recorder()
-    scfg = speaker_config(tmp_path, router_id=b.vtep, asn=65002,
-                          peers=[peer(a.vtep, 65001, b.vtep)])  # fmt: skip
-    speaker = make_speaker(scfg, b.ns, rec)
-    await speaker.start()
-
-    def entry() -> dict:
-        (p,) = node.data("show peers")["peers"]
-        return p
+    a, b, node, speaker, rec, entry = await _leaf_and_speaker(
+        lab, tmp_path, max_routes=LIMIT, max_routes_restart=1
+    )
 
     try:
         await until(lambda: rec.state(a.vtep) == "up", 60, what="session up")
