@@ -57,9 +57,16 @@ def host_mac(leaf_index: int, host_index: int) -> str:
     return f"02:aa:00:00:{leaf_index:02x}:{host_index:02x}"
 
 
-def add_host(lab: Lab, leaf: Leaf, name: str, port: str, ip: str, mac: str) -> Host:
-    """A host namespace with eth0 (MAC, IP/24) wired to `port` on the leaf."""
+def add_host(
+    lab: Lab, leaf: Leaf, name: str, port: str, ip: str, mac: str, ipv6: bool = True
+) -> Host:
+    """A host namespace with eth0 (MAC, IP/24) wired to `port` on the leaf. ipv6=False: a host
+    that speaks only when a test makes it (a link coming up otherwise sends router
+    solicitations and DAD probes at once, and the leaf learns the host from them)."""
     ns = lab.netns(name)
+    if not ipv6:
+        for conf in ("all", "default"):
+            ns.run(["sysctl", "-qw", f"net.ipv6.conf.{conf}.disable_ipv6=1"])
     lab.link(ns, "eth0", leaf.ns, port)
     ns.ip("link", "set", "eth0", "address", mac)
     ns.ip("addr", "add", f"{ip}/24", "dev", "eth0")

@@ -30,28 +30,13 @@ import pytest
 
 from evpnd.lab.gobgp import GoBgp, GoBgpNeighbor, gobgp_conf
 from evpnd.lab.netns import wait_for
-from tests.netns.fabric import Host, Leaf, evpnd_config, start_evpnd, two_leaves
+from tests.netns.fabric import Leaf, add_host, evpnd_config, start_evpnd, two_leaves
 
 pytestmark = pytest.mark.netns
 EVPNCTL = str(Path(sys.executable).with_name("evpnctl"))
 
 H7_MAC, H7_IP = "02:aa:00:00:01:07", "10.100.0.7"
 G_ASN, G_RT, G_RD = 65003, "65003:100", "10.0.9.9:100"
-
-
-def quiet_host(lab, leaf: Leaf, name: str, port: str, ip: str, mac: str) -> Host:
-    """fabric.add_host without IPv6: a host whose link comes up sends router solicitations and
-    DAD probes at once, so A would learn h7 before G's route arrives; this one speaks only when
-    the test makes it."""
-    ns = lab.netns(name)
-    for conf in ("all", "default"):
-        ns.run(["sysctl", "-qw", f"net.ipv6.conf.{conf}.disable_ipv6=1"])
-    lab.link(ns, "eth0", leaf.ns, port)
-    ns.ip("link", "set", "eth0", "address", mac)
-    ns.ip("addr", "add", f"{ip}/24", "dev", "eth0")
-    host = Host(ns, mac, ip)
-    leaf.hosts.append(host)
-    return host
 
 
 def trace(leaf: Leaf, *args: str) -> subprocess.CompletedProcess:
@@ -82,7 +67,7 @@ def test_stale_route_from_a_third_speaker_is_imported_but_not_best(lab):
     gobgp = GoBgp(g_ns, gobgp_conf(G_ASN, "10.0.9.9", neighbors, accept_routes=False)).start()
     lab.on_cleanup(gobgp.remove)
 
-    h7 = quiet_host(lab, a, "h7", "p7", H7_IP, H7_MAC)
+    h7 = add_host(lab, a, "h7", "p7", H7_IP, H7_MAC, ipv6=False)
     vni = {"vni": 100, "bridge": "br100"}
     # each leaf peers with G from its address on G's link (update_source is the VTEP otherwise)
     start_evpnd(lab, a, evpnd_config(a, [b, g_for_a], [{**vni, "access_ports": ["p7"]}]))
