@@ -407,8 +407,8 @@ def monitor_overflow(n: int, times: int) -> Row:
 
 
 SIZES = {  # full, quick: (routes, count)
-    "kill9": ((100_000, 3), (500, 3)),
-    "flaps": ((10_000, 100), (200, 3)),
+    "kill9": ((100_000, 3), (500, 2)),
+    "flaps": ((10_000, 100), (200, 2)),
     "frozen": ((10_000, 1), (200, 1)),
     "overflow": ((10_000, 1), (500, 1)),
     "underlay": ((10_000, 1), (200, 1)),

@@ -9,8 +9,9 @@
 # skip that. Exit code: pytest's in the guest (0 all passed, 1 failures, 5 no tests: a failure
 # here too), 255 the guest died, 124 the VM timed out, 2 set-up failed.
 #
-# Knobs: VM_TIMEOUT (s, default 600), VM_MEM (2G), VM_CPUS (2), EVPND_VM_ROOT (/opt/evpnd-vm),
-# PYTEST_ARGS (extra pytest arguments, e.g. "-k vrf"), VM_RWDIR (a host directory the guest may
+# Knobs: VM_TIMEOUT (s, default 900), VM_MEM (2G), VM_CPUS (2), EVPND_VM_ROOT (/opt/evpnd-vm),
+# PYTEST_ARGS (extra pytest arguments, words without spaces, e.g. "-k vrf"), VM_TESTS (the test
+# files, default tests/vm; e.g. "tests/vm/test_policy.py tests/vm/test_capture_tunnels.py"), VM_RWDIR (a host directory the guest may
 # write, e.g. docs/bench for `make bench-overlay-vm`; the rest of the root is read-only there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +21,7 @@ VM_ROOT=${EVPND_VM_ROOT:-/opt/evpnd-vm}
 KROOT=$VM_ROOT/kernel
 VNG_VENV=$VM_ROOT/vng
 VNG_VERSION=1.42
-VM_TIMEOUT=${VM_TIMEOUT:-600}
+VM_TIMEOUT=${VM_TIMEOUT:-900}
 VM_MEM=${VM_MEM:-2G}
 VM_CPUS=${VM_CPUS:-2}
 APT_PKGS=(qemu-system-x86 kmod busybox-static udev iproute2 file)
@@ -114,12 +115,12 @@ T_VM=$(now)
 # stdin </dev/null: vng wires stdin to a virtio port. `| cat`: qemu reopens /proc/self/fd/1 and
 # 2 with O_TRUNC; if they are a file (a CI log) earlier output is wiped.
 set +e
-# shellcheck disable=SC2086 # PYTEST_ARGS is a list of words
+# shellcheck disable=SC2086 # PYTEST_ARGS and VM_TESTS are lists of words
 timeout -k 10 "$VM_TIMEOUT" vng --run "$KIMG" --disable-kvm --force-9p \
   --memory "$VM_MEM" --cpus "$VM_CPUS" --rwdir="$RESULTS" ${VM_RWDIR:+--rwdir="$VM_RWDIR"} --cwd "$REPO" \
   --append "modprobe.blacklist=$BL" \
   -- env EVPND_VM_TIER=1 "$REPO/.venv/bin/python" -m pytest -p no:cacheprovider -q -rfE --durations=10 \
-  --junitxml="$RESULTS/junit.xml" ${PYTEST_ARGS:-} tests/vm </dev/null 2>&1 | cat
+  --junitxml="$RESULTS/junit.xml" ${PYTEST_ARGS:-} ${VM_TESTS:-tests/vm} </dev/null 2>&1 | cat
 rc=${PIPESTATUS[0]}
 set -e
 

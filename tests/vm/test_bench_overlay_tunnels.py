@@ -1,4 +1,5 @@
-"""benchmarks/overlay_tunnels.py, shortened (MTU 1500, offloads as set, 1-second runs), in the
+"""benchmarks/overlay_tunnels.py, shortened (MTU 1500, offloads as set, 1-second runs of one
+TCP stream and one UDP size, the wrong-MTU rows' DF pings without TCP), in the
 full-kernel VM so it cannot rot: every mode carries traffic, every ratio to native exists, and
 the wrong MTU drops full-size DF frames on the layer-2 tunnels that the derived MTU carries."""
 
@@ -25,8 +26,8 @@ def test_overlay_tunnels_quick(tmp_path):
     runs = {r["mode"]: r for r in results["runs"]}
     assert set(runs) == {"native", "vxlan", "geneve", "gretap", "gre"}
     for r in runs.values():
-        assert r["tcp1"] > 0 and r["tcp4"] > 0, r  # traffic really flowed
-        assert r["udp64"] > 0 and r["udp1400"] > 0, r
+        assert r["tcp1"] > 0 and r["udp1400"] > 0, r  # traffic really flowed
+        assert r["tcp4"] is None and r["udp64"] is None, r  # --quick leaves them out
         assert 0 < r["rtt_p50"] <= r["rtt_p99"], r
     wrong = {(row["mode"], row["host_mtu"] == row["derived"]): row for row in
              results["wrong_mtu"]}  # fmt: skip

@@ -1,12 +1,13 @@
 """`advertise: true` with real daemons (issue 9): two evpnd leaves (ExaBGP, eBGP) and a plain
 Linux site behind leaf A.
 
-L2 (GENEVE or gretap): the site's host reaches the host behind leaf B over EVPN, and B's FDB
-points the site host's MAC at A (the type-2 A originates for it).
+L2 (GENEVE and gretap): each site's host reaches the host behind leaf B over EVPN, and B's FDB
+points each site host's MAC at A (the type-2 A originates for it).
 
     h1 ─ A ══ uplink ══ B ─ h2
-         │ s0
-         S ─ h3   (bridge + `ip link add ... type geneve|gretap`)
+         │ s0 │ s1
+        S0    S1 ─ h4 (bridge + `ip link add ... type gretap`)
+         └ h3 (bridge + `ip link add ... type geneve`)
 
 L3 (GRE): the site's prefix is a type-5 route A originates; B receives it over BGP, installs it
 in its VRF, and a host in B's tenant subnet pings an address of the site through A.
@@ -42,38 +43,44 @@ def reaches(ns, ip: str) -> bool:
     return res.returncode == 0
 
 
-@pytest.mark.parametrize("kind", ["geneve", "gretap"])
-def test_site_host_reaches_a_second_leaf_through_the_advertising_gateway(kind):
+def test_site_hosts_reach_a_second_leaf_through_the_advertising_gateway():
+    """Both layer-2 kinds at once (one set-up: under TCG each daemon start costs seconds): a
+    GENEVE site and a gretap site, each its own namespace, bridge and host, both in A's br100."""
     if os.geteuid() != 0:
         pytest.fail("needs root")
     lab = Lab(prefix="tadv")
     try:
         a, b = two_leaves(lab)
-        s = lab.netns("site")
-        lab.link(a.ns, "s0", s, "eth0", "10.0.3.1/30", "10.0.3.2/30")
-        # the geneve device's source is the route's: the VTEP (README, "Static tunnels")
-        a.ns.ip("route", "add", "10.0.3.2/32", "dev", "s0", "src", a.vtep)
-        s.ip("route", "add", a.vtep, "via", "10.0.3.1")
         h1 = add_host(lab, a, "h1", "p1", "10.100.0.1", host_mac(1, 1))
         h2 = add_host(lab, b, "h2", "p2", "10.100.0.2", host_mac(2, 2))
-        h3 = lab.netns("h3")
-        lab.link(h3, "eth0", s, "p3")
-        h3.ip("link", "set", "eth0", "address", host_mac(9, 3))
-        h3.ip("addr", "add", "10.100.0.3/24", "dev", "eth0")
-        if kind == "geneve":
-            s.ip("link", "add", "tun0", "type", "geneve", "id", "5001", "remote", a.vtep)
-        else:
-            s.ip("link", "add", "tun0", "type", "gretap", "remote", a.vtep, "local", "10.0.3.2")
-        s.ip("link", "add", "br0", "type", "bridge")
-        for dev in ("tun0", "p3"):
-            s.ip("link", "set", dev, "master", "br0")
-        for dev in ("tun0", "br0"):
-            s.ip("link", "set", dev, "up")
-        tunnel = {"name": "site-s", "type": kind, "remote": "10.0.3.2", "bridge": "br100",
-                  "advertise": True, **({"vni": 5001} if kind == "geneve" else {})}  # fmt: skip
+        tunnels, sites = [], {}
+        for n, kind in enumerate(("geneve", "gretap")):
+            s = lab.netns(f"site{n}")
+            site_ip = f"10.0.{3 + n}.2"
+            lab.link(a.ns, f"s{n}", s, "eth0", f"10.0.{3 + n}.1/30", f"{site_ip}/30")
+            # the geneve device's source is the route's: the VTEP (README, "Static tunnels")
+            a.ns.ip("route", "add", f"{site_ip}/32", "dev", f"s{n}", "src", a.vtep)
+            s.ip("route", "add", a.vtep, "via", f"10.0.{3 + n}.1")
+            h = lab.netns(f"h{3 + n}")
+            lab.link(h, "eth0", s, "p3")
+            h.ip("link", "set", "eth0", "address", host_mac(9, 3 + n))
+            h.ip("addr", "add", f"10.100.0.{3 + n}/24", "dev", "eth0")
+            if kind == "geneve":
+                s.ip("link", "add", "tun0", "type", "geneve", "id", "5001", "remote", a.vtep)
+            else:
+                s.ip("link", "add", "tun0", "type", "gretap", "remote", a.vtep, "local", site_ip)
+            s.ip("link", "add", "br0", "type", "bridge")
+            for dev in ("tun0", "p3"):
+                s.ip("link", "set", dev, "master", "br0")
+            for dev in ("tun0", "br0"):
+                s.ip("link", "set", dev, "up")
+            tunnels.append({"name": f"site-{kind}", "type": kind, "remote": site_ip,
+                            "bridge": "br100", "advertise": True,
+                            **({"vni": 5001} if kind == "geneve" else {})})  # fmt: skip
+            sites[kind] = (h, f"site-{kind}", host_mac(9, 3 + n))
         for leaf, cfg in (
             (a, evpnd_config(a, [b], [{"vni": 100, "bridge": "br100", "access_ports": ["p1"]}],
-                             static_tunnels=[tunnel])),
+                             static_tunnels=tunnels)),
             (b, evpnd_config(b, [a], [{"vni": 100, "bridge": "br100", "access_ports": ["p2"]}])),
         ):  # fmt: skip
             node = EvpndNode(leaf.ns, cfg)
@@ -84,13 +91,15 @@ def test_site_host_reaches_a_second_leaf_through_the_advertising_gateway(kind):
             leaf.node.wait_ready(300)  # under TCG the daemon and ExaBGP start slowly
         # under TCG ExaBGP takes its time
         wait_for(lambda: reaches(h1.ns, h2.ip), 240, interval=0.5, what="h1 -> h2 (EVPN)")
-        wait_for(lambda: reaches(h3, h1.ip), 60, interval=0.5, what="h3 -> h1 (tunnel)")
-        wait_for(lambda: reaches(h3, h2.ip), 120, interval=0.5, what="h3 -> h2 (EVPN)")
-        wait_for(lambda: b.remote_macs("vx100").get(host_mac(9, 3)) == a.vtep, 60,
-                 what="B's FDB: the site host's MAC at A")  # fmt: skip
         assert a.node is not None
         rows = {r["device"]: r for r in a.node.data("show mtu")["devices"]}
-        assert rows["site-s"]["type"] == kind and rows["site-s"]["status"] == "ok"
+        for kind, (h, device, mac) in sites.items():
+            wait_for(lambda h=h: reaches(h, h1.ip), 60, interval=0.5, what=f"{kind} host -> h1")
+            wait_for(lambda h=h: reaches(h, h2.ip), 120, interval=0.5,
+                     what=f"{kind} host -> h2 (EVPN)")  # fmt: skip
+            wait_for(lambda mac=mac: b.remote_macs("vx100").get(mac) == a.vtep, 60,
+                     what=f"B's FDB: the {kind} site host's MAC at A")  # fmt: skip
+            assert rows[device]["type"] == kind and rows[device]["status"] == "ok", rows
     finally:
         lab.cleanup()
 
