@@ -75,6 +75,28 @@ def add_host(
     return host
 
 
+def four_hosts(lab: Lab, a: Leaf, b: Leaf) -> dict[str, Host]:
+    """The two-VNI fabric's hosts: h1 (VNI 100, port p1) and h4 (VNI 200, p4) behind leaf A,
+    h2 (VNI 100, p2) and h3 (VNI 200, p3) behind B, all in 10.100.0.0/24 (so only the VNI
+    keeps h1 from h3). Goes with `two_vnis`."""
+    return {
+        "h1": add_host(lab, a, "h1", "p1", "10.100.0.1", host_mac(1, 1)),
+        "h4": add_host(lab, a, "h4", "p4", "10.100.0.4", host_mac(1, 4)),
+        "h2": add_host(lab, b, "h2", "p2", "10.100.0.2", host_mac(2, 2)),
+        "h3": add_host(lab, b, "h3", "p3", "10.100.0.3", host_mac(2, 3)),
+    }
+
+
+def two_vnis(leaf: str, **vni100: object) -> list[dict]:
+    """`l2vnis` of leaf "a" or "b" of the `four_hosts` fabric: VNI 100 (br100) and VNI 200
+    (br200) on that leaf's two access ports; `vni100` adds keys to VNI 100 (an SVI, ...)."""
+    p100, p200 = ("p1", "p4") if leaf == "a" else ("p2", "p3")
+    return [
+        {"vni": 100, "bridge": "br100", "access_ports": [p100], **vni100},
+        {"vni": 200, "bridge": "br200", "access_ports": [p200]},
+    ]
+
+
 def evpnd_config(leaf: Leaf, peers: list[Leaf], l2vnis: list[dict], **extra) -> dict:
     cfg = {
         "router_id": leaf.router_id or leaf.vtep,

@@ -20,7 +20,14 @@ from pathlib import Path
 import pytest
 
 from evpnd.lab.netns import Lab, stop_process, wait_for
-from tests.netns.fabric import add_host, evpnd_config, host_mac, start_evpnd, two_leaves, wait_ping
+from tests.netns.fabric import (
+    evpnd_config,
+    four_hosts,
+    start_evpnd,
+    two_leaves,
+    two_vnis,
+    wait_ping,
+)
 
 pytestmark = pytest.mark.netns
 EVPNCTL = str(Path(sys.executable).with_name("evpnctl"))
@@ -35,24 +42,17 @@ def fabric():
     lab = Lab(prefix="cap")
     try:
         a, b = two_leaves(lab)
-        h1 = add_host(lab, a, "h1", "p1", "10.100.0.1", host_mac(1, 1))
-        h4 = add_host(lab, a, "h4", "p4", "10.100.0.4", host_mac(1, 4))
-        h2 = add_host(lab, b, "h2", "p2", "10.100.0.2", host_mac(2, 2))
-        h3 = add_host(lab, b, "h3", "p3", "10.100.0.3", host_mac(2, 3))
-        for leaf, p100, p200 in ((a, "p1", "p4"), (b, "p2", "p3")):
-            vnis = [
-                {"vni": 100, "bridge": "br100", "access_ports": [p100]}
-                | ({"svi_address": "10.100.0.254/24"} if leaf is a else {}),
-                {"vni": 200, "bridge": "br200", "access_ports": [p200]},
-            ]
-            start_evpnd(lab, leaf, evpnd_config(leaf, [b if leaf is a else a], vnis))
+        hosts = four_hosts(lab, a, b)
+        h1, h2, h3, h4 = (hosts[h] for h in ("h1", "h2", "h3", "h4"))
+        start_evpnd(lab, a, evpnd_config(a, [b], two_vnis("a", svi_address="10.100.0.254/24")))
+        start_evpnd(lab, b, evpnd_config(b, [a], two_vnis("b")))
         wait_ping(h1, h2, timeout=45)
         wait_ping(h4, h3, timeout=30)
         # leaf A resolves h1 on its SVI: evpnd learns and advertises h1's MAC/IP, so its IP is
         # one evpnd knows (the --ip check)
         wait_for(lambda: a.ns.ping(h1.ip, timeout=0.5) and b.node.data(
             "explain", target=h1.ip)["vnis"], 20, what="h1's IP known to evpnd")  # fmt: skip
-        yield {"lab": lab, "a": a, "b": b, "h1": h1, "h2": h2, "h3": h3, "h4": h4}
+        yield {"lab": lab, "a": a, "b": b, **hosts}
     finally:
         lab.cleanup()
 

@@ -17,7 +17,14 @@ import pytest
 
 from evpnd.lab.frr import Frr, evpn_leaf_conf
 from evpnd.lab.netns import Lab, wait_for
-from tests.netns.fabric import add_host, evpnd_config, host_mac, start_evpnd, two_leaves, wait_ping
+from tests.netns.fabric import (
+    evpnd_config,
+    four_hosts,
+    start_evpnd,
+    two_leaves,
+    two_vnis,
+    wait_ping,
+)
 
 pytestmark = pytest.mark.netns
 
@@ -29,21 +36,11 @@ def fabric():
     lab = Lab(prefix="e6")
     try:
         a, b = two_leaves(lab, family=6)
-        h1 = add_host(lab, a, "h1", "p1", "10.100.0.1", host_mac(1, 1))
-        h4 = add_host(lab, a, "h4", "p4", "10.100.0.4", host_mac(1, 4))
-        h2 = add_host(lab, b, "h2", "p2", "10.100.0.2", host_mac(2, 2))
-        h3 = add_host(lab, b, "h3", "p3", "10.100.0.3", host_mac(2, 3))
-        vnis_a = [
-            {"vni": 100, "bridge": "br100", "access_ports": ["p1"]},
-            {"vni": 200, "bridge": "br200", "access_ports": ["p4"]},
-        ]
-        vnis_b = [
-            {"vni": 100, "bridge": "br100", "access_ports": ["p2"]},
-            {"vni": 200, "bridge": "br200", "access_ports": ["p3"]},
-        ]
+        hosts = four_hosts(lab, a, b)
+        vnis_a, vnis_b = two_vnis("a"), two_vnis("b")
         start_evpnd(lab, a, evpnd_config(a, [b], vnis_a, metrics={"enabled": True}))
         start_evpnd(lab, b, evpnd_config(b, [a], vnis_b))
-        yield {"lab": lab, "a": a, "b": b, "h1": h1, "h2": h2, "h3": h3, "h4": h4}
+        yield {"lab": lab, "a": a, "b": b, **hosts}
     finally:
         lab.cleanup()
 
