@@ -51,6 +51,7 @@ class SingleVxlan:
         try:
             br = self._bridge(bridge_name, mtu, created)
             vx = self._vxlan(vxlan_name, local, mtu, br, created)
+            in_filter = self._vni_filter(vxlan_name, vx)
         except (DeviceError, NetlinkError, OSError) as exc:
             dm.problems.append(f"vxlan_mode single: l2vnis[0]: {exc}")
             log.error("single vxlan device not usable", error=str(exc))
@@ -59,7 +60,6 @@ class SingleVxlan:
         # Read back, written only where they differ: a restart or periodic check over an
         # unchanged kernel writes nothing (as the per-VNI mode, links.py).
         vlans, tunnels, port_flags = self._port_vlans()
-        in_filter = self._vni_filter(vx)
         ops: list[nl.Op] = []
         if msg.port_flags_differ(port_flags.get(vx, {})):
             ops.append(_op(msg.RTM_SETLINK, msg.bridge_port(vx, 0, 1, 1),
@@ -128,15 +128,21 @@ class SingleVxlan:
             flags[index] = msg.parse_port_flags(buf, off, end)
         return vlans, tunnels, flags
 
-    def _vni_filter(self, vxlan: int) -> msg.VniRanges:
+    def _vni_filter(self, name: str, vxlan: int) -> msg.VniRanges:
         """The VXLAN device's VNI filter as the kernel holds it (`bridge vni show dev X`)."""
         ranges: list[tuple[int, int]] = []
         body = msg.vni_filter_dump_request(vxlan)
-        for mtype, buf, off, end in self.dev.requester.dump(msg.RTM_GETTUNNEL, body):
-            if mtype == msg.RTM_NEWTUNNEL:
-                index, found = msg.parse_vni_filter(buf, off, end)
-                if index == vxlan:
-                    ranges.extend(found)
+        try:
+            for mtype, buf, off, end in self.dev.requester.dump(msg.RTM_GETTUNNEL, body):
+                if mtype == msg.RTM_NEWTUNNEL:
+                    index, found = msg.parse_vni_filter(buf, off, end)
+                    if index == vxlan:
+                        ranges.extend(found)
+        except nl.NetlinkError as exc:
+            if exc.errno == errno.EINVAL:  # the kernel's answer for a device without vnifilter
+                raise DeviceError(f"{name} exists without vnifilter (an external device made "
+                                  "without it cannot filter VNIs)") from exc  # fmt: skip
+            raise
         return msg.VniRanges(ranges)
 
     # -- devices --
