@@ -7,6 +7,10 @@ The layouts are iproute2's (tests/unit/test_single_msgs.py holds the bytes `ip`/
   COLLECT_METADATA 1, VNIFILTER 1}} (IFLA_VXLAN_VNIFILTER: Linux 5.18).
 - `bridge vni add dev vxlan0 vni 100`: RTM_NEWTUNNEL, struct tunnel_msg {AF_BRIDGE, ifindex},
   VXLAN_VNIFILTER_ENTRY (nested) {VXLAN_VNIFILTER_ENTRY_START u32 vni} (bridge/vni.c).
+- `bridge vni show dev vxlan0`: RTM_GETTUNNEL dump, struct tunnel_msg {AF_BRIDGE, ifindex}; the
+  kernel answers RTM_NEWTUNNEL messages whose VXLAN_VNIFILTER_ENTRY nests carry a range,
+  ENTRY_START and (when it spans more than one VNI) ENTRY_END (drivers/net/vxlan/
+  vxlan_vnifilter.c, vxlan_fill_dump_entry).
 - `bridge vlan add dev vxlan0 vid 10` and `... vid 10 tunnel_info id 100`: RTM_SETLINK,
   AF_BRIDGE ifinfomsg, IFLA_AF_SPEC {IFLA_BRIDGE_VLAN_INFO {flags, vid}} resp.
   {IFLA_BRIDGE_VLAN_TUNNEL_INFO {TUNNEL_ID u32, TUNNEL_VID u16, FLAGS u16}} (bridge/vlan.c).
@@ -19,13 +23,14 @@ The layouts are iproute2's (tests/unit/test_single_msgs.py holds the bytes `ip`/
 
 from __future__ import annotations
 
+import bisect
 import socket
 import struct
 
 from evpnd.dataplane import netlink as nl
 
 RTM_NEWLINK, RTM_SETLINK = 16, 19
-RTM_NEWTUNNEL, RTM_DELTUNNEL = 120, 121
+RTM_NEWTUNNEL, RTM_DELTUNNEL, RTM_GETTUNNEL = 120, 121, 122
 NLA_F_NESTED = 0x8000
 
 IFLA_MTU, IFLA_LINKINFO, IFLA_PROTINFO, IFLA_AF_SPEC = 4, 18, 12, 26
@@ -36,7 +41,7 @@ IFLA_BRPORT_LEARNING, IFLA_BRPORT_VLAN_TUNNEL, IFLA_BRPORT_NEIGH_SUPPRESS = 8, 2
 IFLA_BRIDGE_VLAN_INFO, IFLA_BRIDGE_VLAN_TUNNEL_INFO = 2, 3
 IFLA_BRIDGE_VLAN_TUNNEL_ID, IFLA_BRIDGE_VLAN_TUNNEL_VID, IFLA_BRIDGE_VLAN_TUNNEL_FLAGS = 1, 2, 3
 BRIDGE_VLAN_INFO_PVID, BRIDGE_VLAN_INFO_UNTAGGED = 0x2, 0x4
-VXLAN_VNIFILTER_ENTRY, VXLAN_VNIFILTER_ENTRY_START = 1, 1
+VXLAN_VNIFILTER_ENTRY, VXLAN_VNIFILTER_ENTRY_START, VXLAN_VNIFILTER_ENTRY_END = 1, 1, 2
 NDA_SRC_VNI = 11
 
 _IFI = struct.Struct("=BxHiII")  # ifinfomsg
@@ -176,3 +181,68 @@ def parse_port_vlans(buf, off: int, end: int) -> tuple[int, dict[int, int], dict
                     tunnels[vid] = tid
         pos += (alen + 3) & ~3
     return index, vlans, tunnels
+
+
+# The port flags single mode wants on the VXLAN device (`bridge link set ...` above): no
+# learning from decapsulated frames (RFC 7432 section 9.2), ARP/ND suppression (RFC 9161), and
+# the per-VLAN tunnel mapping that makes a VLAN a VNI.
+PORT_FLAGS = {IFLA_BRPORT_LEARNING: 0, IFLA_BRPORT_NEIGH_SUPPRESS: 1, IFLA_BRPORT_VLAN_TUNNEL: 1}
+
+
+def parse_port_flags(buf, off: int, end: int) -> dict[int, int]:
+    """IFLA_BRPORT_* -> value of the u8 flags of one AF_BRIDGE RTM_NEWLINK (the same dump as
+    parse_port_vlans: the kernel's br_fill_ifinfo nests them in IFLA_PROTINFO for every bridge
+    port). Empty for a link that is no bridge port."""
+    protinfo = nl.parse_attrs(buf, off + 16, end).get(IFLA_PROTINFO)
+    if protinfo is None:
+        return {}
+    flags = nl.parse_attrs(protinfo, 0, len(protinfo))
+    return {kind: raw[0] for kind, raw in flags.items() if kind in PORT_FLAGS and len(raw) >= 1}
+
+
+def port_flags_differ(flags: dict[int, int]) -> bool:
+    """True when the VXLAN port's flags are not (all) what single mode wants."""
+    return any(flags.get(kind) != value for kind, value in PORT_FLAGS.items())
+
+
+# ---- reading back: the VNI filter of the VXLAN device ------------------------------------------
+
+
+def vni_filter_dump_request(ifindex: int) -> bytes:
+    """RTM_GETTUNNEL dump body (`bridge vni show dev X`): the VNI filter of one device."""
+    return _TUNNEL_MSG.pack(socket.AF_BRIDGE, 0, 0, ifindex)
+
+
+def parse_vni_filter(buf, off: int, end: int) -> tuple[int, list[tuple[int, int]]]:
+    """(ifindex, [(first VNI, last VNI), ...]) of one RTM_NEWTUNNEL: the kernel reports
+    consecutive VNIs (with the same remote group) as one range."""
+    index = _TUNNEL_MSG.unpack_from(buf, off)[3]
+    ranges: list[tuple[int, int]] = []
+    pos = off + _TUNNEL_MSG.size
+    while pos + 4 <= end:
+        alen, atype = struct.unpack_from("=HH", buf, pos)
+        if alen < 4:
+            break
+        if atype & 0x3FFF == VXLAN_VNIFILTER_ENTRY:
+            entry = nl.parse_attrs(buf, pos + 4, min(pos + alen, end))
+            start = entry.get(VXLAN_VNIFILTER_ENTRY_START)
+            if start is not None and len(start) >= 4:
+                first = struct.unpack("=I", start[:4])[0]
+                last_raw = entry.get(VXLAN_VNIFILTER_ENTRY_END)
+                last = struct.unpack("=I", last_raw[:4])[0] if last_raw else first
+                ranges.append((first, max(first, last)))
+        pos += (alen + 3) & ~3
+    return index, ranges
+
+
+class VniRanges:
+    """Membership in a VNI filter read back as ranges, without expanding them (a person's
+    `bridge vni add vni 1-16000000` is one range, not 16 million entries)."""
+
+    def __init__(self, ranges: list[tuple[int, int]]) -> None:
+        self.ranges = sorted(ranges)
+        self._starts = [r[0] for r in self.ranges]
+
+    def __contains__(self, vni: int) -> bool:
+        i = bisect.bisect_right(self._starts, vni) - 1
+        return i >= 0 and self.ranges[i][0] <= vni <= self.ranges[i][1]

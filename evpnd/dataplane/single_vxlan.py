@@ -51,13 +51,19 @@ class SingleVxlan:
         try:
             br = self._bridge(bridge_name, mtu, created)
             vx = self._vxlan(vxlan_name, local, mtu, br, created)
+            in_filter = self._vni_filter(vxlan_name, vx)
         except (DeviceError, NetlinkError, OSError) as exc:
             dm.problems.append(f"vxlan_mode single: l2vnis[0]: {exc}")
             log.error("single vxlan device not usable", error=str(exc))
             return
         have = self.dev._links()
-        vlans, tunnels = self._port_vlans()  # written only where they differ
-        ops = [_op(msg.RTM_SETLINK, msg.bridge_port(vx, 0, 1, 1), ("port", None, vxlan_name))]
+        # Read back, written only where they differ: a restart or periodic check over an
+        # unchanged kernel writes nothing (as the per-VNI mode, links.py).
+        vlans, tunnels, port_flags = self._port_vlans()
+        ops: list[nl.Op] = []
+        if msg.port_flags_differ(port_flags.get(vx, {})):
+            ops.append(_op(msg.RTM_SETLINK, msg.bridge_port(vx, 0, 1, 1),
+                           ("port", None, vxlan_name)))  # fmt: skip
         ports_of: dict[int, dict[int, str]] = {}
         bad: dict[int | None, str] = {}
         for i, item in enumerate(cfg.l2vnis):
@@ -71,9 +77,9 @@ class SingleVxlan:
                                ("tunnel_info", i, where)))  # fmt: skip
             elif mapped != item.vni:  # not evpnd's mapping to change (a person's): reported
                 bad[i] = f"{where}: VLAN {item.vlan} on {vxlan_name} is tunnel id {mapped}"
-            # (the kernel keeps one entry per VNI: adding an existing one changes nothing)
-            ops.append(_op(msg.RTM_NEWTUNNEL, msg.vni_filter(vx, item.vni),
-                           ("vni filter", i, f"l2vnis[{i}].vni"), nl.NLM_F_CREATE))  # fmt: skip
+            if item.vni not in in_filter:
+                ops.append(_op(msg.RTM_NEWTUNNEL, msg.vni_filter(vx, item.vni),
+                               ("vni filter", i, f"l2vnis[{i}].vni"), nl.NLM_F_CREATE))  # fmt: skip
             ports = ports_of[i] = {}
             for name in item.access_ports:
                 link = have.get(name)
@@ -85,8 +91,9 @@ class SingleVxlan:
                     ops.append(_op(msg.RTM_SETLINK, msg.port_vlan(link.index, item.vlan, ACCESS),
                                    ("access vlan", i, f"l2vnis[{i}].access_ports")))  # fmt: skip
                 ports[link.index] = name
-        self.dev.requester.run(ops)
-        self.dev.writes += len(ops)
+        if ops:
+            self.dev.requester.run(ops)
+            self.dev.writes += len(ops)
         for op in ops:
             # Set-up runs again every reconcile interval: the kernel accepts a VLAN, port flag
             # or VNI filter entry it already has, but refuses a VLAN's tunnel mapping that
@@ -108,15 +115,35 @@ class SingleVxlan:
                               access_ports=ports_of[i], sticky=frozenset(item.sticky_macs),
                               created=list(created), vlan=item.vlan))  # fmt: skip
 
-    def _port_vlans(self) -> tuple[dict[int, dict[int, int]], dict[int, dict[int, int]]]:
-        """Every bridge port's VLANs (VID -> flags) and tunnel mappings (VID -> VNI)."""
+    def _port_vlans(self) -> tuple[dict[int, dict[int, int]], ...]:
+        """Every bridge port's VLANs (VID -> flags), tunnel mappings (VID -> VNI) and port
+        flags (IFLA_BRPORT_* -> value): one AF_BRIDGE link dump."""
         vlans: dict[int, dict[int, int]] = {}
         tunnels: dict[int, dict[int, int]] = {}
+        flags: dict[int, dict[int, int]] = {}
         body = msg.bridge_vlan_dump_request()
         for _t, buf, off, end in self.dev.requester.dump(nl.RTM_GETLINK, body):
             index, v, t = msg.parse_port_vlans(buf, off, end)
             vlans[index], tunnels[index] = v, t
-        return vlans, tunnels
+            flags[index] = msg.parse_port_flags(buf, off, end)
+        return vlans, tunnels, flags
+
+    def _vni_filter(self, name: str, vxlan: int) -> msg.VniRanges:
+        """The VXLAN device's VNI filter as the kernel holds it (`bridge vni show dev X`)."""
+        ranges: list[tuple[int, int]] = []
+        body = msg.vni_filter_dump_request(vxlan)
+        try:
+            for mtype, buf, off, end in self.dev.requester.dump(msg.RTM_GETTUNNEL, body):
+                if mtype == msg.RTM_NEWTUNNEL:
+                    index, found = msg.parse_vni_filter(buf, off, end)
+                    if index == vxlan:
+                        ranges.extend(found)
+        except nl.NetlinkError as exc:
+            if exc.errno == errno.EINVAL:  # the kernel's answer for a device without vnifilter
+                raise DeviceError(f"{name} exists without vnifilter (an external device made "
+                                  "without it cannot filter VNIs)") from exc  # fmt: skip
+            raise
+        return msg.VniRanges(ranges)
 
     # -- devices --
     def _bridge(self, name: str, mtu: int, created: list[str]) -> int:

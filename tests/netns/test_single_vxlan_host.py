@@ -17,6 +17,7 @@ import pytest
 from evpnd.config import parse_config
 from evpnd.core.desired import DesiredState
 from evpnd.dataplane import Dataplane
+from evpnd.dataplane import single_msgs as msg
 
 pytestmark = pytest.mark.netns
 
@@ -59,6 +60,71 @@ def test_raw_vnifilter_messages_are_what_iproute2_reads_back(lab):
     fdb = json.loads(ns.run(["bridge", "-j", "fdb", "show", "dev", "vxlan0"]))
     got = {(r["mac"], r["dst"], r.get("src_vni")) for r in fdb if "dst" in r}
     assert got == {("00:00:00:00:00:00", "10.0.0.2", 200), ("02:00:00:00:00:01", "10.0.0.2", 100)}
+
+
+READ_BACK = """
+import json, socket
+from evpnd.dataplane import netlink as nl, single_msgs as msg
+from evpnd.dataplane.devices import DeviceError, DeviceManager
+from evpnd.dataplane.single_vxlan import SingleVxlan
+dev = DeviceManager()
+single = SingleVxlan(dev)
+index = socket.if_nametoindex("vxlan0")
+ranges = single._vni_filter("vxlan0", index).ranges
+vlans, tunnels, flags = single._port_vlans()
+try:  # an external device made without vnifilter: a device problem naming it
+    single._vni_filter("vxlan1", socket.if_nametoindex("vxlan1"))
+    plain = "read"
+except DeviceError as exc:
+    plain = str(exc)
+print(json.dumps({"ranges": ranges, "flags": flags.get(index), "writes": dev.writes,
+                  "sent": dev.requester.messages_sent, "plain": plain}))
+"""
+
+# VNIs in the filter: a run of consecutive ones (one range in the dump) and 2,500 with gaps
+# (more than one dump message: each carries at most a page's worth of entries)
+VNIS = [*range(100, 110), *range(10_000, 15_000, 2)]
+
+
+def test_vni_filter_and_port_flags_read_back_from_the_kernel(lab, tmp_path):
+    """What single mode's device check reads instead of writing (issue 17): the VNI filter as
+    `bridge vni show` has it, and the VXLAN port's flags as `bridge link set` left them, both
+    read with raw dumps that write nothing."""
+    ns = lab.netns("svdrb")
+    ns.ip("link", "add", "u0", "type", "veth", "peer", "name", "u1")
+    ns.ip("addr", "add", "10.0.0.1/24", "dev", "u0")
+    ns.ip("link", "add", "vxlan0", "type", "vxlan", "external", "vnifilter", "local", "10.0.0.1",
+          "dstport", "4789", "nolearning")  # fmt: skip
+    ns.ip("link", "add", "vxlan1", "type", "vxlan", "external", "local", "10.0.0.1", "dstport",
+          "4790")  # fmt: skip
+    ns.ip("link", "add", "br0", "type", "bridge")
+    ns.ip("link", "set", "vxlan0", "master", "br0")
+    batch = tmp_path / "vnis.batch"
+    batch.write_text("".join(f"vni add dev vxlan0 vni {v}\n" for v in VNIS))
+    ns.run(["bridge", "-batch", str(batch)], timeout=120)
+    ns.run(["bridge", "link", "set", "dev", "vxlan0", "learning", "off", "neigh_suppress", "on",
+            "vlan_tunnel", "on"])  # fmt: skip
+
+    def read_back() -> dict:
+        out = subprocess.run(ns.cmd(sys.executable, "-c", READ_BACK), capture_output=True,
+                             text=True, timeout=60)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    got = read_back()
+    assert got["writes"] == 0 and got["sent"] == 0, got
+    covered = msg.VniRanges([tuple(r) for r in got["ranges"]])
+    assert [v for v in range(90, 15_010) if v in covered] == VNIS
+    assert [100, 109] in got["ranges"], got["ranges"][:5]  # consecutive VNIs: one range
+    shown = json.loads(ns.run(["bridge", "-j", "vni", "show", "dev", "vxlan0"]))[0]["vnis"]
+    assert sum(v.get("vniEnd", v["vni"]) - v["vni"] + 1 for v in shown) == len(VNIS)
+    assert not msg.port_flags_differ({int(k): v for k, v in got["flags"].items()}), got["flags"]
+    assert got["plain"] == ("vxlan1 exists without vnifilter (an external device made without "
+                            "it cannot filter VNIs)"), got["plain"]  # fmt: skip
+    # a person turns learning on: the read-back sees it (the device check would set it again)
+    ns.run(["bridge", "link", "set", "dev", "vxlan0", "learning", "on"])
+    flags = {int(k): v for k, v in read_back()["flags"].items()}
+    assert flags[msg.IFLA_BRPORT_LEARNING] == 1 and msg.port_flags_differ(flags)
 
 
 def has_vlan_filtering(ns) -> bool:
