@@ -115,13 +115,8 @@ class Fabric:
 
     def set_offloads(self, state: str) -> None:
         """GSO, GRO and TSO on every interface of the lab (the evpnd devices included)."""
-        for ns in [*(leaf.ns for leaf in self.leaves), *self.hosts.values()]:
-            links = json.loads(ns.run(["ip", "-j", "link", "show"]))
-            for link in links:
-                if link["ifname"] == "lo":
-                    continue
-                ns.run(["ethtool", "-K", link["ifname"], "gso", state, "gro", state, "tso",
-                        state], check=False)  # fmt: skip
+        self.offloads = set_offloads([*(leaf.ns for leaf in self.leaves), *self.hosts.values()],
+                                     state, getattr(self, "offloads", None))  # fmt: skip
 
     def set_overlay_host_mtu(self, mtu: int) -> None:
         for i, leaf in enumerate(self.leaves, 1):
@@ -161,6 +156,37 @@ def udp(pair: Pair, seconds: float, size: int) -> dict:
         return {"kpps": 0.0, "error": out.get("error", "no result")}
     got = s["packets"] - s.get("lost_packets", 0)
     return {"kpps": got / s["seconds"] / 1e3, "lost_percent": s.get("lost_percent")}
+
+
+OFFLOADS = {"gso": "generic-segmentation-offload", "gro": "generic-receive-offload",
+            "tso": "tcp-segmentation-offload"}  # fmt: skip
+
+
+def set_offloads(namespaces: list[Netns], state: str, saved: dict | None) -> dict | None:
+    """ "on" is the offloads as the kernel set them (the tables say "as set"): a fresh lab is
+    left alone, and after "off" each interface gets back exactly what it had (veth, for one,
+    starts with GRO off). "off": GSO, GRO and TSO off on every interface, after noting what
+    they were. Returns what to pass next time (the noted state, or None: as set)."""
+    if state == "on":
+        for (_, ifname), (ns, features) in (saved or {}).items():
+            args = [w for key, on in features.items() for w in (key, "on" if on else "off")]
+            ns.run(["ethtool", "-K", ifname, *args], check=False)
+        return None
+    noted = saved if saved is not None else {}
+    for ns in namespaces:
+        for link in json.loads(ns.run(["ip", "-j", "link", "show"])):
+            ifname = link["ifname"]
+            if ifname == "lo":
+                continue
+            if (ns.name, ifname) not in noted:
+                shown = ns.run(["ethtool", "-k", ifname], check=False)
+                have = dict(line.strip().split(": ", 1)[:2] for line in shown.splitlines()
+                            if ": " in line)  # fmt: skip
+                noted[(ns.name, ifname)] = (ns, {key: have.get(name, "off").startswith("on")
+                                                 for key, name in OFFLOADS.items()})  # fmt: skip
+            ns.run(["ethtool", "-K", ifname, "gso", "off", "gro", "off", "tso", "off"],
+                   check=False)  # fmt: skip
+    return noted
 
 
 def ping_rtt(pair: Pair, count: int, size: int = 56, df: bool = False) -> dict:

@@ -36,7 +36,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from overlay import METRICS, Pair, Plan, _best, _fmt, _offloads, ping_rtt, tcp, udp  # noqa: E402
+from overlay import (  # noqa: E402
+    METRICS,
+    Pair,
+    Plan,
+    _best,
+    _fmt,
+    _offloads,
+    ping_rtt,
+    set_offloads,
+    tcp,
+    udp,
+)
 
 from evpnd.lab.netns import Lab, Netns, stop_process, wait_for  # noqa: E402
 
@@ -64,6 +75,7 @@ class TunnelFabric:
         self.leaves = (a, b)
         self.hosts: dict[str, list[Netns]] = {}
         self.pairs: dict[str, Pair] = {}
+        self.offloads: dict | None = None  # offloads as the kernel set them
         for leaf in self.leaves:
             leaf.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"])
         for k, mode in enumerate(modes):
@@ -117,12 +129,10 @@ class TunnelFabric:
             self._host_mtu(mode, i, mtu)
 
     def set_offloads(self, state: str) -> None:
-        """GSO, GRO and TSO on every interface of the lab."""
-        for ns in [*self.leaves, *(h for pair in self.hosts.values() for h in pair)]:
-            for link in json.loads(ns.run(["ip", "-j", "link", "show"])):
-                if link["ifname"] != "lo":
-                    ns.run(["ethtool", "-K", link["ifname"], "gso", state, "gro", state, "tso",
-                            state], check=False)  # fmt: skip
+        """GSO, GRO and TSO on every interface of the lab: overlay.set_offloads ("on" is as
+        the kernel set them: no ethtool run on a fresh lab; under TCG they cost ~25 s)."""
+        namespaces = [*self.leaves, *(h for pair in self.hosts.values() for h in pair)]
+        self.offloads = set_offloads(namespaces, state, self.offloads)
 
 
 # --quick (the VM tier's test): under TCG each iperf3 start costs seconds, so it runs one TCP
@@ -184,6 +194,12 @@ def _n(value: float | None, digits: int) -> str:
 
 
 def run(plan: Plan, modes: tuple[str, ...] = MODES, log=_log, quick: bool = False) -> dict:
+    started = time.monotonic()
+    say = log
+
+    def log(msg: str) -> None:  # each line with the time since the start: where the run goes
+        say(f"{msg}  [t+{time.monotonic() - started:.0f}s]")
+
     results: dict = {"runs": [], "wrong_mtu": [], "plan": plan.__dict__, "modes": list(modes),
                      "host": {"kernel": platform.release(), "cpus": os.cpu_count(),
                               "emulated": "TCG (QEMU) in the full-kernel tier"}}  # fmt: skip
@@ -285,12 +301,13 @@ def plot(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def write(results: dict, out: Path) -> str:
+def write(results: dict, out: Path, with_plot: bool = True) -> str:
     out.mkdir(parents=True, exist_ok=True)
     (out / "overlay-vm.json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
     (out / "overlay-vm.md").write_text(table)
-    plot(results, out / "overlay-vm.png")
+    if with_plot:
+        plot(results, out / "overlay-vm.png")
     return table
 
 
@@ -298,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="seconds: MTU 1500, offloads as set")
     p.add_argument("--out", type=Path, default=Path("docs/bench"), help="output directory")
+    # under TCG importing matplotlib alone takes ~35 s; the plot is tested on the host
+    # (tests/unit/test_overlay_tunnels_report.py)
+    p.add_argument("--no-plot", action="store_true", help="no PNG (the VM tier's quick test)")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         print("overlay_tunnels.py: needs root (namespaces, tunnels)", file=sys.stderr)
@@ -305,8 +325,10 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     results = run(QUICK if args.quick else FULL, quick=args.quick)
     results["seconds"] = time.monotonic() - t0
-    print(write(results, args.out))
-    print(f"{results['seconds']:.0f}s; wrote {args.out}/overlay-vm.json, .md, .png")
+    print(write(results, args.out, with_plot=not args.no_plot))
+    print(f"report written at t+{time.monotonic() - t0:.0f}s")
+    print(f"{results['seconds']:.0f}s; wrote {args.out}/overlay-vm.json, .md"
+          f"{'' if args.no_plot else ', .png'}")  # fmt: skip
     return 0
 
 
