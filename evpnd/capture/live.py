@@ -85,7 +85,16 @@ class Capture:
         # before the filter was attached (they must not be shown); C code, per delivered packet.
         self.check = pcapy.compile(self.linktype, snaplen, expression, 1, 0)
         self.pcap.setnonblock(1)
+        # The kernel's counters (read and reset by libpcap, which keeps the sums) count a packet
+        # when it is queued; a packet queued before `base` but delivered after it would be
+        # captured and not received. So what is queued is dropped (it came before the capture
+        # started) and `base` taken again until nothing came in between: from `base` on, what
+        # the kernel counts is exactly what run() delivers.
         self.base = self.pcap.stats()
+        for _ in range(100):
+            if not self.pcap.dispatch(-1, lambda _hdr, _data: None):
+                break
+            self.base = self.pcap.stats()
         self.base_if = interface_packets(iface)
         self.stats = Stats(iface)
 
