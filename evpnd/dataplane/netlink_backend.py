@@ -8,8 +8,10 @@ from __future__ import annotations
 import errno
 import socket
 import struct
+import threading
 
 from evpnd.config import Config
+from evpnd.dataplane import echo_filter
 from evpnd.dataplane import netlink as nl
 from evpnd.dataplane.backend import Dump, EventSink
 from evpnd.dataplane.devices import DeviceManager
@@ -37,6 +39,13 @@ class NetlinkBackend:
         self.devices = DeviceManager()
         self.tunnels = TunnelManager(self.devices.ipr, lambda: self.devices.links().values())
         self.monitor = nl.open_monitor()
+        # Made in the worker thread, which does every write: the echo of its deletes is
+        # dropped in the kernel too where eBPF may be loaded (echo_filter.py; else the classic
+        # filter of open_monitor stays and those echoes are read and found to be no news).
+        self.echo_filter = (
+            "ebpf" if echo_filter.attach(self.monitor, threading.get_native_id()) else "classic"
+        )
+        log.info("netlink monitor filter", kind=self.echo_filter)
         self._recv = bytearray(1 << 16)
 
     def close(self) -> None:

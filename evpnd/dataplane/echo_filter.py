@@ -1,0 +1,160 @@
+"""The monitor socket's filter: the kernel drops the echo of evpnd's own writes, deletes included.
+
+Every FDB entry, neighbour or route evpnd writes or deletes comes back on the monitor socket as
+a notification, one `recv` each: a withdrawal of 100k MACs echoes 200k RTM_DELNEIGH (the
+vxlan `self` half and the bridge `master` half), a third of the event loop's CPU in the
+withdraw (issue 14). The outcome of those writes is known already from the request socket.
+
+The classic-BPF filter (netlink.attach_own_add_filter) can drop the echo of evpnd's adds by
+their flags (NTF_EXT_LEARNED, protocol 235), but not of its deletes: a delete notification
+looks the same whoever deleted the entry, and a person deleting an entry evpnd wants must be
+seen (drift repair). What tells them apart is who deleted: the kernel raises the notification
+synchronously in the context of the task whose request made the change, and every netlink
+write of evpnd goes through its one worker thread (worker.py). So this eBPF socket filter, in
+addition to the classic filter's rules, drops
+
+    RTM_DELNEIGH with NTF_EXT_LEARNED, RTM_DELROUTE with protocol 235
+    raised while the current task is evpnd's worker thread (bpf_get_current_pid_tgid)
+
+Kept narrow on purpose: a softirq (bridge learning, ARP) can run on top of any task, the worker
+included, so "current task" alone could hide a locally learned MAC; but neither path deletes an
+extern_learn entry (extern_learn entries neither age nor are garbage-collected) nor a protocol
+235 route. A delete by anyone else (`bridge fdb del`, another daemon, another evpnd thread)
+still comes through, as does everything that is not a delete of an evpnd-shaped object.
+
+Loading an eBPF program needs CAP_BPF (or CAP_SYS_ADMIN) while unprivileged BPF is disabled,
+Debian's default; without it (the shipped systemd unit grants CAP_NET_ADMIN only) `attach`
+returns False, the classic filter stays, and the delete echoes are read and ignored as before.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import platform
+import socket
+import struct
+
+from evpnd.dataplane import netlink as nl
+
+SO_ATTACH_BPF = 50
+BPF_PROG_LOAD = 5
+BPF_PROG_TYPE_SOCKET_FILTER = 1
+BPF_FUNC_GET_CURRENT_PID_TGID = 14
+# bpf(2) has no libc wrapper; its syscall number per architecture (asm/unistd.h)
+_SYS_BPF = {"x86_64": 321, "aarch64": 280, "i686": 357, "i386": 357, "armv7l": 386}
+
+# Offsets in a notification (nlmsghdr is 16 bytes): the type's low byte (little endian; the
+# rtnetlink types are < 256), ndmsg.ndm_flags, rtmsg.rtm_protocol.
+_TYPE, _NDM_FLAGS, _RTM_PROTOCOL = 4, 16 + 10, 16 + 5
+
+_ACCEPT, _DROP, _MINE = "accept", "drop", "mine"
+
+
+def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
+    return struct.pack("<BBhi", code, (src << 4) | dst, off, imm)
+
+
+def program(writer_tid: int) -> list[tuple]:
+    """The filter as (opcode, dst, src, jump target label or 0, imm) rows and labels; `assemble`
+    resolves the labels. Opcodes: eBPF (linux/bpf.h)."""
+    ldb = 0x30  # r0 = skb[imm] (BPF_LD | BPF_ABS | BPF_B; the context in r6)
+    jeq, jset, ja = 0x15, 0x45, 0x05
+    return [
+        (0xBF, 6, 1, 0, 0),  # r6 = r1 (the skb, for the loads)
+        (ldb, 0, 0, 0, _TYPE),
+        (jeq, 0, 0, "del_neigh", nl.RTM_DELNEIGH),
+        (jeq, 0, 0, "del_route", nl.RTM_DELROUTE),
+        (jeq, 0, 0, "new_neigh", nl.RTM_NEWNEIGH),
+        (jeq, 0, 0, "new_route", nl.RTM_NEWROUTE),
+        (ja, 0, 0, _ACCEPT, 0),
+        "new_neigh",  # the classic filter's rules: an extern_learn add, a protocol 235 route
+        (ldb, 0, 0, 0, _NDM_FLAGS),
+        (jset, 0, 0, _DROP, nl.NTF_EXT_LEARNED),
+        (ja, 0, 0, _ACCEPT, 0),
+        "new_route",
+        (ldb, 0, 0, 0, _RTM_PROTOCOL),
+        (jeq, 0, 0, _DROP, nl.RTPROT_EVPND),
+        (ja, 0, 0, _ACCEPT, 0),
+        "del_neigh",
+        (ldb, 0, 0, 0, _NDM_FLAGS),
+        (jset, 0, 0, _MINE, nl.NTF_EXT_LEARNED),
+        (ja, 0, 0, _ACCEPT, 0),
+        "del_route",
+        (ldb, 0, 0, 0, _RTM_PROTOCOL),
+        (jeq, 0, 0, _MINE, nl.RTPROT_EVPND),
+        (ja, 0, 0, _ACCEPT, 0),
+        _MINE,  # deleted by evpnd's worker thread?
+        (0x85, 0, 0, 0, BPF_FUNC_GET_CURRENT_PID_TGID),  # r0 = tgid << 32 | pid (the thread)
+        (0xBC, 0, 0, 0, 0),  # w0 = w0: the thread id
+        (jeq, 0, 0, _DROP, writer_tid),
+        _ACCEPT,
+        (0xB7, 0, 0, 0, -1),  # r0 = all of it
+        (0x95, 0, 0, 0, 0),  # exit
+        _DROP,
+        (0xB7, 0, 0, 0, 0),
+        (0x95, 0, 0, 0, 0),
+    ]
+
+
+def assemble(rows: list) -> bytes:
+    where: dict[str, int] = {}
+    pc = 0
+    for row in rows:
+        if isinstance(row, str):
+            where[row] = pc
+        else:
+            pc += 1
+    out, pc = [], 0
+    for row in rows:
+        if isinstance(row, str):
+            continue
+        code, dst, src, target, imm = row
+        off = where[target] - pc - 1 if isinstance(target, str) else 0
+        out.append(_insn(code, dst, src, off, imm))
+        pc += 1
+    return b"".join(out)
+
+
+def load(writer_tid: int) -> int:
+    """The program's file descriptor; OSError if the kernel refuses it (EPERM: no CAP_BPF)."""
+    nr = _SYS_BPF.get(platform.machine())
+    if nr is None:
+        raise OSError(errno.ENOSYS, f"bpf(2) syscall number unknown on {platform.machine()}")
+    code = assemble(program(writer_tid))
+    insns = ctypes.create_string_buffer(code, len(code))
+    license_ = ctypes.create_string_buffer(b"GPL")
+    log = ctypes.create_string_buffer(4096)
+    attr = bytearray(128)  # union bpf_attr, the BPF_PROG_LOAD part
+    struct.pack_into(
+        "=IIQQIIQ", attr, 0, BPF_PROG_TYPE_SOCKET_FILTER, len(code) // 8,
+        ctypes.addressof(insns), ctypes.addressof(license_), 1, len(log), ctypes.addressof(log),
+    )  # fmt: skip
+    raw = (ctypes.c_char * len(attr)).from_buffer(attr)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    fd = libc.syscall(ctypes.c_long(nr), ctypes.c_long(BPF_PROG_LOAD), raw, len(attr))
+    if fd < 0:
+        err = ctypes.get_errno()
+        detail = log.value.decode(errors="replace").strip().splitlines()[-1:] or [""]
+        raise OSError(err, f"bpf(BPF_PROG_LOAD): {os.strerror(err)} {detail[0]}".strip())
+    return fd
+
+
+def attach(sock: socket.socket, writer_tid: int) -> bool:
+    """Replace the monitor's classic filter with this one; False (the classic filter stays) if
+    the kernel refuses to load it. writer_tid: threading.get_native_id() of the worker."""
+    if struct.pack("=H", 1) != b"\x01\0":  # the type is read as its low byte (little endian)
+        return False
+    try:
+        fd = load(writer_tid)
+    except OSError:
+        return False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, struct.pack("=i", fd))
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # the socket holds the program now
+    return True
