@@ -369,7 +369,7 @@ async def row_start(kind: str, n: int, cold: bool = False) -> dict:
         deleted = await counter.expect("deleted")
         return {
             "install": added - up, "first": first - up, "withdraw": deleted - t0,
-            "rss": rss, "cpu": cpu,
+            "rss": rss, "cpu": cpu, "wcpu": b.dut.usage()[1] - cpu,
         }  # fmt: skip
 
 
@@ -403,6 +403,7 @@ async def row_established(kind: str, n: int, senders: int = 1) -> dict:
         return {
             "install": added - min(starts), "first": first - min(starts),
             "withdraw": deleted - min(wstarts), "rss": rss, "cpu": cpu,
+            "wcpu": b.dut.usage()[1] - cpu,  # from the end of the install: the withdraw's
         }  # fmt: skip
 
 
@@ -508,6 +509,7 @@ def table(results: dict, sizes: list[int], repeat: int, a: str = "evpnd", b: str
         ("advertise", "advertise", "advertise: local MACs -> on the wire"),
         ("established", "rss", "peak RSS: evpnd+ExaBGP+relay / zebra+bgpd"),
         ("established", "cpu", "CPU s by the end of the install (start-up included)"),
+        ("established", "wcpu", "CPU s from the end of the install to the end of the withdraw"),
     ]
     for n in sizes:
         for row, key, what in spec:
