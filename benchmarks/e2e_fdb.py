@@ -501,6 +501,7 @@ def table(results: dict, sizes: list[int], repeat: int, a: str = "evpnd", b: str
         ("start", "install", "install at session start"),
         ("start", "withdraw", "withdraw: session down"),
         ("start", "first", "first entry after the first UPDATE, session start"),
+        ("start", "wcpu", "CPU s of the withdraw, session down"),
         ("established", "install", "install over an established session"),
         ("established", "withdraw", "withdraw: MP_UNREACH over the session"),
         ("established", "first", "first entry after the first UPDATE, established"),

@@ -111,6 +111,10 @@ def test_only_the_echo_of_the_writer_threads_own_writes_is_dropped(lab):
             ("del", MACS[30]), ("del", MACS[30]), ("delroute", "192.168.6.0/24"),
         ]  # fmt: skip
 
+        # a person replaces one of evpnd's entries (takes it over: no extern_learn): seen
+        ns.run(["bridge", "fdb", "replace", MACS[32], "dev", "vx0", "dst", "10.0.0.7", "self"])
+        assert drain(mon) == [("new", MACS[32])]
+
         # another thread of the same process deletes one: seen (the filter is per thread)
         run(other, [fdb_op(vx, MACS[31], False)])
         assert drain(mon) == [("del", MACS[31]), ("del", MACS[31])]
