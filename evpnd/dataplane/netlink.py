@@ -565,7 +565,8 @@ class FdbEncoder:
 # NTF_EXT_LEARNED, RTM_NEWROUTE with RTPROT_EVPND). A bulk install would otherwise queue one
 # notification per object (two per MAC) for the event loop to read back; the outcome of those
 # writes is known from the request socket already. Deletions, and everything a person or the
-# bridge does (a takeover clears extern_learn), still come through.
+# bridge does (a takeover clears extern_learn), still come through. Where eBPF may be loaded,
+# echo_filter.py replaces this with the same rules plus the echo of evpnd's own deletes.
 _BPF_DROP_OWN_ADDS = [
     (0x30, 0, 0, 4),  # A = nlmsg_type (low byte; rtnetlink types are < 256, host order LE)
     (0x15, 0, 4, RTM_NEWNEIGH),
