@@ -2,7 +2,7 @@
 
 Every FDB entry, neighbour or route evpnd writes or deletes comes back on the monitor socket as
 a notification, one `recv` each: a withdrawal of 100k MACs echoes 200k RTM_DELNEIGH (the
-vxlan `self` half and the bridge `master` half), a third of the event loop's CPU in the
+vxlan `self` half and the bridge `master` half), a third of evpnd's py-spy samples in the
 withdraw (issue 14). The outcome of those writes is known already from the request socket.
 
 The classic-BPF filter (netlink.attach_own_add_filter) can drop the echo of evpnd's adds by
@@ -21,6 +21,9 @@ included, so "current task" alone could hide a locally learned MAC; but neither 
 extern_learn entry (extern_learn entries neither age nor are garbage-collected) nor a protocol
 235 route. A delete by anyone else (`bridge fdb del`, another daemon, another evpnd thread)
 still comes through, as does everything that is not a delete of an evpnd-shaped object.
+Deletes the kernel makes as a side effect of evpnd's own device changes are dropped too: those
+changes are followed by a dump of the VNI concerned already (a bridge moved into its VRF, a
+device made again; dataplane.py `_dump_changes`), as the kernel does not report all of them.
 
 Two conditions, else `attach` returns False, the classic filter stays, and the delete echoes
 are read and found to be no news as before:
