@@ -30,7 +30,12 @@ Rows (each DUT fresh per row, the same sender):
   restart      (evpnd) stop and start over N installed routes; kernel writes counted by the
                daemon (metric evpnd_kernel_operations) until the RIB holds N again: must be 0
   RSS / CPU    peak resident memory (VmHWM, summed over the DUT's process tree: evpnd + ExaBGP
-               + relay; zebra + bgpd) and CPU seconds of the tree when the install completes
+               + relay; zebra + bgpd) and CPU seconds of the tree when the install completes;
+               wcpu: the tree's CPU seconds from then to the end of the withdraw
+
+--profile DIR records py-spy (on PATH) samples of evpnd's main process during the established
+install and withdraw (collapsed stacks, one file each, threads apart); EVPND_MONITOR_FILTER=classic
+in the environment runs evpnd with the classic monitor filter (docs/bench/echo_filter.md).
 
 FRR as its users run it: `frr defaults datacenter` (the profile EVPN fabrics use: eBGP
 advertisement-interval 0 instead of 30 s for eBGP, `no bgp ebgp-requires-policy`, 3/9 s timers),
