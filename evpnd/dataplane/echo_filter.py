@@ -53,8 +53,8 @@ BPF_FUNC_GET_CURRENT_PID_TGID = 14
 _SYS_BPF = {"x86_64": 321, "aarch64": 280, "i686": 357, "i386": 357, "armv7l": 386}
 
 # Offsets in a notification (nlmsghdr is 16 bytes): the type's low byte (little endian; the
-# rtnetlink types are < 256), ndmsg.ndm_flags, rtmsg.rtm_protocol.
-_TYPE, _NDM_FLAGS, _RTM_PROTOCOL = 4, 16 + 10, 16 + 5
+# rtnetlink types are < 256), ndmsg.ndm_family and ndm_flags, rtmsg.rtm_protocol.
+_TYPE, _NDM_FAMILY, _NDM_FLAGS, _RTM_PROTOCOL = 4, 16, 16 + 10, 16 + 5
 
 _ACCEPT, _DROP, _MINE = "accept", "drop", "mine"
 
@@ -67,7 +67,7 @@ def program(writer_tid: int) -> list[tuple]:
     """The filter as (opcode, dst, src, jump target label or 0, imm) rows and labels; `assemble`
     resolves the labels. Opcodes: eBPF (linux/bpf.h)."""
     ldb = 0x30  # r0 = skb[imm] (BPF_LD | BPF_ABS | BPF_B; the context in r6)
-    jeq, jset, ja = 0x15, 0x45, 0x05
+    jeq, jne, jgt, jset, ja = 0x15, 0x55, 0x25, 0x45, 0x05
     return [
         (0xBF, 6, 1, 0, 0),  # r6 = r1 (the skb, for the loads)
         (ldb, 0, 0, 0, _TYPE),
@@ -79,7 +79,7 @@ def program(writer_tid: int) -> list[tuple]:
         "new_neigh",  # the classic filter's rules: an extern_learn add, a protocol 235 route
         (ldb, 0, 0, 0, _NDM_FLAGS),
         (jset, 0, 0, _DROP, nl.NTF_EXT_LEARNED),
-        (ja, 0, 0, _ACCEPT, 0),
+        (ja, 0, 0, "generic", 0),
         "new_route",
         (ldb, 0, 0, 0, _RTM_PROTOCOL),
         (jeq, 0, 0, _DROP, nl.RTPROT_EVPND),
@@ -87,7 +87,13 @@ def program(writer_tid: int) -> list[tuple]:
         "del_neigh",
         (ldb, 0, 0, 0, _NDM_FLAGS),
         (jset, 0, 0, _MINE, nl.NTF_EXT_LEARNED),
-        (ja, 0, 0, _ACCEPT, 0),
+        "generic",  # r0 = ndm_flags; the pre-6.13 generic FDB duplicate (netlink.py)
+        (jne, 0, 0, _ACCEPT, nl.NTF_SELF),
+        (ldb, 0, 0, 0, _NDM_FAMILY),
+        (jne, 0, 0, _ACCEPT, nl.AF_BRIDGE),
+        (0x61, 0, 6, 0, 0),  # r0 = skb->len (struct __sk_buff: len first)
+        (jgt, 0, 0, _ACCEPT, nl.GENERIC_FDB_NOTIFY_MAX),
+        (ja, 0, 0, _DROP, 0),
         "del_route",
         (ldb, 0, 0, 0, _RTM_PROTOCOL),
         (jeq, 0, 0, _MINE, nl.RTPROT_EVPND),

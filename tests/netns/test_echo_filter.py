@@ -183,5 +183,5 @@ def test_the_program_assembles_to_whole_instructions():
     # every jump lands on an instruction of the program, forwards
     for i in range(len(rows)):
         code_i, _regs, off, _imm = struct.unpack_from("<BBhi", code, 8 * i)
-        if code_i in (0x05, 0x15, 0x45):
+        if code_i in (0x05, 0x15, 0x25, 0x45, 0x55):
             assert off >= 0 and i + 1 + off < len(rows)
