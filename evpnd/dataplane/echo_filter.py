@@ -87,7 +87,7 @@ def program(writer_tid: int) -> list[tuple]:
         "del_neigh",
         (ldb, 0, 0, 0, _NDM_FLAGS),
         (jset, 0, 0, _MINE, nl.NTF_EXT_LEARNED),
-        "generic",  # r0 = ndm_flags; the pre-6.13 generic FDB duplicate (netlink.py)
+        "generic",  # r0 = ndm_flags; older kernels' generic FDB duplicate (netlink.py)
         (jne, 0, 0, _ACCEPT, nl.NTF_SELF),
         (ldb, 0, 0, 0, _NDM_FAMILY),
         (jne, 0, 0, _ACCEPT, nl.AF_BRIDGE),

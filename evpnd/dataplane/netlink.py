@@ -568,11 +568,12 @@ class FdbEncoder:
 # bridge does (a takeover clears extern_learn), still come through. Where eBPF may be loaded,
 # echo_filter.py replaces this with the same rules plus the echo of evpnd's own deletes.
 #
-# Kernels before 6.13 also send, for every FDB write with NTF_SELF, a generic duplicate of the
+# Older kernels also send, for every FDB write with NTF_SELF, a generic duplicate of the
 # device's own notification (rtnl_fdb_notify: flags exactly NTF_SELF, no extern_learn, no
 # NDA_DST: 40 bytes, 48 with a VLAN); the vxlan driver's own notification carries everything
-# (and a hand-made entry's has NDA_DST: 68 bytes or more). Debian 12's 6.1 sends it: one per
-# MAC evpnd installs, which the mirror took for a hand-made entry. Dropped too, adds and deletes.
+# (and a hand-made entry's has NDA_DST: 68 bytes or more). Debian 12's 6.1 sends it (6.18 does
+# not): one per MAC evpnd installs, which the mirror took for a hand-made entry. Dropped too,
+# adds and deletes.
 GENERIC_FDB_NOTIFY_MAX = 48
 _BPF_DROP_OWN_ADDS = [
     (0x30, 0, 0, 4),  # 0: A = nlmsg_type (low byte; rtnetlink types are < 256, host order LE)

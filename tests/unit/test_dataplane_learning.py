@@ -191,7 +191,7 @@ def test_monitor_filter_drops_only_the_echo_of_own_adds():
     assert run_bpf(prog, message(nl.RTM_NEWLINK, b"\0" * 16)) != 0
 
 
-def test_monitor_filter_drops_the_generic_fdb_duplicate_of_kernels_before_6_13():
+def test_monitor_filter_drops_the_generic_fdb_duplicate_of_older_kernels():
     """rtnl_fdb_notify's duplicate (flags exactly NTF_SELF, no NDA_DST: Debian 12's 6.1 sends
     one per FDB write) goes, adds and deletes; the vxlan driver's own notification of a
     hand-made entry (NTF_SELF, with NDA_DST) and local learning still come through."""
