@@ -49,6 +49,8 @@ SO_ATTACH_BPF = 50
 BPF_PROG_LOAD = 5
 BPF_PROG_TYPE_SOCKET_FILTER = 1
 BPF_FUNC_GET_CURRENT_PID_TGID = 14
+BPF_FUNC_GET_CURRENT_TASK = 35
+_LD_IMM64 = 0x18  # BPF_LD | BPF_IMM | BPF_DW
 # bpf(2) has no libc wrapper; its syscall number per architecture (asm/unistd.h)
 _SYS_BPF = {"x86_64": 321, "aarch64": 280, "i686": 357, "i386": 357, "armv7l": 386}
 
@@ -63,9 +65,10 @@ def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> 
     return struct.pack("<BBhi", code, (src << 4) | dst, off, imm)
 
 
-def program(writer_tid: int) -> list[tuple]:
+def program(writer_tid: int, task: int | None = None) -> list[tuple]:
     """The filter as (opcode, dst, src, jump target label or 0, imm) rows and labels; `assemble`
-    resolves the labels. Opcodes: eBPF (linux/bpf.h)."""
+    resolves the labels. Opcodes: eBPF (linux/bpf.h). `task`: the writer thread's task_struct
+    address (`current_task`), compared with bpf_get_current_task instead of the thread id."""
     ldb = 0x30  # r0 = skb[imm] (BPF_LD | BPF_ABS | BPF_B; the context in r6)
     jeq, jne, jgt, jset, ja = 0x15, 0x55, 0x25, 0x45, 0x05
     return [
@@ -99,9 +102,19 @@ def program(writer_tid: int) -> list[tuple]:
         (jeq, 0, 0, _MINE, nl.RTPROT_EVPND),
         (ja, 0, 0, _ACCEPT, 0),
         _MINE,  # deleted by evpnd's worker thread?
-        (0x85, 0, 0, 0, BPF_FUNC_GET_CURRENT_PID_TGID),  # r0 = tgid << 32 | pid (the thread)
-        (0xBC, 0, 0, 0, 0),  # w0 = w0: the thread id
-        (jeq, 0, 0, _DROP, writer_tid),
+        *(
+            [
+                (0x85, 0, 0, 0, BPF_FUNC_GET_CURRENT_PID_TGID),  # r0 = tgid << 32 | pid
+                (0xBC, 0, 0, 0, 0),  # w0 = w0: the thread id
+                (jeq, 0, 0, _DROP, writer_tid),
+            ]
+            if task is None
+            else [
+                (0x85, 0, 0, 0, BPF_FUNC_GET_CURRENT_TASK),  # r0 = current task_struct
+                (_LD_IMM64, 1, 0, 0, task),  # r1 = the writer's
+                (0x1D, 0, 1, _DROP, 0),  # if r0 == r1
+            ]
+        ),
         _ACCEPT,
         (0xB7, 0, 0, 0, -1),  # r0 = all of it
         (0x95, 0, 0, 0, 0),  # exit
@@ -118,24 +131,32 @@ def assemble(rows: list) -> bytes:
         if isinstance(row, str):
             where[row] = pc
         else:
-            pc += 1
+            pc += 2 if row[0] == _LD_IMM64 else 1
     out, pc = [], 0
     for row in rows:
         if isinstance(row, str):
             continue
         code, dst, src, target, imm = row
+        if code == _LD_IMM64:  # a 64-bit constant: two instruction slots
+            out.append(struct.pack("<BBhI", code, dst, 0, imm & 0xFFFFFFFF))
+            out.append(struct.pack("<BBhI", 0, 0, 0, imm >> 32))
+            pc += 2
+            continue
         off = where[target] - pc - 1 if isinstance(target, str) else 0
         out.append(_insn(code, dst, src, off, imm))
         pc += 1
     return b"".join(out)
 
 
-def load(writer_tid: int) -> int:
+def load(writer_tid: int, task: int | None = None) -> int:
     """The program's file descriptor; OSError if the kernel refuses it (EPERM: no CAP_BPF)."""
+    return load_code(assemble(program(writer_tid, task)))
+
+
+def load_code(code: bytes) -> int:
     nr = _SYS_BPF.get(platform.machine())
     if nr is None:
         raise OSError(errno.ENOSYS, f"bpf(2) syscall number unknown on {platform.machine()}")
-    code = assemble(program(writer_tid))
     insns = ctypes.create_string_buffer(code, len(code))
     license_ = ctypes.create_string_buffer(b"GPL")
     log = ctypes.create_string_buffer(4096)
@@ -157,19 +178,60 @@ def load(writer_tid: int) -> int:
     return fd
 
 
-def attach(sock: socket.socket, writer_tid: int) -> bool:
-    """Replace the monitor's classic filter with this one; False (the classic filter stays) if
-    the kernel refuses to load it. writer_tid: threading.get_native_id() of the worker."""
-    if struct.pack("=H", 1) != b"\x01\0":  # the type is read as its low byte (little endian)
-        return False
+def current_task() -> int:
+    """The calling thread's task_struct address, as bpf_get_current_task gives it (kernels
+    whose socket filters may not ask for the thread id, Debian 12's 6.1, allow this with
+    CAP_PERFMON). Read by four probe filters on a private NETLINK_USERSOCK pair: a unicast
+    runs the receiver's filter in the sender's context, and each probe keeps 1 + 16 bits of
+    the address as the message's length."""
+    rx = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 2)
+    tx = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 2)
     try:
-        fd = load(writer_tid)
-    except OSError:
-        return False
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, struct.pack("=i", fd))
-    except OSError:
-        return False
+        rx.bind((0, 0))
+        tx.bind((0, 0))
+        rx.settimeout(1.0)
+        address, probe = 0, bytes(1 << 17)  # longer than any 16-bit length + 1
+        for part in range(4):
+            fd = load_code(
+                b"".join(
+                    [
+                        _insn(0x85, imm=BPF_FUNC_GET_CURRENT_TASK),  # r0 = current task
+                        _insn(0x77, dst=0, imm=16 * part),  # r0 >>= 16 * part
+                        _insn(0x57, dst=0, imm=0xFFFF),  # r0 &= 0xffff
+                        _insn(0x07, dst=0, imm=1),  # r0 += 1 (0 would drop it)
+                        _insn(0x95),
+                    ]
+                )
+            )
+            try:
+                rx.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, struct.pack("=i", fd))
+            finally:
+                os.close(fd)
+            tx.sendto(probe, rx.getsockname())
+            address |= (len(rx.recv(len(probe))) - 1) << (16 * part)
+        return address
     finally:
-        os.close(fd)  # the socket holds the program now
-    return True
+        rx.close()
+        tx.close()
+
+
+def attach(sock: socket.socket, writer_tid: int, methods: tuple[str, ...] = ("tid", "task")) -> str:
+    """Replace the monitor's classic filter with this one, telling the writer by its thread id
+    ("tid") or, where the kernel does not let socket filters ask for it, by its task ("task":
+    run this in the writer thread). The method that loaded, or "" (the classic filter stays).
+    writer_tid: threading.get_native_id() of the worker."""
+    if struct.pack("=H", 1) != b"\x01\0":  # the type is read as its low byte (little endian)
+        return ""
+    for method in methods:
+        try:
+            fd = load(writer_tid) if method == "tid" else load(writer_tid, current_task())
+        except OSError:
+            continue
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, struct.pack("=i", fd))
+        except OSError:
+            continue
+        finally:
+            os.close(fd)  # the socket holds the program now
+        return method
+    return ""

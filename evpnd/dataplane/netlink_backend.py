@@ -46,8 +46,8 @@ class NetlinkBackend:
         # EVPND_MONITOR_FILTER=classic keeps the classic filter (benchmarks: before/after)
         classic = os.environ.get("EVPND_MONITOR_FILTER") == "classic"
         tid = threading.get_native_id()
-        ebpf = not classic and echo_filter.attach(self.monitor, tid)
-        self.echo_filter = "ebpf" if ebpf else "classic"
+        how = "" if classic else echo_filter.attach(self.monitor, tid)
+        self.echo_filter = f"ebpf-{how}" if how else "classic"
         self._recv = bytearray(1 << 16)
 
     def close(self) -> None:
