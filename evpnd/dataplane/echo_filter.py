@@ -25,13 +25,13 @@ Deletes the kernel makes as a side effect of evpnd's own device changes are drop
 changes are followed by a dump of the VNI concerned already (a bridge moved into its VRF, a
 device made again; dataplane.py `_dump_changes`), as the kernel does not report all of them.
 
-Two conditions, else `attach` returns False, the classic filter stays, and the delete echoes
-are read and found to be no news as before:
-- CAP_BPF (or CAP_SYS_ADMIN): unprivileged BPF is disabled, Debian's default, and the shipped
-  systemd unit grants CAP_NET_ADMIN only;
-- a kernel that lets socket filters call bpf_get_current_pid_tgid: 6.18 (this project's host)
-  does; Debian 12's 6.1 does not (the verifier refuses the call; checked in the VM tier's
-  kernel).
+The writer is told by its thread id (bpf_get_current_pid_tgid: 6.18, this project's host) or,
+where socket filters may not ask for it (Debian 12's 6.1: "unknown func", checked in the VM
+tier's kernel), by its task_struct (bpf_get_current_task, which needs CAP_PERFMON; the address
+is read once by `current_task`). Loading needs CAP_BPF (or CAP_SYS_ADMIN): unprivileged BPF is
+disabled, Debian's default. Without these (the shipped systemd unit grants CAP_NET_ADMIN only)
+`attach` returns "", the classic filter stays, and the delete echoes are read and found to be
+no news as before.
 """
 
 from __future__ import annotations
