@@ -30,7 +30,12 @@ Rows (each DUT fresh per row, the same sender):
   restart      (evpnd) stop and start over N installed routes; kernel writes counted by the
                daemon (metric evpnd_kernel_operations) until the RIB holds N again: must be 0
   RSS / CPU    peak resident memory (VmHWM, summed over the DUT's process tree: evpnd + ExaBGP
-               + relay; zebra + bgpd) and CPU seconds of the tree when the install completes
+               + relay; zebra + bgpd) and CPU seconds of the tree when the install completes;
+               wcpu: the tree's CPU seconds from then to the end of the withdraw
+
+--profile DIR records py-spy (on PATH) samples of evpnd's main process during the established
+install and withdraw (collapsed stacks, one file each, threads apart); EVPND_MONITOR_FILTER=classic
+in the environment runs evpnd with the classic monitor filter (docs/bench/echo_filter.md).
 
 FRR as its users run it: `frr defaults datacenter` (the profile EVPN fabrics use: eBGP
 advertisement-interval 0 instead of 30 s for eBGP, `no bgp ebgp-requires-policy`, 3/9 s timers),
@@ -73,6 +78,7 @@ BLASTER = str(FsPath(__file__).resolve().parent / "bgp_blaster.py")
 ROOT = FsPath(__file__).resolve().parent.parent
 BASELINE = [""]  # --baseline TREE: a checkout of evpnd before a change, run as kind "before"
 FRR_EXTRA = os.environ.get("E2E_FRR_EXTRA", "").replace(";", "\n")  # experiments: bgpd lines
+PROFILE = [""]  # --profile DIR: py-spy samples of evpnd during the established install
 
 # Runs inside the DUT's namespace. Counts distinct MACs of the `self` FDB entries (NDA_DST) and
 # the `master` ones (NDA_MASTER, no NDA_DST) as they are added, then deleted. Prints `first T`
@@ -315,6 +321,20 @@ class Bench:
         self.lab.on_cleanup(proc.kill)
         return Reader(proc)
 
+    def profile(self, name: str) -> subprocess.Popen:
+        """py-spy (on PATH) sampling the DUT's main process (evpnd; not ExaBGP, not the relay)
+        until interrupted, collapsed stacks in PROFILE/name.txt (flamegraph.pl or speedscope
+        read them); --nonblocking: the daemon is not paused to take a sample."""
+        out = FsPath(PROFILE[0]) / f"{name}.txt"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        pid = str(self.dut.pids[0])
+        cmd = ["py-spy", "record", "--pid", pid, "--rate", "250", "--format", "raw",
+               "--nonblocking", "--threads", "-o", str(out)]  # fmt: skip
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.lab.on_cleanup(proc.kill)
+        time.sleep(0.5)  # attached before the first byte
+        return proc
+
     async def counter(self) -> Reader:
         c = self._popen(self.p.a, sys.executable, "-c", COUNTER, str(self.n))
         assert await c.line(30) == "ready"
@@ -354,7 +374,7 @@ async def row_start(kind: str, n: int, cold: bool = False) -> dict:
         deleted = await counter.expect("deleted")
         return {
             "install": added - up, "first": first - up, "withdraw": deleted - t0,
-            "rss": rss, "cpu": cpu,
+            "rss": rss, "cpu": cpu, "wcpu": b.dut.usage()[1] - cpu,
         }  # fmt: skip
 
 
@@ -364,22 +384,31 @@ async def row_established(kind: str, n: int, senders: int = 1) -> dict:
         await asyncio.to_thread(b.dut.start)
         await b.start_senders()
         await asyncio.sleep(2)  # both sides settled (type-3 exchanged, KEEPALIVEs)
+        spy = b.profile(f"{kind}-established-{n}-{senders}rr") if PROFILE[0] else None
         for s in b.senders:
             s.send("go")
         starts = [await s.expect("first") for s in b.senders]
         first = await counter.expect("first")
         added = await counter.expect("added")
         rss, cpu = b.dut.usage()
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            await asyncio.to_thread(spy.wait, 60)
         for s in b.senders:
             await s.expect("sent")
         await asyncio.sleep(1)  # the second path of each route has arrived too
+        spy = b.profile(f"{kind}-withdraw-{n}-{senders}rr") if PROFILE[0] else None
         for s in b.senders:
             s.send("withdraw")
         wstarts = [await s.expect("wfirst") for s in b.senders]
         deleted = await counter.expect("deleted")
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            await asyncio.to_thread(spy.wait, 60)
         return {
             "install": added - min(starts), "first": first - min(starts),
             "withdraw": deleted - min(wstarts), "rss": rss, "cpu": cpu,
+            "wcpu": b.dut.usage()[1] - cpu,  # from the end of the install: the withdraw's
         }  # fmt: skip
 
 
@@ -477,6 +506,7 @@ def table(results: dict, sizes: list[int], repeat: int, a: str = "evpnd", b: str
         ("start", "install", "install at session start"),
         ("start", "withdraw", "withdraw: session down"),
         ("start", "first", "first entry after the first UPDATE, session start"),
+        ("start", "wcpu", "CPU s of the withdraw, session down"),
         ("established", "install", "install over an established session"),
         ("established", "withdraw", "withdraw: MP_UNREACH over the session"),
         ("established", "first", "first entry after the first UPDATE, established"),
@@ -485,6 +515,7 @@ def table(results: dict, sizes: list[int], repeat: int, a: str = "evpnd", b: str
         ("advertise", "advertise", "advertise: local MACs -> on the wire"),
         ("established", "rss", "peak RSS: evpnd+ExaBGP+relay / zebra+bgpd"),
         ("established", "cpu", "CPU s by the end of the install (start-up included)"),
+        ("established", "wcpu", "CPU s from the end of the install to the end of the withdraw"),
     ]
     for n in sizes:
         for row, key, what in spec:
@@ -615,6 +646,8 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--rr2-min", type=int, default=100_000, help="two-RR row only from this N")
     p.add_argument("--cold", action="store_true", help="start row: DUT starts with the sender")
+    p.add_argument("--profile", help="py-spy (on PATH) samples of evpnd's established install "
+                   "into this directory (collapsed stacks, one file per row)")  # fmt: skip
     p.add_argument("--md", help="write the markdown table here (e.g. docs/bench/e2e_fdb.md)")
     p.add_argument("--scale", action="store_true", help="the scaling run instead")
     p.add_argument("--scale-sizes", type=int, nargs="+",
@@ -626,6 +659,7 @@ def main() -> None:
         raise SystemExit("e2e_fdb.py: needs root (network namespaces)")
     # killed (SIGTERM): unwind, so each lab removes its namespaces and processes
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    PROFILE[0] = args.profile or ""
     if args.baseline:
         BASELINE[0] = str(FsPath(args.baseline).resolve())
         args.only = ["before", *[k for k in args.only if k != "before"]]

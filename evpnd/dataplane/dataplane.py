@@ -14,7 +14,8 @@ comes back in the next pass, scheduled from the delete event.
 
 The mirror is filled by one dump at start, then kept current from the outcome of evpnd's own
 writes and from monitor events (deletions, and whatever a person or the bridge does; the echo of
-evpnd's own adds is dropped in the kernel by a socket filter). It is dumped again only after an
+evpnd's own adds, and of its deletes where eBPF loads (echo_filter.py), is dropped in the kernel
+by a socket filter). It is dumped again only after an
 overrun, an uncertain batch or a device change, and every `redump_interval` as a backstop: a
 dump costs ~3 s at 100k MACs, so never on a hot path.
 """

@@ -565,19 +565,34 @@ class FdbEncoder:
 # NTF_EXT_LEARNED, RTM_NEWROUTE with RTPROT_EVPND). A bulk install would otherwise queue one
 # notification per object (two per MAC) for the event loop to read back; the outcome of those
 # writes is known from the request socket already. Deletions, and everything a person or the
-# bridge does (a takeover clears extern_learn), still come through.
+# bridge does (a takeover clears extern_learn), still come through. Where eBPF may be loaded,
+# echo_filter.py replaces this with the same rules plus the echo of evpnd's own deletes.
+#
+# Older kernels also send, for every FDB write with NTF_SELF, a generic duplicate of the
+# device's own notification (rtnl_fdb_notify: flags exactly NTF_SELF, no extern_learn, no
+# NDA_DST: 40 bytes, 48 with a VLAN); the vxlan driver's own notification carries everything
+# (and a hand-made entry's has NDA_DST: 68 bytes or more). Debian 12's 6.1 sends it (6.18 does
+# not): one per MAC evpnd installs, which the mirror took for a hand-made entry. Dropped too,
+# adds and deletes.
+GENERIC_FDB_NOTIFY_MAX = 48
 _BPF_DROP_OWN_ADDS = [
-    (0x30, 0, 0, 4),  # A = nlmsg_type (low byte; rtnetlink types are < 256, host order LE)
-    (0x15, 0, 4, RTM_NEWNEIGH),
-    (0x30, 0, 0, 16 + 10),  # A = ndm_flags
-    (0x45, 0, 1, NTF_EXT_LEARNED),
-    (0x06, 0, 0, 0),  # drop
-    (0x06, 0, 0, 0xFFFFFFFF),  # accept
-    (0x15, 0, 3, RTM_NEWROUTE),
-    (0x30, 0, 0, 16 + 5),  # A = rtm_protocol
-    (0x15, 0, 1, RTPROT_EVPND),
-    (0x06, 0, 0, 0),
-    (0x06, 0, 0, 0xFFFFFFFF),
+    (0x30, 0, 0, 4),  # 0: A = nlmsg_type (low byte; rtnetlink types are < 256, host order LE)
+    (0x15, 2, 0, RTM_NEWNEIGH),  # 1: -> 4
+    (0x15, 4, 0, RTM_DELNEIGH),  # 2: -> 7
+    (0x15, 9, 12, RTM_NEWROUTE),  # 3: -> 13, else accept
+    (0x30, 0, 0, 16 + 10),  # 4: A = ndm_flags
+    (0x45, 9, 0, NTF_EXT_LEARNED),  # 5: -> drop
+    (0x05, 0, 0, 1),  # 6: -> 8
+    (0x30, 0, 0, 16 + 10),  # 7: A = ndm_flags
+    (0x15, 0, 7, NTF_SELF),  # 8: exactly NTF_SELF, else accept
+    (0x30, 0, 0, 16),  # 9: A = ndm_family
+    (0x15, 0, 5, AF_BRIDGE),  # 10: else accept
+    (0x80, 0, 0, 0),  # 11: A = length of the message
+    (0x25, 3, 2, GENERIC_FDB_NOTIFY_MAX),  # 12: longer: accept, else drop (the duplicate)
+    (0x30, 0, 0, 16 + 5),  # 13: A = rtm_protocol
+    (0x15, 0, 1, RTPROT_EVPND),  # 14: else accept
+    (0x06, 0, 0, 0),  # 15: drop
+    (0x06, 0, 0, 0xFFFFFFFF),  # 16: accept
 ]
 
 
