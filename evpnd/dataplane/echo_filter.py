@@ -25,7 +25,8 @@ Deletes the kernel makes as a side effect of evpnd's own device changes are drop
 changes are followed by a dump of the VNI concerned already (a bridge moved into its VRF, a
 device made again; dataplane.py `_dump_changes`), as the kernel does not report all of them.
 
-The writer is told by its thread id (bpf_get_current_pid_tgid: 6.18, this project's host) or,
+The writer is told by its thread id (bpf_get_current_pid_tgid: 6.18, this project's host; only
+in the initial PID namespace, whose ids that helper returns: in a container the task is used) or,
 where socket filters may not ask for it (Debian 12's 6.1: "unknown func", checked in the VM
 tier's kernel), by its task_struct (bpf_get_current_task, which needs CAP_PERFMON; the address
 is read once by `current_task`). Loading needs CAP_BPF (or CAP_SYS_ADMIN): unprivileged BPF is
@@ -215,6 +216,16 @@ def current_task() -> int:
         tx.close()
 
 
+PROC_PID_INIT_INO = 0xEFFFFFFC  # the initial PID namespace's inode (include/linux/proc_ns.h)
+
+
+def in_initial_pid_namespace() -> bool:
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino == PROC_PID_INIT_INO
+    except OSError:
+        return False
+
+
 def attach(sock: socket.socket, writer_tid: int, methods: tuple[str, ...] = ("tid", "task")) -> str:
     """Replace the monitor's classic filter with this one, telling the writer by its thread id
     ("tid") or, where the kernel does not let socket filters ask for it, by its task ("task":
@@ -222,6 +233,12 @@ def attach(sock: socket.socket, writer_tid: int, methods: tuple[str, ...] = ("ti
     writer_tid: threading.get_native_id() of the worker."""
     if struct.pack("=H", 1) != b"\x01\0":  # the type is read as its low byte (little endian)
         return ""
+    if not in_initial_pid_namespace():
+        # bpf_get_current_pid_tgid gives the thread id of the initial PID namespace, the
+        # worker's own id is that of its namespace (a container, `unshare --pid`): they differ,
+        # and the number might even be another process's thread on the host. The task is the
+        # same everywhere.
+        methods = tuple(m for m in methods if m != "tid")
     for method in methods:
         try:
             fd = load(writer_tid) if method == "tid" else load(writer_tid, current_task())
