@@ -167,6 +167,23 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+def process_name(pid: int) -> str:
+    """A short name for a DUT process: the Python script or module it runs, else its comm."""
+    try:
+        argv = FsPath(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        comm = FsPath(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
+    if not comm.startswith("python"):
+        return comm  # zebra, bgpd
+    for arg in argv[1:4]:
+        text = arg.decode(errors="replace")
+        for name in ("relay", "exabgp", "evpnd"):
+            if name in text:
+                return name
+    return comm
+
+
 def usage(pids: list[int]) -> tuple[float, float]:
     """(peak RSS MiB summed over the tree, CPU seconds of the tree)."""
     procs = [p for p in tree(pids) if not _is_wrapper(p)]
@@ -321,19 +338,29 @@ class Bench:
         self.lab.on_cleanup(proc.kill)
         return Reader(proc)
 
-    def profile(self, name: str) -> subprocess.Popen:
-        """py-spy (on PATH) sampling the DUT's main process (evpnd; not ExaBGP, not the relay)
-        until interrupted, collapsed stacks in PROFILE/name.txt (flamegraph.pl or speedscope
-        read them); --nonblocking: the daemon is not paused to take a sample."""
+    def profile(self, name: str, pid: int | None = None) -> subprocess.Popen:
+        """py-spy (on PATH) sampling one DUT process (default the main one, evpnd) until
+        interrupted, collapsed stacks in PROFILE/name.txt (flamegraph.pl or speedscope read
+        them); --nonblocking: the daemon is not paused to take a sample."""
         out = FsPath(PROFILE[0]) / f"{name}.txt"
         out.parent.mkdir(parents=True, exist_ok=True)
-        pid = str(self.dut.pids[0])
-        cmd = ["py-spy", "record", "--pid", pid, "--rate", "250", "--format", "raw",
+        target = str(self.dut.pids[0] if pid is None else pid)
+        cmd = ["py-spy", "record", "--pid", target, "--rate", "250", "--format", "raw",
                "--nonblocking", "--threads", "-o", str(out)]  # fmt: skip
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.lab.on_cleanup(proc.kill)
         time.sleep(0.5)  # attached before the first byte
         return proc
+
+    def cpu_by_process(self) -> dict[str, float]:
+        """CPU seconds of each DUT process, by its name (evpnd, exabgp, relay; zebra, bgpd)."""
+        out: dict[str, float] = {}
+        for pid in tree(self.dut.pids):
+            if _is_wrapper(pid):
+                continue
+            name = process_name(pid)
+            out[name] = out.get(name, 0.0) + cpu_seconds(pid)
+        return out
 
     async def counter(self) -> Reader:
         c = self._popen(self.p.a, sys.executable, "-c", COUNTER, str(self.n))
@@ -437,12 +464,46 @@ async def row_advertise(kind: str, n: int) -> dict:
         b.lab.on_cleanup(lambda: batch.unlink(missing_ok=True))
         s = b.senders[0]
         s.send(f"expect {n}")
+        spies = []
+        if PROFILE[0]:  # every DUT process: the time is spread over evpnd, ExaBGP and relay
+            for pid in tree(b.dut.pids):
+                if not _is_wrapper(pid) and kind != "frr":
+                    spies.append(b.profile(f"{kind}-advertise-{n}-{process_name(pid)}", pid))
+        before = b.cpu_by_process()
+        timeline: list[tuple[float, dict[str, float]]] = []
+        sampling = [True]
+
+        def sample() -> None:  # each process's CPU every 20 ms: when did each stop working
+            while sampling[0]:
+                timeline.append((time.monotonic(), b.cpu_by_process()))
+                time.sleep(0.02)
+
+        sampler = threading.Thread(target=sample, daemon=True) if PROFILE[0] else None
         t0 = time.monotonic()
+        if sampler is not None:
+            sampler.start()
         ns.run(["bridge", "-batch", str(batch)], timeout=300)
         learned = time.monotonic()  # the kernel holds the N entries (`bridge` is done)
         got = await s.expect("got", 120)
+        sampling[0] = False
         rss, cpu = b.dut.usage()
-        return {"advertise": got - t0, "batch": learned - t0, "rss": rss, "cpu": cpu}
+        after = b.cpu_by_process()
+        if sampler is not None:
+            sampler.join()
+            print(f"  timeline (s from the batch's start; batch done {learned - t0:.3f}, "
+                  f"got {got - t0:.3f}): CPU busy until", end="")  # fmt: skip
+            for name in after:
+                last = max((t for (t, c), (_, p) in zip(timeline[1:], timeline)
+                            if c.get(name, 0) > p.get(name, 0)), default=t0)  # fmt: skip
+                print(f" {name} {last - t0:.3f}", end="")
+            print()
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)
+            await asyncio.to_thread(spy.wait, 60)
+        out = {"advertise": got - t0, "batch": learned - t0, "rss": rss, "cpu": cpu}
+        for name, sec in after.items():  # CPU of this row alone, per process
+            out[f"cpu_{name}"] = sec - before.get(name, 0.0)
+        return out
 
 
 async def row_restart(n: int, kind: str = "evpnd") -> dict:
