@@ -22,6 +22,9 @@ class LocalLearner:
     def __init__(self) -> None:
         self.macs: dict[int, dict[str, bool]] = {}  # vni -> local MAC -> sticky
         self.ips: dict[int, dict[str, str]] = {}  # vni -> IP -> MAC (neighbours seen on the SVI)
+        # vni -> MAC -> its IPs in `ips`: a MAC's neighbours looked up, not searched for among
+        # every neighbour of the VNI (that made learning N MACs with N neighbours cost N x N)
+        self.mac_ips: dict[int, dict[str, set[str]]] = {}
         self.reported: set[tuple[int, str]] = set()  # (vni, IP) reported present
         self.ignored = 0
 
@@ -34,29 +37,45 @@ class LocalLearner:
             return []  # a VLAN's (per-VNI bridges); vxlan_mode single: another VNI's VLAN
         if n.state & nl.NUD_PERMANENT or n.flags & nl.NTF_EXT_LEARNED:
             return []  # the port's or bridge's own address, another controller's
+        return self.port_mac(vni, mac, n.deleted, bool(n.state & nl.NUD_NOARP), dm)
+
+    def port_mac(
+        self, vni: int, mac: str, deleted: bool, noarp: bool, dm: DeviceMap
+    ) -> list[LocalMac]:
+        """A MAC learned (or lost) on an access port of the VNI: on_port_fdb's entries once
+        filtered, and the monitor's fast path (NetlinkBackend.read_events) directly."""
         if int(mac[:2], 16) & 1:
             self.ignored += 1  # multicast source addresses are invalid (IEEE 802.3)
             return []
-        macs = self.macs.setdefault(vni, {})
+        macs = self.macs.get(vni)
+        if macs is None:
+            macs = self.macs[vni] = {}
         out: list[LocalMac] = []
-        if n.deleted:
+        if deleted:
             if macs.pop(mac, None) is None:
                 return []
-            out.append(LocalMac(vni, mac, None, present=False))
-            for ip, ip_mac in self.ips.get(vni, {}).items():
-                if ip_mac == mac and (vni, ip) in self.reported:
-                    self.reported.discard((vni, ip))
-                    out.append(LocalMac(vni, mac, ip, present=False))
-            return out
-        sticky = bool(n.state & nl.NUD_NOARP) or mac in dm.vnis[vni].sticky
+            return self._gone(vni, mac)
+        sticky = noarp or mac in dm.vnis[vni].sticky
         if macs.get(mac) == sticky:
             return []
         macs[mac] = sticky
-        out.append(LocalMac(vni, mac, None, present=True, sticky=sticky))
-        for ip, ip_mac in self.ips.get(vni, {}).items():
-            if ip_mac == mac:
+        out = [LocalMac(vni, mac, None, True, sticky)]
+        ips = self.mac_ips.get(vni)
+        if ips and mac in ips:
+            for ip in sorted(ips[mac]):
                 self.reported.add((vni, ip))
                 out.append(LocalMac(vni, mac, ip, present=True, sticky=sticky))
+        return out
+
+    def _gone(self, vni: int, mac: str) -> list[LocalMac]:
+        """A local MAC is not local any more: it, and the neighbours reported on it."""
+        out = [LocalMac(vni, mac, None, present=False)]
+        ips = self.mac_ips.get(vni)
+        if ips and mac in ips:
+            for ip in sorted(ips[mac]):
+                if (vni, ip) in self.reported:
+                    self.reported.discard((vni, ip))
+                    out.append(LocalMac(vni, mac, ip, present=False))
         return out
 
     def on_tunnel_fdb(self, vni: int, mac: str) -> list[LocalMac]:
@@ -66,12 +85,7 @@ class LocalLearner:
         access port (the host moved back) is news again."""
         if self.macs.get(vni, {}).pop(mac, None) is None:
             return []
-        out = [LocalMac(vni, mac, None, present=False)]
-        for ip, ip_mac in self.ips.get(vni, {}).items():
-            if ip_mac == mac and (vni, ip) in self.reported:
-                self.reported.discard((vni, ip))
-                out.append(LocalMac(vni, mac, ip, present=False))
-        return out
+        return self._gone(vni, mac)
 
     def on_neigh(self, n: nl.Neigh, vni: int) -> list[LocalMac]:
         """A neighbour on the VNI's bridge that evpnd did not install."""
@@ -82,16 +96,23 @@ class LocalLearner:
         if addr.is_link_local or addr.is_multicast:
             return []
         ips = self.ips.setdefault(vni, {})
+        by_mac = self.mac_ips.setdefault(vni, {})
         present = not n.deleted and bool(n.state & _PRESENT) and n.mac is not None
         old = ips.get(ip)
         out: list[LocalMac] = []
         if old is not None and (not present or old != n.mac):
             del ips[ip]
+            on_old = by_mac.get(old)
+            if on_old is not None:
+                on_old.discard(ip)
+                if not on_old:
+                    del by_mac[old]
             if (vni, ip) in self.reported:
                 self.reported.discard((vni, ip))
                 out.append(LocalMac(vni, old, ip, present=False))
         if present and n.mac is not None:
             ips[ip] = n.mac
+            by_mac.setdefault(n.mac, set()).add(ip)
             sticky = self.macs.get(vni, {}).get(n.mac)
             if sticky is not None and (vni, ip) not in self.reported:
                 self.reported.add((vni, ip))
@@ -112,6 +133,7 @@ class LocalLearner:
     def forget_vni(self, vni: int) -> None:
         self.macs.pop(vni, None)
         self.ips.pop(vni, None)
+        self.mac_ips.pop(vni, None)
         self.reported = {r for r in self.reported if r[0] != vni}
 
     def counts(self) -> dict[str, int]:

@@ -252,3 +252,53 @@ def test_address_dump_reads_local_else_address_without_decoding():
     assert nl.addr_of(msg, 0, len(msg)) == socket.inet_pton(socket.AF_INET6, "2001:db8::1")
     assert nl.addr_of(v4, 0, len(v4)) is None
     assert nl.addr_dump_request(socket.AF_INET6)[0] == socket.AF_INET6
+
+
+def test_a_macs_neighbours_follow_it_in_and_out(dm):
+    ll = LocalLearner()
+    ll.on_neigh(neigh("10.1.0.5", M1), 100)  # neighbours seen before their MAC is local
+    ll.on_neigh(neigh("10.1.0.6", M1), 100)
+    ll.on_neigh(neigh("10.1.0.7", M2), 100)
+    port = nl.NTF_MASTER
+    assert ll.on_port_fdb(fdb(PORT, M1, port, master=BR), 100, dm) == [
+        LocalMac(100, M1),
+        LocalMac(100, M1, "10.1.0.5"),
+        LocalMac(100, M1, "10.1.0.6"),
+    ]
+    ll.on_neigh(neigh("10.1.0.6", M2), 100)  # the IP moved to another MAC: withdrawn from M1
+    ll.on_neigh(neigh("10.1.0.5", M1, deleted=True), 100)
+    assert ll.on_port_fdb(fdb(PORT, M1, port, master=BR, deleted=True), 100, dm) == [
+        LocalMac(100, M1, present=False)
+    ]
+    assert ll.mac_ips[100] == {M2: {"10.1.0.6", "10.1.0.7"}}
+
+
+def test_learning_many_macs_with_many_neighbours_costs_each_mac_its_own_neighbours(dm):
+    """A MAC's neighbours are looked up, not searched for among the VNI's: learning N MACs
+    with a neighbour each was N x N (a 100k-host VNI: 10^10 steps). The step count is what is
+    measured: every MAC must see only its own neighbour."""
+    ll = LocalLearner()
+    n = 20_000
+    macs = [f"02:03:00:00:{i >> 8:02x}:{i & 255:02x}" for i in range(n)]
+    for i, mac in enumerate(macs):
+        ll.on_neigh(neigh(f"10.2.{i >> 8}.{i & 255}", mac), 100)
+
+    class Counting(dict):  # counts how many neighbour entries the learner looks at
+        seen = 0
+
+        def items(self):
+            for item in super().items():
+                Counting.seen += 1
+                yield item
+
+        def __iter__(self):
+            for key in super().__iter__():
+                Counting.seen += 1
+                yield key
+
+    ll.ips[100] = Counting(ll.ips[100])
+    events = [e for mac in macs for e in ll.port_mac(100, mac, False, False, dm)]
+    assert len(events) == 2 * n  # the MAC and its neighbour, each
+    assert Counting.seen == 0  # was n * n / 2 on average
+    gone = [e for mac in macs for e in ll.port_mac(100, mac, True, False, dm)]
+    assert len(gone) == 2 * n and Counting.seen == 0
