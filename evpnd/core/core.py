@@ -28,7 +28,15 @@ from __future__ import annotations
 
 from evpnd.core.bgp_input import BgpInput
 from evpnd.core.desired import DesiredState, Frozen, compute_desired
-from evpnd.core.events import EndOfRib, Event, LocalMac, PeerOpen, PeerState, RouteUpdate
+from evpnd.core.events import (
+    EndOfRib,
+    Event,
+    LocalMac,
+    LocalMacBatch,
+    PeerOpen,
+    PeerState,
+    RouteUpdate,
+)
 from evpnd.core.indexes import BestPathIndexes
 from evpnd.core.journal import Journal, Notice
 from evpnd.core.local_macs import LocalMacs
@@ -85,11 +93,15 @@ class Core:
         return self._effects()
 
     def apply(self, event: Event, now: float) -> Effects:
-        """Apply one event (RouteUpdate, PeerState, PeerOpen, EndOfRib, LocalMac; others are
-        ignored)."""
+        """Apply one event (RouteUpdate, PeerState, PeerOpen, EndOfRib, LocalMac, LocalMacBatch;
+        others are ignored)."""
         self.journal.now = now
         if isinstance(event, RouteUpdate):
             self.bgp.route_update(event)
+        elif isinstance(event, LocalMacBatch):
+            local_mac = self.local_macs.local_mac
+            for mac_event in event.macs:
+                local_mac(mac_event)
         elif isinstance(event, LocalMac):
             self.local_macs.local_mac(event)
         elif isinstance(event, PeerState):

@@ -73,4 +73,24 @@ class LocalMac:
     sticky: bool = False
 
 
-Event = RouteUpdate | PeerState | PeerOpen | Notification | EndOfRib | CommandReply | LocalMac
+@dataclass(slots=True)
+class LocalMacBatch:
+    """LocalMac events the dataplane read in one go (up to a read's worth of notifications),
+    applied in order as one event: a burst of learning (a rack of VMs starting, a host's 100k
+    MACs) costs the owner task and the core one entry point per batch, not one per MAC, and the
+    speaker gets one change set (issue 14)."""
+
+    macs: list[LocalMac]
+
+
+Event = (
+    RouteUpdate | PeerState | PeerOpen | Notification | EndOfRib | CommandReply | LocalMac
+    | LocalMacBatch
+)  # fmt: skip
+
+
+def unbatched(event: Event) -> list[Event]:
+    """The events one emitted event stands for: a LocalMacBatch's LocalMacs, else itself."""
+    if isinstance(event, LocalMacBatch):
+        return list(event.macs)
+    return [event]

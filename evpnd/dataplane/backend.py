@@ -44,6 +44,9 @@ class EventSink(Protocol):
     def fdb_deleted(self, vni: int, mac: str, vxlan_half: bool) -> None:
         """An owned remote-MAC entry (one half) went away: the withdrawal-storm fast path."""
 
+    def port_fdb(self, vni: int, mac: str, deleted: bool, state: int) -> None:
+        """An entry on an access port of an L2VNI's bridge: the local-learning fast path."""
+
     def neigh_event(self, n: Neigh) -> None:
         """Any other FDB entry or neighbour added, changed or deleted."""
 

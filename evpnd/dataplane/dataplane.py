@@ -32,7 +32,16 @@ from evpnd.dataplane import netlink as nl
 from evpnd.dataplane.backend import Backend, Dump
 from evpnd.dataplane.learning import LocalLearner
 from evpnd.dataplane.mirror import Change, Mirror
-from evpnd.dataplane.model import FDB, DesiredState, DeviceMap, DirtyKey, Event, TunnelPort
+from evpnd.dataplane.model import (
+    FDB,
+    DesiredState,
+    DeviceMap,
+    DirtyKey,
+    Event,
+    LocalMac,
+    LocalMacBatch,
+    TunnelPort,
+)
 from evpnd.dataplane.netlink_backend import NetlinkBackend
 from evpnd.dataplane.plan import Planner
 from evpnd.dataplane.scheduler import CHUNK_KEYS, Scheduler
@@ -83,6 +92,7 @@ class Dataplane:
         self._resetup_pending = False
         self._link_index_key: tuple[int, int] | None = None
         self._link_index_cache: tuple[set[int], dict[str, int], dict[str, int]] = (set(), {}, {})
+        self._batch: list[LocalMac] | None = None  # set while the monitor is read
         self._counters: dict[str, float | int] = {
             "dumps": 0, "overruns": 0, "events": 0, "local_events": 0, "last_dump_seconds": 0.0,
             "last_periodic_cpu_seconds": 0.0,
@@ -375,11 +385,24 @@ class Dataplane:
         # (our own FDB writes echoed back) must not hold the loop; the reader fires again
         # while more are queued, and the API answers between turns.
         turn = Turn()
-        while True:
-            read = self.backend.read_events(self, _EVENTS_PER_READ)
-            self._counters["events"] += read
-            if read < _EVENTS_PER_READ or turn.over() or self.backend is None:
-                return
+        # The LocalMacs of one read go to the owner task as one LocalMacBatch (_emit_all).
+        self._batch = []
+        try:
+            while True:
+                read = self.backend.read_events(self, _EVENTS_PER_READ)
+                self._counters["events"] += read
+                self._emit_batch()
+                if read < _EVENTS_PER_READ or turn.over() or self.backend is None:
+                    return
+        finally:
+            self._emit_batch()
+            self._batch = None
+
+    def _emit_batch(self) -> None:
+        batch = self._batch
+        if batch:
+            self._batch = []
+            self.emit(batch[0] if len(batch) == 1 else LocalMacBatch(batch))
 
     def overrun(self) -> None:
         """Events were lost: the mirror is unknown now. Re-dump and diff everything."""
@@ -395,6 +418,15 @@ class Dataplane:
         if mac in self.desired.fdb.get(vni, _NONE):  # deleted by someone: repair
             self.scheduler.wants_repair((FDB, vni, mac))
             self.wanted_changed()
+
+    def port_fdb(self, vni: int, mac: str, deleted: bool, state: int) -> None:
+        """Local learning's fast path (NetlinkBackend.read_events): a bridge entry on an access
+        port of an L2VNI's own bridge, without VLAN, not the VXLAN port's or a static tunnel's,
+        neither extern_learn nor permanent. What neigh_event and _learn_port would do for it."""
+        if not deleted:
+            self.mirror.moved_to_port(vni, mac)  # the bridge took the entry over
+        noarp = bool(state & nl.NUD_NOARP)  # a static entry: sticky
+        self._emit_all(self.learner.port_mac(vni, mac, deleted, noarp, self.dm))
 
     def neigh_event(self, n: nl.Neigh) -> None:
         dm = self.dm
@@ -510,8 +542,13 @@ class Dataplane:
             self.wanted_changed()
 
     def _emit_all(self, events: list) -> None:
+        if not events:
+            return
+        self._counters["local_events"] += len(events)
+        if self._batch is not None:  # reading the monitor: one LocalMacBatch per read
+            self._batch.extend(events)
+            return
         for event in events:
-            self._counters["local_events"] += 1
             self.emit(event)
 
     # ---- views ------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from evpnd.core.desired import (  # noqa: F401 - re-exported
     DirtyKey,
     RouteNextHop,
 )
-from evpnd.core.events import Event, LocalMac  # noqa: F401 - re-exported
+from evpnd.core.events import Event, LocalMac, LocalMacBatch  # noqa: F401 - re-exported
 
 # A VRF's table ends in unreachable defaults with the highest metric (the kernel's vrf.rst; FRR
 # does the same): a lookup that misses the tenant's routes must not fall through to the next
@@ -41,6 +41,7 @@ __all__ = [
     "DirtyKey",
     "Event",
     "LocalMac",
+    "LocalMacBatch",
     "RouteNextHop",
     "TunnelPort",
     "VniDevices",

@@ -19,6 +19,7 @@ from evpnd.dataplane import Dataplane
 from evpnd.dataplane import netlink as nl
 from evpnd.dataplane.worker import enter_netns
 from evpnd.lab.netns import Netns
+from tests.collect import collect
 
 pytestmark = pytest.mark.netns
 
@@ -512,7 +513,7 @@ async def test_monitor_overrun_leads_to_a_fresh_dump_and_nothing_is_missed(lab):
     events: list = []
     d = DesiredState()
     d.fdb[100] = {M1: "10.0.0.2"}
-    dp = Dataplane(config(), events.append, netns=ns.name)
+    dp = Dataplane(config(), collect(events), netns=ns.name)
     await dp.start(d)
     try:
         assert dp.backend is not None

@@ -16,6 +16,7 @@ from evpnd.core.desired import FDB, FLOOD, NEIGH, RMAC, ROUTE, DesiredState, Rou
 from evpnd.core.events import LocalMac
 from evpnd.dataplane import Dataplane
 from evpnd.lab.netns import Lab, Netns
+from tests.collect import collect
 
 pytestmark = pytest.mark.netns
 
@@ -72,7 +73,7 @@ async def fabric(lab: Lab, with_h3: bool = False) -> tuple[Side, Side, Netns | N
     ports1 = ["p1", "p2"] if with_h3 else ["p1"]
     for side, svi, ports in ((s1, "10.1.0.251", ports1), (s2, "10.1.0.252", ["p1"])):
         side.dp = Dataplane(
-            leaf_config(side.vtep, svi, ports), side.events.append, netns=side.leaf.name
+            leaf_config(side.vtep, svi, ports), collect(side.events), netns=side.leaf.name
         )
         await side.dp.start(side.desired)
     return s1, s2, h3

@@ -15,6 +15,7 @@ from evpnd.core.desired import DesiredState
 from evpnd.core.events import LocalMac
 from evpnd.dataplane import Dataplane
 from evpnd.lab.netns import Netns
+from tests.collect import collect
 
 pytestmark = pytest.mark.netns
 
@@ -160,7 +161,7 @@ async def test_mac_over_a_tunnel_is_local_only_with_advertise_and_not_if_another
     events: list = []
     desired = DesiredState()
     cfg = config(tunnel(), tunnel("site-b", "10.0.0.10", 5002, advertise=True))
-    dp = Dataplane(cfg, events.append, netns=ns.name)
+    dp = Dataplane(cfg, collect(events), netns=ns.name)
     await dp.start(desired)
     try:
 

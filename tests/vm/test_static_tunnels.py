@@ -25,6 +25,7 @@ from evpnd.core.desired import FDB, FLOOD, RMAC, ROUTE, DesiredState, RouteNextH
 from evpnd.core.events import LocalMac
 from evpnd.dataplane import Dataplane
 from evpnd.lab.netns import wait_for
+from tests.collect import collect
 from tests.netns.test_dataplane_traffic import host, ping
 
 pytestmark = pytest.mark.netns
@@ -112,7 +113,7 @@ async def test_l2_tunnel_to_a_plain_linux_site(lab, kind, v6, advertise, overlay
         tunnel["vni"] = SITE_VNI
     events1: list = []
     d1, d2 = DesiredState(), DesiredState()
-    dp1 = Dataplane(l2_config(vtep1, [tunnel]), events1.append, netns=l1.name)
+    dp1 = Dataplane(l2_config(vtep1, [tunnel]), collect(events1), netns=l1.name)
     dp2 = Dataplane(l2_config(vtep2, []), lambda e: None, netns=l2.name)
     await dp1.start(d1)
     await dp2.start(d2)
