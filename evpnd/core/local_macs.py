@@ -53,6 +53,8 @@ class LocalMacs:
         self.origination = origination
         self.journal = journal
         self.advertised_count: dict[int, int] = {}  # advertised local MACs per L2VNI
+        # _first_seen for new MACs (the tests compare it with the general decision: False)
+        self.first_seen_shortcut = True
 
     def configure(self, view: SettingsView) -> None:
         self.view = view
@@ -90,6 +92,16 @@ class LocalMacs:
         if event.present:
             if st is None:
                 st = mobility.local[mk] = LocalMacState(vni, mac, learned_at=journal.now)
+                if (
+                    event.ip is None
+                    and self.first_seen_shortcut
+                    and mk not in self.indexes.macs
+                    and mk not in mobility.frozen_fdb
+                ):
+                    st.present = True
+                    st.sticky = event.sticky or mac in view.sticky[vni]
+                    self._first_seen(st)
+                    return
             configured_sticky = mac in view.sticky[vni]
             if event.ip is None:
                 st.present = True
@@ -117,6 +129,29 @@ class LocalMacs:
             else:
                 st.ips.discard(event.ip)
         self.settle(vni, mac)
+
+    def _first_seen(self, st: LocalMacState) -> None:
+        """A MAC learned for the first time, with no path from anyone and not frozen: what
+        settle() decides for it is to advertise it (when the VNI has room), and its FDB entry
+        stays none. Decided here without the general decision's lookups; most of a burst of
+        learning (a rack of VMs starting, a host's 100k MACs) is this case (issue 14)."""
+        if not self._room_for(st):
+            return  # learned (kernel), not advertised; settle() would stop here too
+        self._set_advertised(st, True)
+        vni, mac = st.vni, st.mac
+        pending = self.indexes.unsettled
+        mark = len(pending)
+        path = self.origination.own.mac_path(st)
+        self.origination.set_local(path.key, path)
+        if len(pending) > mark:
+            # This MAC again, for its own new path (nothing to decide: see settle_pending), or
+            # the same MAC in another VNI importing our route target: that one is settled.
+            queued = [pending.pop() for _ in range(len(pending) - mark)]
+            for item in reversed(queued):
+                if item[0] != vni or item[1] != mac:
+                    pending.append(item)
+            if pending:
+                self.settle_pending()
 
     def settle(self, vni: int, mac: str) -> None:
         """Decide local vs remote for a MAC, then refresh its FDB entry."""

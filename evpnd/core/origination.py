@@ -125,6 +125,14 @@ class OwnRoutes:
             self._attrs[ck] = attrs
         return attrs
 
+    def mac_path(self, st: LocalMacState) -> Path:
+        """The MAC-only type-2 route of a local MAC (mac_paths' first)."""
+        view = self.view
+        vni = st.vni
+        key = MacIpKey(view.rd[vni], 0, st.mac, None)
+        attrs = self.attributes(vni, False, st.seq, st.sticky)
+        return Path(key, LOCAL_PEER, view.vtep, vni=vni, attrs=attrs)
+
     def mac_paths(self, st: LocalMacState) -> dict[RouteKey, Path]:
         """The type-2 routes of a local MAC. Like FRR, only MAC+IP routes carry the L3VNI
         label, its route targets and the router MAC (RFC 9135 section 5.1.1)."""

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from evpnd.config import core_settings
 from evpnd.core import Core, Effects
 from evpnd.core.desired import FDB, FLOOD, NEIGH, RMAC, ROUTE
-from evpnd.core.events import EndOfRib, LocalMac, PeerOpen, PeerState, RouteUpdate
+from evpnd.core.events import EndOfRib, LocalMac, LocalMacBatch, PeerOpen, PeerState, RouteUpdate
 from evpnd.routes.evpn import MacIpKey
 
 from .core_helpers import make_cfg, t2, t3, t5
@@ -265,3 +265,69 @@ def test_one_update_equals_many(paths):
     assert a.desired.snapshot() == a.compute_desired().snapshot()
     assert a.rib.best == b.rib.best
     assert all(type(k) is MacIpKey for k in a.rib.best if a.rib.best[k].peer != "local")
+
+
+def _general_only(core: Core) -> Core:
+    """The core without LocalMacs' first-seen shortcut: every local MAC decided by settle()."""
+    core.local_macs.first_seen_shortcut = False
+    return core
+
+
+# `event` with runs of local MAC events (a burst of learning) between: they make the batches
+local_heavy = st.lists(
+    st.one_of(
+        event.map(lambda e: [e]),
+        st.lists(local_mac.map(lambda e: ("event", e)), min_size=2, max_size=12),
+    ),
+    max_size=10,
+).map(lambda chunks: [step for chunk in chunks for step in chunk])
+
+
+@SETTINGS
+@given(
+    steps=local_heavy,
+    cuts=st.lists(st.integers(0, 40), max_size=8),
+    gap=st.sampled_from([0.5, 3.0]),
+)
+def test_local_mac_batches_and_the_first_seen_shortcut_end_like_the_general_path(steps, cuts, gap):
+    """LocalMacBatch (a monitor read's LocalMacs at once) and the first-seen shortcut (issue 14)
+    against the reference: every LocalMac on its own through the general decision. Same
+    advertised paths, same desired state, same RIB after every step; and a batch announces and
+    withdraws exactly the net change of its events."""
+    configs = _configs(5)
+    ref = _general_only(Core(core_settings(configs[0])))
+    dut = Core(core_settings(configs[0]))
+    ref.start(0.0)
+    advertised = {p.key: p for p in dut.start(0.0).announce}
+    # Runs of consecutive LocalMac steps become batches, split further where `cuts` say.
+    groups: list[list] = []
+    for i, step in enumerate(steps):
+        batchable = step[0] == "event" and isinstance(step[1], LocalMac)
+        if batchable and groups and groups[-1][0][0] == "batch" and i not in cuts:
+            groups[-1][0][1].append(step[1])
+        elif batchable:
+            groups.append([("batch", [step[1]])])
+        else:
+            groups.append([step])
+    now = 0.0
+    for ((kind, item),) in groups:
+        now += gap
+        if kind == "batch":
+            for ev in item:
+                _run(ref, ("event", ev), now)
+            effects = dut.apply(LocalMacBatch(list(item)), now)
+        else:
+            _run(ref, (kind, item), now, configs)
+            effects = _run(dut, (kind, item), now, configs)
+        before = dict(advertised)
+        for p in effects.withdraw:
+            assert before.get(p.key) == p
+        after = {k: v for k, v in before.items() if v not in effects.withdraw}
+        after.update({p.key: p for p in effects.announce})
+        assert after == {p.key: p for p in dut.advertised()}
+        assert sorted(map(repr, dut.advertised())) == sorted(map(repr, ref.advertised()))
+        assert dut.desired.snapshot() == ref.desired.snapshot()
+        assert dut.desired.snapshot() == dut.compute_desired().snapshot()
+        assert sorted(map(repr, dut.rib.paths())) == sorted(map(repr, ref.rib.paths()))
+        assert dut.counters == ref.counters
+        advertised = after
