@@ -91,6 +91,37 @@ def pack_path_nlri(path: Path) -> bytes:
     return bytes((code, len(data))) + data
 
 
+# (RD, ESI, Ethernet tag, label 1, label 2) -> the type-2 NLRI's hex around the MAC and IP
+_t2_cache: dict[tuple[str, str, int, int, int], tuple[str, str, int]] = {}
+
+
+def nlri_hex(path: Path) -> str:
+    """pack_path_nlri(path).hex(), for a type-2 route from the hex of its fixed parts: a
+    burst of local MACs shares RD, ESI, tag and labels, so only the MAC and IP are packed
+    (half of the encoding's time at 100k, issue 14). Same bytes and errors."""
+    key = path.key
+    if type(key) is not MacIpKey:
+        return pack_path_nlri(path).hex()
+    ck = (key.rd, path.esi, key.etag, path.vni, path.l3vni)
+    parts = _t2_cache.get(ck)
+    if parts is None:
+        head = _rd(key.rd) + _esi(path.esi) + key.etag.to_bytes(4, "big") + b"\x30"
+        labels = wire.label_bytes(path.vni)
+        if path.l3vni:
+            labels += wire.label_bytes(path.l3vni)
+        if len(_t2_cache) >= _CACHE_MAX:
+            _t2_cache.clear()
+        parts = _t2_cache[ck] = (head.hex(), labels.hex(), len(head) + 6 + 1 + len(labels))
+    head_hex, labels_hex, size = parts
+    mac = bytes.fromhex(key.mac.replace(":", ""))
+    if len(mac) != 6:
+        raise wire.WireError(f"not a MAC address: {key.mac!r}")
+    if key.ip is None:
+        return f"02{size:02x}{head_hex}{mac.hex()}00{labels_hex}"
+    ip = wire.ip_bytes(key.ip)
+    return f"02{size + len(ip):02x}{head_hex}{mac.hex()}{len(ip) * 8:02x}{ip.hex()}{labels_hex}"
+
+
 def pack_attributes(attrs: Attributes) -> str:
     """The attributes evpnd sets, packed, as hex (cached: few distinct sets exist)."""
     out = _attr_cache.get(attrs)
@@ -131,7 +162,7 @@ def encode(ops: Iterable[tuple[bool, Path]], errors: list[str] | None = None) ->
     group: tuple | None = None
     for announce, path in ops:
         try:
-            nlri = pack_path_nlri(path).hex()
+            nlri = nlri_hex(path)
             here = ("A", path.next_hop, pack_attributes(path.attrs)) if announce else ("W",)
         except (ValueError, TypeError) as exc:
             if errors is not None:

@@ -78,3 +78,33 @@ def test_line_and_unpackable_paths():
 def test_split_rejects_bad_layouts(hexed):
     with pytest.raises(wire.WireError):
         batch.split_nlri(bytes.fromhex(hexed))
+
+
+T2_VARIANTS = [
+    PATHS[0],
+    PATHS[1],
+    PATHS[0]._replace(key=PATHS[0].key._replace(mac="02:AB:CD:00:00:01")),  # upper case
+    PATHS[1]._replace(key=PATHS[1].key._replace(ip="2001:db8::7"), l3vni=0),
+    PATHS[1]._replace(key=PATHS[1].key._replace(rd="65000:7", etag=4094), vni=0xFFFFFF),
+    *PATHS[2:],
+]
+
+
+@pytest.mark.parametrize("path", T2_VARIANTS)
+def test_nlri_hex_from_cached_parts_is_the_packed_nlri(path):
+    batch._t2_cache.clear()
+    for _ in range(2):  # built, then from the cache
+        assert batch.nlri_hex(path) == batch.pack_path_nlri(path).hex()
+
+
+@pytest.mark.parametrize(
+    "key_change, path_change",
+    [({"mac": "zz"}, {}), ({"mac": "02:00:00:00:aa"}, {}), ({"ip": "10.0.0"}, {}),
+     ({}, {"vni": 1 << 24}), ({}, {"l3vni": -1})],
+)  # fmt: skip
+def test_nlri_hex_rejects_what_pack_path_nlri_rejects(key_change, path_change):
+    path = PATHS[1]._replace(key=PATHS[1].key._replace(**key_change), **path_change)
+    with pytest.raises((ValueError, OverflowError)):
+        batch.pack_path_nlri(path)
+    with pytest.raises((ValueError, OverflowError)):
+        batch.nlri_hex(path)
