@@ -16,7 +16,7 @@ from __future__ import annotations
 from evpnd.core.events import LocalMac
 from evpnd.core.indexes import BestPathIndexes
 from evpnd.core.journal import Journal
-from evpnd.core.mobility import LocalMacState, Mobility, rank
+from evpnd.core.mobility import NO_IPS, LocalMacState, Mobility, rank
 from evpnd.core.origination import Origination
 from evpnd.core.path_groups import Group, group_paths
 from evpnd.core.settings import SettingsView
@@ -107,7 +107,10 @@ class LocalMacs:
                 st.present = True
                 st.sticky = event.sticky or configured_sticky
             else:
-                st.ips.add(event.ip)
+                if isinstance(st.ips, set):
+                    st.ips.add(event.ip)
+                else:
+                    st.ips = {event.ip}
                 st.sticky = st.sticky or event.sticky or configured_sticky
             if not st.advertised and not mobility.is_frozen(vni, mac):
                 remote, top = remote_best(self.indexes.macs.get((vni, mac)))
@@ -125,8 +128,8 @@ class LocalMacs:
                 return
             if event.ip is None:
                 st.present = False
-                st.ips.clear()  # the MAC is gone, so are the neighbours on it
-            else:
+                st.ips = NO_IPS  # the MAC is gone, so are the neighbours on it
+            elif isinstance(st.ips, set):
                 st.ips.discard(event.ip)
         self.settle(vni, mac)
 
