@@ -160,10 +160,21 @@ def encode(ops: Iterable[tuple[bool, Path]], errors: list[str] | None = None) ->
     """
     parts: list[str] = []
     group: tuple | None = None
+    # Consecutive paths mostly share one Attributes object (OwnRoutes caches them): its hex is
+    # reused by identity, without hashing its 15 fields per path.
+    last_attrs: Attributes | None = None
+    last_hex = ""
     for announce, path in ops:
         try:
             nlri = nlri_hex(path)
-            here = ("A", path.next_hop, pack_attributes(path.attrs)) if announce else ("W",)
+            if announce:
+                attrs = path.attrs
+                if attrs is not last_attrs:
+                    last_hex = pack_attributes(attrs)
+                    last_attrs = attrs
+                here: tuple = ("A", path.next_hop, last_hex)
+            else:
+                here = ("W",)
         except (ValueError, TypeError) as exc:
             if errors is not None:
                 errors.append(f"{exc}: {path!r:.200}")
