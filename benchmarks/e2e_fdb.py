@@ -493,7 +493,7 @@ async def row_advertise(kind: str, n: int) -> dict:
             print(f"  timeline (s from the batch's start; batch done {learned - t0:.3f}, "
                   f"got {got - t0:.3f}): CPU busy until", end="")  # fmt: skip
             for name in after:
-                last = max((t for (t, c), (_, p) in zip(timeline[1:], timeline)
+                last = max((t for (t, c), (_, p) in zip(timeline[1:], timeline[:-1], strict=True)
                             if c.get(name, 0) > p.get(name, 0)), default=t0)  # fmt: skip
                 print(f" {name} {last - t0:.3f}", end="")
             print()

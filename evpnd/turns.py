@@ -33,6 +33,10 @@ class Turn:
     def restart(self) -> None:
         self.deadline = perf_counter() + self.budget
 
+    def expire(self) -> None:
+        """End the turn now: the next pause() yields."""
+        self.deadline = 0.0
+
     def over(self) -> bool:
         return perf_counter() >= self.deadline
 

@@ -479,7 +479,12 @@ class Speaker:
                 else:
                     # read() does not yield while its buffer has data: one chunk per turn
                     await asyncio.sleep(0)
+            asked = time.monotonic()
             data = await reader.read(_READ)
+            # Waited for it: the first UPDATE of a burst. It gets a turn of its own, so that
+            # the owner task applies it and the dataplane writes it while the rest is decoded
+            # (the first entry within milliseconds, not after a turn of decoding; issue 14).
+            fresh = time.monotonic() - asked > 0.001
             if not data or self._writer is not writer:
                 # closed, or this ExaBGP was declared dead (its peers reported down): whatever
                 # it still had in flight must not reach the core after those down events
@@ -505,6 +510,9 @@ class Speaker:
                         self._on_line(raw.decode("ascii", errors="replace"))
                     except Exception as exc:  # noqa: BLE001 - one bad line never stops the channel
                         log.error("exabgp line not handled", error=repr(exc), line=raw[:200])
+                    if fresh:
+                        fresh = False
+                        turn.expire()
 
     def _on_line(self, line: str) -> None:
         if line.startswith(RAW_PREFIX):

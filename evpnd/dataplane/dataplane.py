@@ -176,7 +176,7 @@ class Dataplane:
             # Idle: write the first changes at once (first-entry latency, issue 14). Under load
             # a pass is running; the next one then takes whatever accumulated meanwhile, so
             # batches grow with the load without a timer.
-            self._loop.call_soon(self._start_dirty_pass)
+            self._start_dirty_pass()  # its task starts in the loop's next iteration
             return
         self._loop.call_later(self.coalesce_delay, self._start_dirty_pass)
 
@@ -342,7 +342,8 @@ class Dataplane:
                 await asyncio.sleep(0)  # a full pass that finds nothing must not hog the loop
                 continue
             total += len(ops)
-            task = asyncio.ensure_future(self.worker.call(self.backend.apply, ops))
+            # submitted now (a coroutine would reach the thread one loop iteration later)
+            task = self.worker.submit(self.backend.apply, ops)
             if pending is not None:
                 await self._finish(*pending)
             pending = (task, ops)

@@ -50,6 +50,10 @@ class Worker:
     async def call(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
+    def submit(self, fn: Callable[..., T], *args: object) -> asyncio.Future[T]:
+        """`call` without the coroutine: in the thread's queue before this returns."""
+        return asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
     def call_sync(self, fn: Callable[..., T], *args: object) -> T:
         """For benchmarks and tests outside an event loop."""
         return self._pool.submit(fn, *args).result()

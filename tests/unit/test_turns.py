@@ -47,3 +47,33 @@ def test_chunks_stop_growing_and_shrink_when_planning_takes_longer_than_its_budg
     monkeypatch.setattr(sch, "PLAN_BUDGET", 0.0)  # every chunk over budget: never grows
     sizes = [len(c) for c in Scheduler().chunks(keys, d, Mirror(), dm(), allow_delete=True)]
     assert set(sizes) == {4} and sum(sizes) == 200
+
+
+async def test_the_first_line_of_a_burst_gets_a_turn_of_its_own(tmp_path):
+    """The speaker waited for data (the pipeline was idle): it hands the first line's events
+    over and yields, so that the owner task applies them and the dataplane writes them while
+    the rest of the burst is decoded; later lines are decoded for a whole turn (issue 14: the
+    first FDB entry within milliseconds of the first UPDATE)."""
+    from evpnd.bgp.speaker import Speaker
+    from tests.unit.test_reload_rules import cfg_of
+
+    order: list[str] = []
+    loop = asyncio.get_running_loop()
+
+    def emit(event: object) -> None:
+        order.append("event")
+        loop.call_soon(order.append, "loop")  # runs when the speaker yields
+
+    speaker = Speaker(cfg_of(runtime_dir=str(tmp_path)), emit)
+    reader = asyncio.StreamReader()
+    writer = object()
+    speaker._writer = writer  # type: ignore[assignment]
+    task = asyncio.create_task(speaker._read_loop(reader, writer))  # type: ignore[arg-type]
+    await asyncio.sleep(0.01)  # nothing to read: the speaker waits
+    state = b'{"type": "state", "neighbor": {"address": {"peer": "10.0.0.%d"}, "state": "up"}}\n'
+    reader.feed_data(b"".join(state % i for i in (2, 3, 4)))
+    await asyncio.sleep(0.01)
+    # the first line's event, the loop ran, the rest of the burst in one turn
+    assert order == ["event", "loop", "event", "event", "loop", "loop"]
+    reader.feed_eof()
+    await asyncio.wait_for(task, 5)
