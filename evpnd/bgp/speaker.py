@@ -120,6 +120,9 @@ class Speaker:
         self._batch_size = batch_size
         self._initial_backoff = initial_backoff
         self._resync: Callable[[], list[Path]] = list
+        # What to send: the core's lists as handed over (announce?, paths), coalesced by key
+        # into _pending only when more than one is waiting (the last operation on a key wins)
+        self._queued: list[tuple[bool, list[Path]]] = []
         self._pending: dict[RouteKey, tuple[bool, Path]] = {}
         self._flush_task: asyncio.Task | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -166,16 +169,26 @@ class Speaker:
         self._resync = fn
 
     def announce(self, paths: list[Path]) -> None:
-        pending = self._pending
-        for path in paths:
-            pending[path.key] = (True, path)
+        self._queued.append((True, paths))
         self._schedule_flush()
 
     def withdraw(self, paths: list[Path]) -> None:
-        pending = self._pending
-        for path in paths:
-            pending[path.key] = (False, path)
+        self._queued.append((False, paths))
         self._schedule_flush()
+
+    def _take_pending(self) -> list[tuple[bool, Path]]:
+        """Everything announced or withdrawn since the last flush, one operation per key. A
+        single list (the usual case: one owner turn's Effects per flush) has each key once
+        already (Effects' rule) and goes as it is: no dict of 100k keys per burst."""
+        queued, self._queued = self._queued, []
+        if len(queued) == 1 and not self._pending:
+            announce, paths = queued[0]
+            return [(announce, path) for path in paths]
+        pending, self._pending = self._pending, {}
+        for announce, paths in queued:
+            for path in paths:
+                pending[path.key] = (announce, path)
+        return list(pending.values())
 
     async def start(self) -> None:
         self.runtime_dir.mkdir(parents=True, exist_ok=True)
@@ -270,7 +283,7 @@ class Speaker:
             "restarts": self._restarts,
             "frozen_kills": self.frozen_kills,
             "connected": self._writer is not None,
-            "pending": len(self._pending),
+            "pending": len(self._pending) + sum(len(paths) for _, paths in self._queued),
             "routes_sent": self._sent_routes,
             "encode_errors": self._encode_errors,
             "acks": dict(self._acks),
@@ -452,6 +465,7 @@ class Speaker:
         log.info("exabgp relay connected", pid=self._proc.pid if self._proc else None)
         # A fresh ExaBGP knows no routes: replay every local path, then End-of-RIB.
         self._pending.clear()
+        self._queued.clear()
         self._write_paths(self._resync_paths(), "*")
         self._replay_holds()
         # End-of-RIB (graceful restart) goes per peer when its session comes up (_on_state):
@@ -692,9 +706,8 @@ class Speaker:
             self._flush_task = loop.create_task(self._flush_now())
 
     async def _flush_now(self) -> None:
-        while self._pending and self._writer is not None:
-            pending, self._pending = self._pending, {}
-            self._write_ops(list(pending.values()), "*")
+        while (self._queued or self._pending) and self._writer is not None:
+            self._write_ops(self._take_pending(), "*")
             writer = self._writer
             if writer is not None:
                 with contextlib.suppress(ConnectionError):
