@@ -144,8 +144,7 @@ class LocalMacs:
         vni, mac = st.vni, st.mac
         pending = self.indexes.unsettled
         mark = len(pending)
-        path = self.origination.own.mac_path(st)
-        self.origination.set_local(path.key, path)
+        self.origination.add_first(self.origination.own.mac_path(st))
         if len(pending) > mark:
             # This MAC again, for its own new path (nothing to decide: see settle_pending), or
             # the same MAC in another VNI importing our route target: that one is settled.

@@ -168,7 +168,9 @@ class Origination:
         self.rib = rib
         self.indexes = indexes
         self._before: dict[RouteKey, Path | None] = {}  # local paths at the start of a call
-        self.local_keys: dict[tuple[int, str], set[RouteKey]] = {}  # (l2vni, MAC) -> type-2s
+        # (l2vni, MAC) -> its type-2 keys: the key itself while it is one (most MACs: a set
+        # each was 21 MB at 100k local MACs), a set from two on
+        self.local_keys: dict[tuple[int, str], RouteKey | set[RouteKey]] = {}
 
     def configure(self, view: SettingsView) -> None:
         self.own = OwnRoutes(view)  # own attributes carry the configured RTs and router MAC
@@ -189,15 +191,10 @@ class Origination:
         self.remember_before(key)
         if isinstance(key, MacIpKey):
             vni = path.vni if path is not None else current.vni if current is not None else 0
-            mk = (vni, key.mac)
             if path is None:
-                keys = self.local_keys.get(mk)
-                if keys is not None:
-                    keys.discard(key)
-                    if not keys:
-                        del self.local_keys[mk]
+                self._forget_key((vni, key.mac), key)
             else:
-                self.local_keys.setdefault(mk, set()).add(key)
+                self._note_key((vni, key.mac), key)
         if path is None:
             old, new = self.rib.remove(LOCAL_PEER, key)
         else:
@@ -205,9 +202,49 @@ class Origination:
         if old is not new:
             self.indexes.best_changed(key, old, new)
 
+    def _note_key(self, mk: tuple[int, str], key: RouteKey) -> None:
+        keys = self.local_keys.get(mk)
+        if keys is None:
+            self.local_keys[mk] = key
+        elif isinstance(keys, set):
+            keys.add(key)
+        elif keys != key:
+            self.local_keys[mk] = {keys, key}
+
+    def _forget_key(self, mk: tuple[int, str], key: RouteKey) -> None:
+        keys = self.local_keys.get(mk)
+        if isinstance(keys, set):
+            keys.discard(key)
+            if not keys:
+                del self.local_keys[mk]
+        elif keys is not None and keys == key:
+            del self.local_keys[mk]
+
+    def keys_of(self, mk: tuple[int, str]) -> list[RouteKey]:
+        """The type-2 keys advertised for a local MAC."""
+        keys = self.local_keys.get(mk)
+        if keys is None:
+            return []
+        return list(keys) if isinstance(keys, set) else [keys]
+
+    def add_first(self, path: Path) -> None:
+        """set_local for the first type-2 path of a MAC with none (LocalMacs._first_seen): no
+        current path to look up or compare with."""
+        key = path.key
+        mk = (path.vni, key.mac) if isinstance(key, MacIpKey) else None
+        if mk is None or mk in self.local_keys:
+            self.set_local(key, path)  # not a first path after all: the general way
+            return
+        if key not in self._before:
+            self._before[key] = None
+        self.local_keys[mk] = key
+        old, new = self.rib.put(path)
+        if old is not new:
+            self.indexes.best_changed(key, old, new)
+
     def sync_mac(self, st: LocalMacState, wanted: dict[RouteKey, Path]) -> None:
         """Make the type-2 routes advertised for a local MAC exactly `wanted`."""
-        for key in list(self.local_keys.get((st.vni, st.mac), ())):
+        for key in self.keys_of((st.vni, st.mac)):
             if key not in wanted:
                 self.set_local(key, None)
         for key, path in wanted.items():
@@ -227,7 +264,7 @@ class Origination:
         self.local_keys = {}
         for key, path in self.rib.adj_in.get(LOCAL_PEER, {}).items():
             if isinstance(key, MacIpKey):
-                self.local_keys.setdefault((path.vni, key.mac), set()).add(key)
+                self._note_key((path.vni, key.mac), key)
 
     def effects(self) -> Effects:
         """What changed in the local paths since the last call."""
