@@ -689,7 +689,7 @@ async def scale(args: argparse.Namespace) -> None:
         ax.set_ylabel(what)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
-    fig.suptitle("BGP peer -> kernel FDB, routes at session start (shared, loaded machine)")
+    fig.suptitle("BGP peer -> kernel FDB, routes at session start (log-log; linear = slope 1)")
     fig.tight_layout()
     fig.savefig(stem.with_suffix(".png"), dpi=100)
     print(f"wrote {stem.with_suffix('.png')}")
@@ -704,7 +704,7 @@ def main() -> None:
         "--only", nargs="+", default=["evpnd", "frr"], choices=["before", "evpnd", "frr"]
     )
     p.add_argument("--baseline", help="an evpnd tree before a change: adds kind 'before'")
-    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--rr2-min", type=int, default=100_000, help="two-RR row only from this N")
     p.add_argument("--cold", action="store_true", help="start row: DUT starts with the sender")
     p.add_argument("--profile", help="py-spy (on PATH) samples of evpnd's established install "
