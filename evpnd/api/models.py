@@ -283,6 +283,11 @@ class StatusReply(_Reply):
     full_passes: int = 0
     kernel_writes: int = Field(default=0, description="netlink writes since start")
     device_problems: list[str] = []
+    monitor_filter: str = Field(
+        default="",
+        description="the netlink monitor's in-kernel filter: ebpf-tid or ebpf-task (the echo of "
+        "evpnd's own adds and deletes dropped), classic (own adds only: without CAP_BPF)",
+    )
 
 
 # Every command's reply model: the schema files and the client's decoder use this table.

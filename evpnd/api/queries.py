@@ -515,6 +515,7 @@ def _dataplane_status(ctx: ApiContext) -> dict[str, Any]:
         "full_passes": int(dp.get("full_passes") or 0),
         "kernel_writes": int(dp.get("messages_sent") or 0) + int(dp.get("device_writes") or 0),
         "device_problems": [str(p) for p in dp.get("device_problems") or []],
+        "monitor_filter": str(dp.get("monitor_filter") or ""),
     }
 
 

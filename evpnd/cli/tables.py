@@ -339,6 +339,7 @@ def render_status(reply: StatusReply) -> str:
         f"full pass: {reply.full_pass_cpu_seconds:.3f} s CPU, "
         f"{reply.full_pass_seconds:.3f} s, {reply.full_passes} passes; "
         f"{reply.kernel_writes} kernel writes"
+        + (f"; monitor filter {reply.monitor_filter}" if reply.monitor_filter else "")
         + "".join(f"\ndevice problem: {p}" for p in reply.device_problems)
     )
 

@@ -581,6 +581,7 @@ class Dataplane:
             "worker_cpu_seconds": backend.get("worker_cpu_seconds", 0.0),
             "messages_sent": backend.get("messages_sent", 0),
             "device_writes": backend.get("device_writes", 0),
+            "monitor_filter": backend.get("monitor_filter", ""),
             "mtu": self.mtu(),
         }
 

@@ -344,9 +344,10 @@ class NetlinkBackend:
             master_index = struct.unpack("=I", master)[0] if master and len(master) == 4 else 0
             sink.link_event(False, index, name, master_index)
 
-    def stats(self) -> dict[str, float]:
+    def stats(self) -> dict[str, float | str]:
         req = self.requester
         return {
+            "monitor_filter": self.echo_filter,
             "kernel_seconds": round(req.kernel_seconds, 4),  # inside sendto
             "worker_cpu_seconds": round(req.thread_cpu_seconds, 4),
             "messages_sent": req.messages_sent,

@@ -86,6 +86,7 @@ def test_500_l2vnis_ready_within_bound_and_restart_writes_nothing(lab):
     rss = rss_mib(node.proc.pid)
     assert rss < RSS_BOUND_500, f"RSS {rss:.0f} MiB"
     status = node.data("show status")
+    assert status["monitor_filter"] in ("ebpf-tid", "ebpf-task")  # root: eBPF loads
     assert status["device_problems"] == [] and status["vnis"] == n
     # The devices as EVPN wants them: enslaved, up, no learning, neighbour suppression.
     details = a.ip("-d", "link", "show", "vx20499")

@@ -114,11 +114,16 @@ def test_show_status_has_the_scale_figures():
     w = make_world()
     problem = "vni 37: l2vnis[2].bridge: br37 exists but is a veth"
     w.stats = {"last_periodic_cpu_seconds": 0.25, "last_full_seconds": 0.05, "full_passes": 3,
-               "messages_sent": 4, "device_writes": 2, "device_problems": [problem]}  # fmt: skip
+               "messages_sent": 4, "device_writes": 2, "device_problems": [problem],
+               "monitor_filter": "ebpf-task"}  # fmt: skip
     reply = queries.show_status(w, p.StatusArgs())
     assert reply.full_pass_cpu_seconds == 0.25 and reply.kernel_writes == 6
+    assert reply.monitor_filter == "ebpf-task"
     text = tables.render_status(reply)
-    assert "full pass: 0.250 s CPU, 0.050 s, 3 passes; 6 kernel writes" in text
+    assert (
+        "full pass: 0.250 s CPU, 0.050 s, 3 passes; 6 kernel writes; monitor filter ebpf-task"
+        in text
+    )
     assert (
         text.splitlines()[-1]
         == "device problem: vni 37: l2vnis[2].bridge: br37 exists but is a veth"
