@@ -48,7 +48,7 @@ class Worker:
         )
 
     async def call(self, fn: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        return await self.submit(fn, *args)
 
     def submit(self, fn: Callable[..., T], *args: object) -> asyncio.Future[T]:
         """`call` without the coroutine: in the thread's queue before this returns."""
