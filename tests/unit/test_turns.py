@@ -53,16 +53,21 @@ async def test_the_first_line_of_a_burst_gets_a_turn_of_its_own(tmp_path):
     """The speaker waited for data (the pipeline was idle): it hands the first line's events
     over and yields, so that the owner task applies them and the dataplane writes them while
     the rest of the burst is decoded; later lines are decoded for a whole turn (issue 14: the
-    first FDB entry within milliseconds of the first UPDATE)."""
+    first FDB entry within milliseconds of the first UPDATE). What the owner starts (the
+    dataplane's pass task, created while the speaker is ready) runs before the next line too."""
     from evpnd.bgp.speaker import Speaker
     from tests.unit.test_reload_rules import cfg_of
 
     order: list[str] = []
     loop = asyncio.get_running_loop()
 
+    def owner() -> None:  # the owner task: applies, then creates the dataplane's pass task
+        order.append("loop")
+        loop.call_soon(order.append, "pass")
+
     def on_line(line: str) -> None:  # what the speaker does with a line is not this test's
         order.append("line")
-        loop.call_soon(order.append, "loop")  # runs when the speaker yields
+        loop.call_soon(owner)  # runs when the speaker yields
 
     speaker = Speaker(cfg_of(runtime_dir=str(tmp_path)), lambda event: None)
     speaker._on_line = on_line  # type: ignore[method-assign]
@@ -71,9 +76,16 @@ async def test_the_first_line_of_a_burst_gets_a_turn_of_its_own(tmp_path):
     speaker._writer = writer  # type: ignore[assignment]
     task = asyncio.create_task(speaker._read_loop(reader, writer))  # type: ignore[arg-type]
     await asyncio.sleep(0.01)  # nothing to read: the speaker waits
-    reader.feed_data(b"evpnd-ack t1 1 0\nevpnd-ack t2 1 0\nevpnd-ack t3 1 0\n")
+    # ExaBGP's JSON (the session's state) first, after a wait; the UPDATEs follow at once in
+    # the next read: the turn is kept for the first UPDATE
+    reader.feed_data(b'{ "type": "state" }\n')
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert order == ["line", "loop", "pass"]
+    reader.feed_data(b"evpnd-rx 1\nevpnd-rx 2\nevpnd-rx 3\n")
     await asyncio.sleep(0.01)
-    # the first line, the loop ran, the rest of the burst in one turn
-    assert order == ["line", "loop", "line", "line", "loop", "loop"]
+    # the first UPDATE, the loop ran, the rest of the burst in one turn
+    rest = ["line", "loop", "pass", "line", "line", "loop", "loop", "pass", "pass"]
+    assert order == ["line", "loop", "pass"] + rest
     reader.feed_eof()
     await asyncio.wait_for(task, 5)
