@@ -194,10 +194,13 @@ def main() -> None:
     conn.settimeout(1)  # KEEPALIVE every second: FRR (datacenter) negotiates a 9 s hold time
     while True:  # answer nothing but keepalives; the benchmark kills this process
         try:
-            read_message(conn)
-        except TimeoutError:
-            pass
-        conn.sendall(message(KEEPALIVE, b""))
+            try:
+                read_message(conn)
+            except TimeoutError:
+                pass
+            conn.sendall(message(KEEPALIVE, b""))
+        except ConnectionError:
+            return  # the DUT ended the session (the restart row stops it): nothing to report
 
 
 def held(conn: socket.socket, blob: bytes, wblob: bytes) -> None:
