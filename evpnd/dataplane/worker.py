@@ -71,13 +71,13 @@ class Worker:
         12 ms first entry at session start (issue 14). Waiting on an Event releases the GIL;
         the thread takes it, says it started, and gives it back at its first sendto."""
         loop = asyncio.get_running_loop()
-        self._in_flight += 1
-        if self._in_flight > 1:  # busy: queued behind the work it is doing
+        if self._in_flight:  # busy: queued behind the work it is doing
             fut = loop.run_in_executor(self._pool, fn, *args)
         else:
             started = threading.Event()
             fut = loop.run_in_executor(self._pool, _started, started, fn, args)
             started.wait(HANDOFF)
+        self._in_flight += 1  # counted once queued (a shut-down pool raises above)
         fut.add_done_callback(self._done)
         return fut
 
