@@ -497,7 +497,6 @@ class Speaker:
                     await asyncio.sleep(0)
             asked = time.monotonic()
             data = await reader.read(_READ)
-
             # Waited for it: the first UPDATE of a burst. It gets a turn of its own, so that
             # the owner task applies it and the dataplane writes it while the rest is decoded
             # (the first entry within milliseconds, not after a turn of decoding; issue 14).
@@ -541,7 +540,6 @@ class Speaker:
                         turn.restart()
 
     def _on_line(self, line: str) -> None:
-
         if line.startswith(RAW_PREFIX):
             errors = self.updates.counters
             before = errors["malformed_attributes"] + errors["attribute_discard"]

@@ -57,6 +57,7 @@ class Worker:
 
     @property
     def busy(self) -> bool:
+        """Work submitted and not finished yet (as the loop has seen it)."""
         return self._in_flight > 0
 
     async def call(self, fn: Callable[..., T], *args: object) -> T:
