@@ -399,6 +399,46 @@ class Bench:
         return [await s.expect("up", 120) for s in self.senders]
 
 
+class CpuTimeline:
+    """Each process's CPU every 20 ms in a thread (--profile): when did each stop working.
+    The harness's own processes are named too: the FDB counter once was the bottleneck of every
+    install row (issue 14), found by exactly this."""
+
+    def __init__(self, b: Bench, extra: dict[str, int] | None = None) -> None:
+        self.b, self.extra = b, extra or {}
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self.on = True
+        self.t0 = time.monotonic()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _cpu(self) -> dict[str, float]:
+        out = self.b.cpu_by_process()
+        for name, pid in self.extra.items():
+            out[name] = cpu_seconds(pid)
+        return out
+
+    def _run(self) -> None:
+        while self.on:
+            self.samples.append((time.monotonic(), self._cpu()))
+            time.sleep(0.02)
+
+    def report(self, what: str, marks: dict[str, float]) -> None:
+        self.on = False
+        self.thread.join()
+        t0, pairs = self.t0, list(zip(self.samples[1:], self.samples[:-1], strict=False))
+        end = self.samples[-1][1] if self.samples else {}
+        print(f"  timeline of {what} (s from its start; "
+              + ", ".join(f"{k} {v - t0:.3f}" for k, v in marks.items())
+              + "): CPU busy until", end="")  # fmt: skip
+        for name in end:
+            last = max((t for (t, c), (_, p) in pairs if c.get(name, 0) > p.get(name, 0)),
+                       default=t0)  # fmt: skip
+            used = end[name] - self.samples[0][1].get(name, 0.0)
+            print(f" {name} {last - t0:.3f} ({used:.2f} s)", end="")
+        print()
+
+
 # ---- rows ---------------------------------------------------------------------------------------
 
 
@@ -432,11 +472,16 @@ async def row_established(kind: str, n: int, senders: int = 1) -> dict:
         await b.start_senders()
         await asyncio.sleep(2)  # both sides settled (type-3 exchanged, KEEPALIVEs)
         spy = b.profile(f"{kind}-established-{n}-{senders}rr") if PROFILE[0] else None
+        extra = {"counter": counter.proc.pid}
+        extra.update({f"sender{i}": s.proc.pid for i, s in enumerate(b.senders)})
+        timeline = CpuTimeline(b, extra) if PROFILE[0] else None
         for s in b.senders:
             s.send("go")
         starts = [await s.expect("first") for s in b.senders]
         first = await counter.expect("first")
         added = await counter.expect("added")
+        if timeline is not None:
+            timeline.report("the install", {"complete": added})
         rss, cpu = b.dut.usage()
         if spy is not None:
             spy.send_signal(signal.SIGINT)
@@ -490,33 +535,15 @@ async def row_advertise(kind: str, n: int) -> dict:
                 if not _is_wrapper(pid) and kind != "frr":
                     spies.append(b.profile(f"{kind}-advertise-{n}-{process_name(pid)}", pid))
         before = b.cpu_by_process()
-        timeline: list[tuple[float, dict[str, float]]] = []
-        sampling = [True]
-
-        def sample() -> None:  # each process's CPU every 20 ms: when did each stop working
-            while sampling[0]:
-                timeline.append((time.monotonic(), b.cpu_by_process()))
-                time.sleep(0.02)
-
-        sampler = threading.Thread(target=sample, daemon=True) if PROFILE[0] else None
+        timeline = CpuTimeline(b, {"sender": s.proc.pid}) if PROFILE[0] else None
         t0 = time.monotonic()
-        if sampler is not None:
-            sampler.start()
         ns.run(["bridge", "-batch", str(batch)], timeout=300)
         learned = time.monotonic()  # the kernel holds the N entries (`bridge` is done)
         got = await s.expect("got", 120)
-        sampling[0] = False
         rss, cpu = b.dut.usage()
         after = b.cpu_by_process()
-        if sampler is not None:
-            sampler.join()
-            print(f"  timeline (s from the batch's start; batch done {learned - t0:.3f}, "
-                  f"got {got - t0:.3f}): CPU busy until", end="")  # fmt: skip
-            for name in after:
-                last = max((t for (t, c), (_, p) in zip(timeline[1:], timeline[:-1], strict=True)
-                            if c.get(name, 0) > p.get(name, 0)), default=t0)  # fmt: skip
-                print(f" {name} {last - t0:.3f}", end="")
-            print()
+        if timeline is not None:
+            timeline.report("the batch", {"batch done": learned, "got": got})
         for spy in spies:
             spy.send_signal(signal.SIGINT)
             await asyncio.to_thread(spy.wait, 60)
