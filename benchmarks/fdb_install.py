@@ -11,15 +11,18 @@ event loop thread plans and reads events, the worker thread sends; its CPU inclu
 work done inside sendto), so a loaded run can still be read.
 
     .venv/bin/python benchmarks/fdb_install.py [N ...]   (default: 10000 100000)
+    .venv/bin/python benchmarks/fdb_install.py 100000 --datagrams 16384 262144 --repeat 3
+        the kernel's cost of the same writes in 16 KiB datagrams (evpnd's) and 256 KiB ones
+        (evpnd's before issue 14's fix): "in sendto" is the kernel's time
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import resource
 import subprocess
-import sys
 import time
 import uuid
 
@@ -173,10 +176,26 @@ async def run(n: int, vteps: int = 64) -> None:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("sizes", nargs="*", type=int, default=[10_000, 100_000])
+    ap.add_argument(
+        "--datagrams",
+        nargs="+",
+        type=int,
+        default=[nl.Requester.DATAGRAM_BYTES],
+        help="largest datagram of a batch, bytes (evpnd/dataplane/mmsg.py); several: an A/B of "
+        "the kernel's cost, e.g. 16384 262144 (262144: one datagram per 256 KiB, as before)",
+    )
+    ap.add_argument("--repeat", type=int, default=1)
+    args = ap.parse_args()
     setup_logging("warning")
-    sizes = [int(a) for a in sys.argv[1:]] or [10_000, 100_000]
-    for n in sizes:
-        asyncio.run(run(n))
+    for n in args.sizes:
+        for _ in range(args.repeat):
+            for size in args.datagrams:
+                nl.Requester.DATAGRAM_BYTES = size
+                if len(args.datagrams) > 1:
+                    print(f"-- datagrams of at most {size:,} bytes")
+                asyncio.run(run(n))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """Raw rtnetlink for the hot path: FDB, neighbour and route messages, built and parsed by hand.
 
 pyroute2's per-call API and generic parser cost ~10x the kernel's own work at 100k entries, so
-the objects evpnd installs in bulk are encoded here with `struct` and sent many per `sendto`;
-only the fields the dataplane needs are decoded from dumps and events. Device set-up (rare,
+the objects evpnd installs in bulk are encoded here with `struct` and sent many per system
+call (sendmmsg of datagrams of at most 16 KiB: mmsg.py says why); only the fields the
+dataplane needs are decoded from dumps and events. Device set-up (rare,
 attribute-rich) uses pyroute2 (see devices.py).
 
-Batches do not ask for an ACK per message: the kernel handles a `sendto` of many messages
+Batches do not ask for an ACK per message: the kernel handles each datagram of many messages
 synchronously and reports only failures, each carrying the sequence number of the message that
 failed, so errors map back to their objects; the last message of a chunk asks for an ACK as a
 barrier. A lost error report (receive buffer overrun) surfaces as ENOBUFS and marks the batch
@@ -22,6 +23,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from evpnd.dataplane.mmsg import DATAGRAM_BYTES, send_datagrams
 
 # netlink(7)
 NLMSG_ERROR = 2
@@ -339,7 +342,10 @@ class Op:
 class Requester:
     """Synchronous request socket: batched writes and dumps. Use from one thread."""
 
-    CHUNK_BYTES = 256 * 1024
+    # A chunk is one sendmmsg and one wait for its ACK: large, so the netlink thread needs the
+    # GIL back rarely while the loop thread decodes; its datagrams are small (mmsg.py).
+    CHUNK_BYTES = 1024 * 1024
+    DATAGRAM_BYTES = DATAGRAM_BYTES
 
     def __init__(self) -> None:
         self.sock = open_socket(rcvbuf=32 << 20, sndbuf=8 << 20)
@@ -370,26 +376,32 @@ class Requester:
         complete = True
         pack_hdr = _HDR.pack
         i, n = 0, len(ops)
+        dgram = self.DATAGRAM_BYTES
         while i < n:
             by_seq: dict[int, Op] = {}
             parts: list[bytes] = []
-            size = 0
+            ends: list[int] = []  # where each datagram of the chunk ends (mmsg.py: why small)
+            size = start = 0
             while i < n and size < self.CHUNK_BYTES:
                 op = ops[i]
+                mlen = 16 + len(op.body)
+                if size + mlen - start > dgram and size > start:
+                    ends.append(size)
+                    start = size
                 seq = self._next_seq()
                 by_seq[seq] = op
-                last = i + 1 == n or size + len(op.body) + 16 >= self.CHUNK_BYTES
+                last = i + 1 == n or size + mlen >= self.CHUNK_BYTES
                 flags = op.flags | NLM_F_REQUEST | (NLM_F_ACK if last else 0)
-                parts.append(pack_hdr(16 + len(op.body), op.mtype, flags, seq, 0))
+                parts.append(pack_hdr(mlen, op.mtype, flags, seq, 0))
                 parts.append(op.body)
-                size += 16 + len(op.body)
+                size += mlen
                 i += 1
+            ends.append(size)
             barrier = seq
             data = b"".join(parts)
             t0 = time.perf_counter()
-            self.sock.sendto(data, (0, 0))
+            self.sends += send_datagrams(self.sock, data, ends)
             self.kernel_seconds += time.perf_counter() - t0
-            self.sends += 1
             self.messages_sent += len(by_seq)
             complete &= self._collect(by_seq, barrier)
         return complete
