@@ -3,6 +3,8 @@
   rr-loss    N type-2 keys, each sent by two route reflectors (the same route: other peer,
              CLUSTER_LIST and ORIGINATOR_ID as reflection sets them); then the first
              reflector's session goes down: every key moves to the second reflector's path
+  rr-second  the same N keys from two route reflectors: the second reflector's table, whose
+             path wins (the costlier order: the best moves to it), load measured alone
   advertise  N local MACs learned (LocalMac events, in batches of 1,000 like the owner task's
              turns) until each is advertised: the core's share of the advertise path
 
@@ -31,27 +33,58 @@ def _macs(n: int, prefix: str) -> list[str]:
     return [f"{prefix}:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}:01" for i in range(n)]
 
 
-def rr_loss(n: int) -> float:
-    from evpnd.core.events import PeerState, RouteUpdate
-    from tests.unit.core_helpers import make_core, t2
+def _reflector_tables(n: int, peers: tuple[str, ...]) -> list[list]:
+    from tests.unit.core_helpers import t2
 
-    core = make_core()
     macs = _macs(n, "02:00")
-    for peer, cluster in (("10.0.0.101", ("10.0.0.101",)), ("10.0.0.102", ("10.0.0.102",))):
+    tables = []
+    for peer in peers:
         shared: dict = {}  # one attribute object per VTEP, as the decoder shares them
         paths = []
         for i, mac in enumerate(macs):
             vtep = f"192.0.2.{2 + i % 50}"
             path = t2(vtep, mac, peer=peer, originator_id=vtep)
-            attrs = shared.setdefault(vtep, path.attrs._replace(cluster_list=cluster))
+            attrs = shared.setdefault(vtep, path.attrs._replace(cluster_list=(peer,)))
             paths.append(path._replace(attrs=attrs))
-        for i in range(0, n, 100):
-            core.apply(RouteUpdate(peer, paths[i : i + 100], []), 0.0)
+        tables.append(paths)
+    return tables
+
+
+def _load(core, peer: str, paths: list) -> None:
+    from evpnd.core.events import RouteUpdate
+
+    for i in range(0, len(paths), 100):
+        core.apply(RouteUpdate(peer, paths[i : i + 100], []), 0.0)
+
+
+def rr_loss(n: int) -> float:
+    from evpnd.core.events import PeerState
+    from tests.unit.core_helpers import make_core
+
+    core = make_core()
+    peers = ("10.0.0.101", "10.0.0.102")
+    for peer, paths in zip(peers, _reflector_tables(n, peers), strict=True):
+        _load(core, peer, paths)
     core.desired.drain()
     t0 = time.process_time()
     core.apply(PeerState("10.0.0.101", "down"), 1.0)
     spent = time.process_time() - t0
     assert len(core.desired.fdb[100]) == n and not core.desired.dirty
+    return spent
+
+
+def rr_second(n: int) -> float:
+    from tests.unit.core_helpers import make_core
+
+    core = make_core()
+    peers = ("10.0.0.102", "10.0.0.101")  # the second one's paths win: the best moves
+    first, second = _reflector_tables(n, peers)
+    _load(core, peers[0], first)
+    core.desired.drain()
+    t0 = time.process_time()
+    _load(core, peers[1], second)
+    spent = time.process_time() - t0
+    assert all(core.rib.best[p.key] is p for p in second[:100]) and not core.desired.dirty
     return spent
 
 
@@ -84,7 +117,7 @@ def child(tree: str, n: int) -> None:
     """Runs in a fresh interpreter with `tree` first on sys.path."""
     sys.path.insert(0, tree)
     gc.set_threshold(100_000, 50, 1000)  # as evpnd.daemon.run sets
-    print(f"{rr_loss(n):.4f} {advertise(n):.4f}", flush=True)
+    print(f"{rr_loss(n):.4f} {rr_second(n):.4f} {advertise(n):.4f}", flush=True)
 
 
 def main() -> None:
@@ -99,7 +132,7 @@ def main() -> None:
         return
     trees = [("before", str(FsPath(args.baseline).resolve()))] if args.baseline else []
     trees.append(("this tree", str(ROOT)))
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in trees}
+    results: dict[str, list[tuple[float, ...]]] = {name: [] for name, _ in trees}
     for _ in range(args.repeat):
         for name, tree in trees:
             # PYTHONPATH comes before the venv's editable finder: the child imports `tree`
@@ -108,10 +141,10 @@ def main() -> None:
                 [sys.executable, __file__, "--child", tree, "--macs", str(args.macs)],
                 capture_output=True, text=True, env=env, check=True,
             ).stdout.split()  # fmt: skip
-            results[name].append((float(out[0]), float(out[1])))
+            results[name].append(tuple(float(v) for v in out))
     print(f"CPU seconds, {args.macs:,} MACs, {args.repeat} repetitions: min (median) [all]")
     for name, rows in results.items():
-        for i, what in enumerate(("rr-loss", "advertise")):
+        for i, what in enumerate(("rr-loss", "rr-second", "advertise")):
             values = sorted(r[i] for r in rows)
             shown = " ".join(f"{v:.3f}" for v in values)
             median = values[len(values) // 2]

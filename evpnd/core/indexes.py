@@ -70,8 +70,8 @@ class BestPathIndexes:
             old is not None
             and new is not None
             and type(key) is MacIpKey
-            and _equivalent(old, new)
-            and self._type2_replaced(key, new, path_targets(new, imports))
+            and equivalent(old, new)
+            and self.type2_replaced(key, new, path_targets(new, imports))
         ):
             return
         old_t = None if old is None else path_targets(old, imports)
@@ -137,8 +137,8 @@ class BestPathIndexes:
             for vni in l3:
                 self.refresh_route(vni, pfx)
 
-    def _type2_replaced(self, key: MacIpKey, new: Path, targets: Targets) -> bool:
-        """The best path of a type-2 key went to an equivalent path (_equivalent): the other
+    def type2_replaced(self, key: MacIpKey, new: Path, targets: Targets) -> bool:
+        """The best path of a type-2 key went to an equivalent path (equivalent()): the other
         route reflector's copy when one is lost or withdraws. Only the Path objects in the
         groups change: fdb_entry(), neigh_entry() and route_value() read nothing that differs,
         so no entry is re-derived (it was ~60% of a route reflector's loss). A MAC with local
@@ -434,7 +434,7 @@ class BestPathIndexes:
         self.make_tables()
 
 
-def _equivalent(old: Path, new: Path) -> bool:
+def equivalent(old: Path, new: Path) -> bool:
     """Two remote paths of one key that feed the same kernel objects with the same values:
     same next hop, labels and ESI, and equal attributes for what the rules read (route
     targets: where it is imported; sequence and sticky: rank(); router MAC: route_value())."""

@@ -682,3 +682,47 @@ def test_explain_a_mac_lists_each_route_once_and_compares_vteps():
     assert [c.path.key.ip for c in item.candidates] == [None, "10.1.0.10"]
     assert all(c.path.peer == "local" for c in item.candidates)
     assert item.reason == "local: only VTEP (2 routes from 192.0.2.1)"
+
+
+@pytest.mark.parametrize("order", ["first-wins", "second-wins"])
+@pytest.mark.parametrize("kind", ["copy", "other-vtep", "higher-local-pref"])
+def test_a_second_reflector_table_matches_the_decision_process(order, kind):
+    """The second peer's path of a key goes a fast way (BgpInput.route_update, issue 14): the
+    RIB, the indexes and the desired state must end as the general way (Rib.put, select_best,
+    best_changed) leaves them, whichever reflector's table arrives first and whichever path
+    wins: a copy of the route (same VTEP), a path to another VTEP, a better LOCAL_PREF."""
+    from evpnd.core.rib import select_best
+
+    macs = [f"02:00:00:00:01:{i:02x}" for i in range(40)]
+    peers = ["10.0.0.101", "10.0.0.102"] if order == "first-wins" else ["10.0.0.102", "10.0.0.101"]
+    tables = []
+    for n, peer in enumerate(peers):
+        vtep = "192.0.2.3" if kind == "other-vtep" and n == 1 else "192.0.2.2"
+        # one RD: the same route (a reflector that rewrote the next hop, for other-vtep)
+        paths = [
+            t2(vtep, m, "10.1.0.9" if i % 4 == 0 else None, peer=peer, rd="192.0.2.2:100")
+            for i, m in enumerate(macs)
+        ]
+        attrs = paths[0].attrs._replace(cluster_list=(peer,))
+        if kind == "higher-local-pref" and n == 1:
+            attrs = attrs._replace(local_pref=200)
+        tables.append([p._replace(attrs=attrs) for p in paths])
+    core = make_core()
+    apply_all(core, announce(*tables[0]))
+    apply_all(core, announce(*tables[1]))
+    second_wins = order == "second-wins" or kind == "higher-local-pref"
+    for first, second in zip(*tables, strict=True):
+        key = first.key
+        assert core.rib.adj_in[first.peer][key] is first
+        assert core.rib.adj_in[second.peer][key] is second
+        assert core.rib.multi[key] == {first.peer: first, second.peer: second}
+        assert core.rib.best[key] is select_best(core.rib.multi[key], {})
+        assert core.rib.best[key] is (second if second_wins else first)
+        assert core.indexes.macs[(100, key.mac)] is core.rib.best[key]
+    vtep = "192.0.2.3" if kind == "other-vtep" and second_wins else "192.0.2.2"
+    assert core.desired.fdb[100] == {m: vtep for m in macs}
+    assert_consistent(core)
+    # and the loss of either reflector leaves the other's paths, as before
+    core.apply(PeerState(peers[0], "down"), 1.0)
+    assert all(core.rib.best[p.key] is p for p in tables[1])
+    assert_consistent(core)

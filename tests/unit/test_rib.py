@@ -110,3 +110,32 @@ def test_stale_marking_and_reannounce():
     assert rib.stale_keys(a.peer) == []
     rib.end_stale(a.peer)
     assert a.peer not in rib.stale_deadline
+
+
+def test_prefer_agrees_with_the_decision_process():
+    """prefer() (a second route reflector's path against the first, issue 14) decides as
+    bgp_order does, for every combination of what EVPN peers differ in, local paths included."""
+    import itertools
+
+    from evpnd.core.rib import bgp_order, prefer
+    from evpnd.routes.evpn import LOCAL_PEER
+
+    variants = []
+    for peer, lp, as_len, origin, med in itertools.product(
+        ("10.0.0.101", "10.0.0.102", LOCAL_PEER), (None, 100, 200), (1, 2), ("igp", "incomplete"),
+        (None, 0, 5),
+    ):  # fmt: skip
+        p = t2("192.0.2.2", MAC, peer=peer)
+        attrs = p.attrs._replace(local_pref=lp, as_path=(65002,) * as_len, origin=origin, med=med)
+        variants.append(p._replace(attrs=attrs))
+    shared = variants[0]._replace(peer="10.0.0.103")  # the very same attributes object
+    variants.append(shared)
+    checked = 0
+    for a in variants:
+        for b in variants:
+            if a.peer == b.peer:
+                continue
+            assert prefer(a, b) == (bgp_order(a, False) < bgp_order(b, False)), (a, b)
+            checked += 1
+    assert checked > 5_000
+    assert prefer(variants[0], shared) == (variants[0].peer < shared.peer)
