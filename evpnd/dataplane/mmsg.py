@@ -5,12 +5,12 @@ FDB entry the VXLAN driver creates gets a per-CPU dst cache, allocated with GFP_
 per-CPU allocator, and that allocation is the largest part of the kernel's work for an FDB
 write. Inside one long `sendto` it gets several times slower: 100k FDB adds sent as 256 KiB
 datagrams took 1.5-1.8 s of kernel time (85% of the samples in pcpu_alloc), as 16 KiB datagrams
-0.35-0.65 s (50%); 32 KiB was 1.0 s, 64 KiB 1.45 s. The per-CPU allocator keeps only a few
-populated pages ready for atomic allocations and refills them from a worker; a `sendto` that
-runs for tens of milliseconds without a break outruns the refill, a system call per 16 KiB
-leaves the kernel scheduling points between datagrams (sendmmsg calls cond_resched between
-them). zebra's data plane sends 100 messages (6,400 bytes) per sendmsg (strace) and paid
-2-3x less kernel time than evpnd for the same 100k entries before this change.
+0.35-0.65 s (50%); 32 KiB was 1.0 s, 64 KiB 1.45 s. The likely mechanism, not traced
+further: the per-CPU allocator keeps only a few populated pages ready for atomic allocations
+and refills them from a worker, which a `sendto` running for tens of milliseconds without a
+break does not let run; sendmmsg reschedules between datagrams (cond_resched). zebra's data
+plane sends 100 messages (6,400 bytes) per sendmsg (strace) and its thread spent about half
+evpnd's kernel time on the same 100k entries before this change.
 
 Why one call for many: each system call from the netlink thread releases the GIL and has to get
 it back from the event loop thread, which is busy decoding UPDATEs during an install and lets go
@@ -100,7 +100,7 @@ def send_datagrams(sock: socket.socket, data: bytes, ends: Sequence[int]) -> int
         if err == errno.EINTR:
             continue
         if err in (errno.EAGAIN, errno.EWOULDBLOCK):  # the socket has a timeout (non-blocking
-            first = ends[sent - 1] if sent else 0  # fd): let Python's sendto do the waiting
+            first = ends[sent - 1] if sent else 0  # fd): let Python's send do the waiting
             sock.send(data[first : ends[sent]])
             sent += 1
             continue
