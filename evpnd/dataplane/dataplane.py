@@ -4,7 +4,7 @@ learning) to a backend (netlink_backend by default) running in the one worker th
 Threads: blocking kernel work (device set-up, dumps, batched writes) runs in the worker thread
 (worker.py); the event loop plans batches, owns the mirror and the learner, and reads the
 backend's monitor with `add_reader`. Large passes are planned in chunks (scheduler.py) so the
-loop plans chunk k+1 while the worker's `sendto` for chunk k runs in the kernel.
+loop plans chunk k+1 while the worker's `sendmmsg` for chunk k runs in the kernel.
 
 Reconciliation (DESIGN rule 4): `wanted_changed()` schedules one pass over the keys the core
 marked dirty, coalesced over `coalesce_delay`; `reconcile_all()` diffs every key (periodically,

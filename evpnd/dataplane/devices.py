@@ -352,7 +352,7 @@ class DeviceManager:
         return out
 
     def _send(self, steps: list[links.Step]) -> list[tuple[links.Step, int]]:
-        """Send the steps many per sendto; the ones the kernel refused, with their errno."""
+        """Send the steps, many per system call; the ones the kernel refused, with their errno."""
         if not steps:
             return []
         ops = [nl.Op(st.mtype, st.flags | nl.NLM_F_ACK, st.body, st) for st in steps]

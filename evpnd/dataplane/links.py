@@ -1,6 +1,6 @@
 """Bridges and VXLAN devices at scale, as raw rtnetlink: the namespace's links parsed from one
 dump, and the messages that create or correct them, planned from what the dump shows (pure: the
-worker thread's devices.py sends them, many per `sendto`, like the FDB path).
+worker thread's devices.py sends them, many per `sendmmsg`, like the FDB path).
 
 Why (issue 17): pyroute2 costs a few milliseconds per call and setting up a VNI took ~10 calls,
 several of them writes made whether needed or not; 4,000 VNIs took minutes to start and wrote to

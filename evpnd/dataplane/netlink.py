@@ -354,7 +354,7 @@ class Requester:
         self.buf = bytearray(1 << 20)
         self.messages_sent = 0
         self.sends = 0
-        self.kernel_seconds = 0.0  # inside sendto: the kernel applying the batch
+        self.kernel_seconds = 0.0  # inside sendmmsg: the kernel applying the batch
         self.thread_cpu_seconds = 0.0  # CPU of this thread in run(), kernel time included
 
     def close(self) -> None:

@@ -360,7 +360,7 @@ class NetlinkBackend:
         req = self.requester
         return {
             "monitor_filter": self.echo_filter,
-            "kernel_seconds": round(req.kernel_seconds, 4),  # inside sendto
+            "kernel_seconds": round(req.kernel_seconds, 4),  # inside sendmmsg
             "worker_cpu_seconds": round(req.thread_cpu_seconds, 4),
             "messages_sent": req.messages_sent,
             "device_writes": self.devices.writes,

@@ -9,7 +9,7 @@ in the worker thread and hands the finished ones back.
                  objects); deletions only once `sweep_hold_time` has passed since start, so a
                  restarted evpnd keeps forwarding while BGP re-converges
     chunking     keys are planned up to CHUNK_KEYS at a time so the driver can plan chunk k+1 while
-                 the worker's `sendto` for chunk k runs in the kernel (GIL released); each
+                 the worker's `sendmmsg` for chunk k runs in the kernel (GIL released); each
                  pass starts with FIRST_CHUNK_KEYS and grows x4 per chunk, so the first entries
                  reach the kernel within milliseconds of a burst (first-entry latency, issue
                  14) while a large pass still runs in big chunks; a chunk that took more
