@@ -18,8 +18,9 @@ pytestmark = pytest.mark.netns
 MACS = [f"02:bb:00:00:00:{i:02x}" for i in range(1, 6)]
 
 
-async def test_one_bridge_entry_per_remote_mac(lab):
-    ns = lab.netns("brent")
+async def started_dataplane(lab, name: str):
+    """A namespace with the VTEP address on a veth, and a started Dataplane for VNI 100 in it."""
+    ns = lab.netns(name)
     ns.ip("link", "add", "u0", "type", "veth", "peer", "name", "u1")
     ns.ip("addr", "add", "10.0.0.1/24", "dev", "u0")
     for dev in ("u0", "u1"):
@@ -36,6 +37,11 @@ async def test_one_bridge_entry_per_remote_mac(lab):
     desired = DesiredState()
     dp = Dataplane(cfg, lambda e: None, netns=ns.name)
     await dp.start(desired)
+    return ns, dp, desired
+
+
+async def test_one_bridge_entry_per_remote_mac(lab):
+    ns, dp, desired = await started_dataplane(lab, "brent")
     try:
         desired.fdb[100] = {mac: "10.0.0.2" for mac in MACS}
         desired.dirty |= {(FDB, 100, mac) for mac in MACS}
@@ -58,24 +64,8 @@ async def test_a_batch_of_many_datagrams_lands_whole(lab):
     tunnel entry and one bridge entry, and no operation fails."""
     from evpnd.dataplane import netlink as nl
 
-    ns = lab.netns("brmany")
-    ns.ip("link", "add", "u0", "type", "veth", "peer", "name", "u1")
-    ns.ip("addr", "add", "10.0.0.1/24", "dev", "u0")
-    for dev in ("u0", "u1"):
-        ns.ip("link", "set", dev, "up")
-    cfg = parse_config(
-        {
-            "router_id": "10.0.0.1",
-            "asn": 65001,
-            "vtep": "10.0.0.1",
-            "sweep_hold_time": 0,
-            "l2vnis": [{"vni": 100, "bridge": "br100"}],
-        }
-    )
     macs = [f"02:cc:00:00:{i >> 8:02x}:{i & 255:02x}" for i in range(3000)]
-    desired = DesiredState()
-    dp = Dataplane(cfg, lambda e: None, netns=ns.name)
-    await dp.start(desired)
+    ns, dp, desired = await started_dataplane(lab, "brmany")
     try:
         desired.fdb[100] = {mac: f"10.0.0.{2 + i % 8}" for i, mac in enumerate(macs)}
         desired.dirty |= {(FDB, 100, mac) for mac in macs}
