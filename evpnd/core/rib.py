@@ -192,6 +192,11 @@ class Rib:
                 self.best[key] = path
                 return old, path
             multi = self.multi[key] = {old.peer: old}
+            if key not in self.stale.get(old.peer, ()):
+                # the second peer's path (two route reflectors), both fresh: one comparison
+                multi[peer] = path
+                new = self.best[key] = path if prefer(path, old) else old
+                return old, new
         multi[peer] = path
         new = self.best[key] = select_best(multi, self.stale)
         return old, new

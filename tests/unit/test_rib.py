@@ -139,3 +139,18 @@ def test_prefer_agrees_with_the_decision_process():
             checked += 1
     assert checked > 5_000
     assert prefer(variants[0], shared) == (variants[0].peer < shared.peer)
+
+
+def test_a_second_path_against_a_stale_first_goes_the_whole_decision():
+    """Rib.put ranks a second peer's path against the first with prefer() only when the first
+    is fresh: a stale first path (graceful restart) loses to the fresh one even where prefer()
+    would keep it (the lower peer address)."""
+    rib = Rib()
+    stale = t2("192.0.2.2", MAC, peer="10.0.0.101")
+    fresh = t2("192.0.2.2", MAC, peer="10.0.0.102")
+    rib.put(stale)
+    assert rib.mark_stale(stale.peer, 120.0) == [stale.key]
+    assert rib.put(fresh) == (stale, fresh)
+    rib2 = Rib()
+    rib2.put(stale)
+    assert rib2.put(fresh) == (stale, stale)  # both fresh: the lower peer address
