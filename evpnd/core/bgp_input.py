@@ -14,7 +14,7 @@ from evpnd.core.journal import Journal
 from evpnd.core.limits import RouteLimits
 from evpnd.core.local_macs import LocalMacs
 from evpnd.core.path_groups import ABSENT, group_del, group_put
-from evpnd.core.rib import PeerStats, Rib
+from evpnd.core.rib import PeerStats, Rib, prefer
 from evpnd.core.settings import SettingsView
 from evpnd.core.validation import (
     PMSI_INGRESS_REPLICATION,
@@ -176,7 +176,9 @@ class BgpInput:
         if adj is None:
             adj = rib.adj_in[peer] = {}
         fresh_ok = not rib.stale.get(peer)
-        multi, put_path = rib.multi, rib.put
+        # no path of any peer is stale: a second path is ranked against the first by prefer()
+        second_ok = not any(rib.stale.values())
+        multi = rib.multi
         indexes = self.indexes
         macs, ips = indexes.macs, indexes.ips
         unsettled = indexes.unsettled
@@ -264,21 +266,27 @@ class BgpInput:
                             put(ips, gk, key, path)
                             refresh_neigh(single, ip)
                     continue
-                first = best.get(key)  # (None: this peer's paths are stale, see above)
-                if first is not None and first.peer != peer and key not in multi:
-                    # The second peer's path of a key (two route reflectors): Rib.put ranks
-                    # it against the first (prefer()); an equivalent copy that wins moves
-                    # only the Path objects in the indexes (best_changed()'s first case,
-                    # with path_targets(path) = l2, l3 at hand).
-                    put_path(path)
-                    if best[key] is path and not (
-                        equivalent(first, path)
-                        and type2_replaced(
-                            key, path, (l2, l3 if key.ip is not None and path.l3vni else ())
-                        )
-                    ):
-                        changed(key, first, path)
-                    continue
+                if second_ok:
+                    first = best[key]  # the branch above took the keys not in best
+                    if first.peer != peer and key not in multi:
+                        # The second peer's path of a key (two route reflectors): Rib.put's
+                        # two-path case inlined (it ranks with prefer() too; the tests check
+                        # both give the same RIB), and an equivalent copy that wins moves only
+                        # the Path objects in the indexes (best_changed()'s first case, with
+                        # path_targets(path) = l2, l3 at hand). Through Rib.put this pass
+                        # costs 0.42-0.46 s per 100k instead of 0.37-0.40 (core_passes.py).
+                        adj[key] = path
+                        multi[key] = {first.peer: first, peer: path}
+                        if prefer(path, first):
+                            best[key] = path
+                            if not (
+                                equivalent(first, path)
+                                and type2_replaced(
+                                    key, path, (l2, l3 if key.ip is not None and path.l3vni else ())
+                                )
+                            ):
+                                changed(key, first, path)
+                        continue
             else:
                 reason = attrs_reason or check_path(path)
                 if reason is not None:
