@@ -24,6 +24,7 @@ from evpnd.routes.evpn import (
     Path,
     Pmsi,
     PrefixKey,
+    RouteKey,
 )
 from tests.unit.exabgp_helpers import negotiated_and_neighbor, outgoing_rib, updates_for
 from tests.unit.rx_fixtures import Receiver, raw_lines, update_bodies
@@ -709,8 +710,8 @@ def test_mutated_captured_updates_never_raise(body, start, length, junk):
 
 
 def test_inlined_type2_hot_path_agrees_with_the_plain_decoder(decoder):
-    """_announced inlines MAC and MAC+IPv4 type 2 for speed; _key/_path are the readable
-    reference. Every NLRI of the captures and of the tests above, both ways."""
+    """_announced and _keys inline MAC and MAC+IPv4 type 2 for speed; _key/_path are the
+    readable reference. Every NLRI of the captures and of the tests above, both ways."""
     import orjson
 
     from tests.unit.rx_fixtures import pack_nlri
@@ -729,12 +730,17 @@ def test_inlined_type2_hot_path_agrees_with_the_plain_decoder(decoder):
     inlined = 0
     for nlri in nlris:
         fast: list[Path] = []
+        withdrawn: list[RouteKey] = []  # _keys (a withdraw's) inlines the same keys
         try:
             decoder._announced(nlri, "10.0.1.2", "192.0.2.9", attrs, fast)
-        except wire.WireError:  # syntactically incorrect: both must refuse it
+        except wire.WireError:  # syntactically incorrect: all three must refuse it
             fast = []
             with pytest.raises(wire.WireError):
                 decoder._key(nlri[0], nlri[2:])
+            with pytest.raises(wire.WireError):
+                decoder._keys(nlri, "10.0.1.2", withdrawn)
+        else:
+            decoder._keys(nlri, "10.0.1.2", withdrawn)
         try:
             key = decoder._key(nlri[0], nlri[2:])
             plain = (
@@ -745,5 +751,6 @@ def test_inlined_type2_hot_path_agrees_with_the_plain_decoder(decoder):
         except (wire.WireError, ValueError, IndexError):
             plain = []
         assert fast == plain, nlri.hex()
+        assert withdrawn == [p.key for p in plain], nlri.hex()
         inlined += nlri[0] == 2 and bool(plain) and len(nlri) > 31 and nlri[31] in (0, 32)
     assert inlined >= 8
