@@ -5,6 +5,9 @@
              reflector's session goes down: every key moves to the second reflector's path
   rr-second  the same N keys from two route reflectors: the second reflector's table, whose
              path wins (the costlier order: the best moves to it), load measured alone
+  rr-withdraw  the same N keys from two route reflectors; both withdraw them (MP_UNREACH, 100
+             keys per UPDATE), the winning reflector first: its keys move to the other's
+             path, then the other's withdraw removes them
   advertise  N local MACs learned (LocalMac events, in batches of 1,000 like the owner task's
              turns) until each is advertised: the core's share of the advertise path
 
@@ -88,6 +91,28 @@ def rr_second(n: int) -> float:
     return spent
 
 
+def rr_withdraw(n: int) -> float:
+    from evpnd.core.events import RouteUpdate
+    from tests.unit.core_helpers import make_core
+
+    core = make_core()
+    own = len(core.rib.best)  # this VTEP's own routes (its type-3s)
+    peers = ("10.0.0.101", "10.0.0.102")  # the first one's paths win (lower peer address)
+    tables = _reflector_tables(n, peers)
+    for peer, paths in zip(peers, tables, strict=True):
+        _load(core, peer, paths)
+    core.desired.drain()
+    assert core.rib.best[tables[0][0].key] is tables[0][0]
+    t0 = time.process_time()
+    for peer, paths in zip(peers, tables, strict=True):
+        keys = [p.key for p in paths]
+        for i in range(0, n, 100):
+            core.apply(RouteUpdate(peer, [], keys[i : i + 100]), 0.0)
+    spent = time.process_time() - t0
+    assert len(core.rib.best) == own and not core.desired.fdb[100]
+    return spent
+
+
 def advertise(n: int) -> float:
     from evpnd.core.events import LocalMac
 
@@ -117,7 +142,8 @@ def child(tree: str, n: int) -> None:
     """Runs in a fresh interpreter with `tree` first on sys.path."""
     sys.path.insert(0, tree)
     gc.set_threshold(100_000, 50, 1000)  # as evpnd.daemon.run sets
-    print(f"{rr_loss(n):.4f} {rr_second(n):.4f} {advertise(n):.4f}", flush=True)
+    passes = (rr_loss(n), rr_second(n), rr_withdraw(n), advertise(n))
+    print(" ".join(f"{v:.4f}" for v in passes), flush=True)
 
 
 def main() -> None:
@@ -144,11 +170,11 @@ def main() -> None:
             results[name].append(tuple(float(v) for v in out))
     print(f"CPU seconds, {args.macs:,} MACs, {args.repeat} repetitions: min (median) [all]")
     for name, rows in results.items():
-        for i, what in enumerate(("rr-loss", "rr-second", "advertise")):
+        for i, what in enumerate(("rr-loss", "rr-second", "rr-withdraw", "advertise")):
             values = sorted(r[i] for r in rows)
             shown = " ".join(f"{v:.3f}" for v in values)
             median = values[len(values) // 2]
-            print(f"  {name:10} {what:10} {values[0]:.3f} ({median:.3f}) [{shown}]")
+            print(f"  {name:10} {what:11} {values[0]:.3f} ({median:.3f}) [{shown}]")
 
 
 if __name__ == "__main__":

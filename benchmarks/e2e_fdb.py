@@ -490,10 +490,13 @@ async def row_established(kind: str, n: int, senders: int = 1) -> dict:
             await s.expect("sent")
         await asyncio.sleep(1)  # the second path of each route has arrived too
         spy = b.profile(f"{kind}-withdraw-{n}-{senders}rr") if PROFILE[0] else None
+        timeline = CpuTimeline(b, extra) if PROFILE[0] else None
         for s in b.senders:
             s.send("withdraw")
         wstarts = [await s.expect("wfirst") for s in b.senders]
         deleted = await counter.expect("deleted")
+        if timeline is not None:
+            timeline.report("the withdraw", {"complete": deleted})
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             await asyncio.to_thread(spy.wait, 60)

@@ -16,6 +16,7 @@ from evpnd.core.events import (
     PeerState,
     RouteUpdate,
 )
+from evpnd.core.path_groups import group_paths
 from evpnd.routes.evpn import ImetKey, MacIpKey, Pmsi, PrefixKey
 
 from .core_helpers import (
@@ -725,4 +726,63 @@ def test_a_second_reflector_table_matches_the_decision_process(order, kind):
     # and the loss of either reflector leaves the other's paths, as before
     core.apply(PeerState(peers[0], "down"), 1.0)
     assert all(core.rib.best[p.key] is p for p in tables[1])
+    assert_consistent(core)
+
+
+@pytest.mark.parametrize("gone", ["winner", "loser"])
+@pytest.mark.parametrize("kind", ["copy", "other-vtep", "higher-local-pref", "irb", "local-mac"])
+def test_one_of_two_reflectors_withdrawing_matches_the_decision_process(gone, kind):
+    """A key one of two reflectors withdraws goes a fast way (BgpInput._withdraw_keys, issue
+    14): the RIB, the indexes and the desired state must end as in a core that only ever had
+    the other reflector's paths, whether the withdrawn path was the best or not, a copy of
+    the other (same VTEP), a path to another VTEP, a better LOCAL_PREF, a symmetric-IRB host
+    route, or a path for a MAC this VTEP also has locally."""
+    macs = [f"02:00:00:00:01:{i:02x}" for i in range(40)]
+    peers = ["10.0.0.101", "10.0.0.102"]
+    kw: dict = {}
+    if kind == "irb":
+        kw = {"l3vni": 5000, "rmac": RMAC2, "rts": ("65002:100", "65002:5000")}
+    tables = []
+    for n, peer in enumerate(peers):
+        vtep = "192.0.2.3" if kind == "other-vtep" and n == 1 else "192.0.2.2"
+        paths = [
+            t2(vtep, m, "10.1.0.9" if i % 4 == 0 else None, peer=peer, rd="192.0.2.2:100", **kw)
+            for i, m in enumerate(macs)
+        ]
+        attrs = paths[0].attrs._replace(cluster_list=(peer,))
+        if kind == "higher-local-pref" and n == 1:
+            attrs = attrs._replace(local_pref=200)
+        tables.append([p._replace(attrs=attrs) for p in paths])
+    winner = 1 if kind == "higher-local-pref" else 0
+    going = winner if gone == "winner" else 1 - winner
+    staying = tables[1 - going]
+
+    def loaded(*which: list) -> Core:
+        core = make_core()
+        if kind == "local-mac":
+            core.apply(LocalMac(100, macs[3]), 0.0)
+        for table in which:
+            apply_all(core, announce(*table))
+        return core
+
+    core = loaded(*tables)
+    assert all(core.rib.best[p.key] is p for p in tables[winner][1:])
+    core.apply(RouteUpdate(peers[going], withdrawn=[p.key for p in tables[going]]), 1.0)
+    reference = loaded(staying)
+    assert core.desired.snapshot() == reference.desired.snapshot()
+    assert_consistent(core)
+    for path in staying:
+        key = path.key
+        assert key not in core.rib.multi and key not in core.rib.adj_in[peers[going]]
+        assert core.rib.best[key] is path
+        if key.mac != macs[3] or kind != "local-mac":
+            assert core.indexes.macs[(100, key.mac)] is path
+        if key.ip is not None:
+            assert path in group_paths(core.indexes.ips[(100, key.ip)])
+    if kind == "irb":
+        prefix_paths = group_paths(core.indexes.prefixes[(5000, "10.1.0.9/32")])
+        assert prefix_paths and all(p in staying for p in prefix_paths)
+    # and the other reflector's withdraw leaves nothing of them
+    core.apply(RouteUpdate(peers[1 - going], withdrawn=[p.key for p in staying]), 2.0)
+    assert core.desired.snapshot() == loaded().desired.snapshot()
     assert_consistent(core)
