@@ -14,8 +14,8 @@ evpnd's kernel time on the same 100k entries before this change.
 
 Why one call for many: each system call from the netlink thread releases the GIL and has to get
 it back from the event loop thread, which is busy decoding UPDATEs during an install and lets go
-only every switch interval (5 ms). A `sendto` per 16 KiB would be hundreds of such waits per
-100k; sendmmsg is one per chunk.
+only every switch interval (1 ms as the daemon sets it, 5 ms by default). A `sendto` per 16 KiB
+would be hundreds of such waits per 100k; sendmmsg is one per chunk.
 """
 
 from __future__ import annotations

@@ -68,9 +68,10 @@ class Worker:
 
         Work for an idle thread is started before this returns (up to HANDOFF seconds). The
         woken thread needs the GIL, and the loop thread decoding a burst of UPDATEs keeps it
-        until the interpreter's switch interval (5 ms) forces it to let go: measured, 4 ms of a
-        12 ms first entry at session start (issue 14). Waiting on an Event releases the GIL;
-        the thread takes it, says it started, and gives it back at its first system call."""
+        until the interpreter's switch interval (5 ms then; the daemon sets 1 ms since) forces
+        it to let go: measured, 4 ms of a 12 ms first entry at session start (issue 14).
+        Waiting on an Event releases the GIL; the thread takes it, says it started, and gives
+        it back at its first system call."""
         loop = asyncio.get_running_loop()
         if self._in_flight:  # busy: queued behind the work it is doing
             fut = loop.run_in_executor(self._pool, fn, *args)
