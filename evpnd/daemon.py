@@ -492,11 +492,9 @@ def policy_spec(cfg: Config):
     return build(cfg.policy, bridges, tuple(l3))
 
 
-def run(cfg: Config, config_path: str | None = None, log_level: str | None = None) -> int:
-    setup_logging(log_level or cfg.log_level)
-    from evpnd import memdebug
-
-    memdebug.start()  # off unless EVPND_MEMDEBUG is set
+def tune_interpreter() -> None:
+    """The garbage collector and the GIL, set for a daemon holding ~10^5 routes with a
+    netlink thread beside the event loop (process-wide: run() calls it once)."""
     # The RIB holds ~10^5 long-lived tuples; the default thresholds make the collector rescan
     # them every 700 allocations (measured: halves the decode cost of a 100k-route burst).
     # A young generation of 100k objects took 20-80 ms of CPU to scan in one piece during a
@@ -509,9 +507,18 @@ def run(cfg: Config, config_path: str | None = None, log_level: str | None = Non
     # The netlink thread needs the GIL for a moment after each sendmmsg and recv; while the
     # loop thread decodes UPDATEs it got it only when the interpreter's switch interval (5 ms)
     # forced the loop thread to let go, and the kernel waited meanwhile. Two route reflectors'
-    # 100k routes, six interleaved pairs on 2 cores: installed in 1.53-1.96 s (median 1.74)
-    # at 1 ms against 1.82-2.27 s (2.03) at 5 ms.
+    # 100k routes on 2 cores, interleaved pairs: installed in 1.53-1.71 s at 1 ms against
+    # 1.59-1.94 s at 5 ms (3 of 4 pairs faster; 6 of 6 in an earlier run); the withdraw
+    # faster in 3 of 4 pairs too.
     sys.setswitchinterval(SWITCH_INTERVAL)
+
+
+def run(cfg: Config, config_path: str | None = None, log_level: str | None = None) -> int:
+    setup_logging(log_level or cfg.log_level)
+    from evpnd import memdebug
+
+    memdebug.start()  # off unless EVPND_MEMDEBUG is set
+    tune_interpreter()
     daemon = Daemon(cfg, config_path, log_level)
     try:
         asyncio.run(daemon.serve())

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 
 from evpnd.config import Config
@@ -45,7 +44,7 @@ from evpnd.dataplane.model import (
 )
 from evpnd.dataplane.netlink_backend import NetlinkBackend
 from evpnd.dataplane.plan import Planner
-from evpnd.dataplane.scheduler import CHUNK_KEYS, IN_FLIGHT_OPS, Scheduler
+from evpnd.dataplane.scheduler import CHUNK_KEYS, Scheduler
 from evpnd.dataplane.worker import Worker
 from evpnd.logs import get_logger
 from evpnd.turns import Turn
@@ -330,13 +329,12 @@ class Dataplane:
     async def _apply(
         self, keys: Iterable[DirtyKey], allow_delete: bool, desired: DesiredState | None = None
     ) -> None:
-        """Plan the next chunks while the kernel executes the ones before (up to
-        IN_FLIGHT_OPS queued in the worker thread); outcomes are taken in order."""
+        """Plan chunk k+1 while the kernel executes chunk k."""
         assert self.backend is not None
         desired = desired if desired is not None else self.desired
         started = time.monotonic()
-        pending: deque[tuple[asyncio.Future, list[nl.Op]]] = deque()
-        in_flight = total = 0
+        pending: tuple[asyncio.Future, list[nl.Op]] | None = None
+        total = 0
         turn = Turn()
         chunks = self.scheduler.chunks(list(keys), desired, self.mirror, self.dm, allow_delete)
         for ops in chunks:
@@ -345,22 +343,15 @@ class Dataplane:
                 continue
             total += len(ops)
             # submitted now (a coroutine would reach the thread one loop iteration later)
-            pending.append((self.worker.submit(self.backend.apply, ops), ops))
-            in_flight += len(ops)
-            # The worker runs the queued chunks back to back. Waiting for each outcome before
-            # submitting the next left the kernel idle for a round trip through the loop per
-            # chunk: 25-90 ms for 1,024 ops while UPDATEs kept the loop busy (a table load
-            # from two route reflectors, issue 14). A chunk's keys are in no other chunk of
-            # the pass, so its plan does not depend on the outcomes still out.
-            while pending and (in_flight > IN_FLIGHT_OPS or pending[0][0].done()):
-                fut, done = pending.popleft()
-                in_flight -= len(done)
-                await self._finish(fut, done)
+            task = self.worker.submit(self.backend.apply, ops)
+            if pending is not None:
+                await self._finish(*pending)
+            pending = (task, ops)
             # a finished batch does not make the await above yield: planning chunk after
             # chunk could hold the loop for a whole pass (evpnd/turns.py)
             await turn.pause()
-        while pending:
-            await self._finish(*pending.popleft())
+        if pending is not None:
+            await self._finish(*pending)
         self.scheduler.pass_done(total, time.monotonic() - started)
 
     async def idle(self) -> None:

@@ -8,9 +8,8 @@ in the worker thread and hands the finished ones back.
     full pass    every key the managers know (drift repair, sweeps of owned-but-unwanted
                  objects); deletions only once `sweep_hold_time` has passed since start, so a
                  restarted evpnd keeps forwarding while BGP re-converges
-    chunking     keys are planned up to CHUNK_KEYS at a time so the driver can plan the next chunks
-                 while the worker's `sendmmsg` for earlier ones runs in the kernel (GIL
-                 released; up to IN_FLIGHT_OPS queued in the worker); each
+    chunking     keys are planned up to CHUNK_KEYS at a time so the driver can plan chunk k+1 while
+                 the worker's `sendmmsg` for chunk k runs in the kernel (GIL released); each
                  pass starts with FIRST_CHUNK_KEYS and grows x4 per chunk, so the first entries
                  reach the kernel within milliseconds of a burst (first-entry latency, issue
                  14) while a large pass still runs in big chunks; a chunk that took more
@@ -33,9 +32,6 @@ from evpnd.dataplane.plan import Planner
 
 CHUNK_KEYS = 8192
 FIRST_CHUNK_KEYS = 128
-# Ops submitted to the worker thread and not taken back yet: enough kernel work (~0.1 s of
-# FDB adds) to cover the event loop's round trip under load, bounded in memory (~5 MB).
-IN_FLIGHT_OPS = 32768
 # Seconds planning one chunk may take: with the outcome of the chunk before (about as much
 # work) it is one turn of the event loop (evpnd/turns.py TURN_BUDGET, not imported: the
 # scheduler is pure and imports no part that loads asyncio).
