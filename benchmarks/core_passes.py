@@ -141,7 +141,7 @@ def advertise(n: int) -> float:
 def child(tree: str, n: int) -> None:
     """Runs in a fresh interpreter with `tree` first on sys.path."""
     sys.path.insert(0, tree)
-    gc.set_threshold(100_000, 50, 1000)  # as evpnd.daemon.run sets
+    gc.set_threshold(100_000, 50, 1000)  # as core.py (GC_THRESHOLD: why not the daemon's)
     passes = (rr_loss(n), rr_second(n), rr_withdraw(n), advertise(n))
     print(" ".join(f"{v:.4f}" for v in passes), flush=True)
 
