@@ -99,9 +99,7 @@ class Core:
         if isinstance(event, RouteUpdate):
             self.bgp.route_update(event)
         elif isinstance(event, LocalMacBatch):
-            local_mac = self.local_macs.local_mac
-            for mac_event in event.macs:
-                local_mac(mac_event)
+            self.local_macs.local_mac_batch(event.macs)
         elif isinstance(event, LocalMac):
             self.local_macs.local_mac(event)
         elif isinstance(event, PeerState):

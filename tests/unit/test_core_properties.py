@@ -112,7 +112,8 @@ def _configs(gr: int) -> list:
             **common,
             l2vnis=[
                 {"vni": 100, "bridge": "br100", "sticky_macs": [MACS[2]]},
-                {"vni": 200, "bridge": "br200"},
+                # room for two of the three MACs: the third is learned, not advertised
+                {"vni": 200, "bridge": "br200", "max_local_macs": 2},
             ],
         ),
         make_cfg(**common, l2vnis=[{"vni": 100, "bridge": "br100"}]),
@@ -274,10 +275,22 @@ def _general_only(core: Core) -> Core:
 
 
 # `event` with runs of local MAC events (a burst of learning) between: they make the batches
+# what a batch may also hold: an upper-case MAC (the core lowers it), a malformed one, a VNI
+# that is not configured (both refused and counted)
+batch_mac = st.builds(
+    LocalMac,
+    vni=st.sampled_from([100, 200, 100, 200, 300]),
+    mac=st.sampled_from([*MACS, *MACS, "02:0b:00:00:00:0c", "02:0B:00:00:00:0C", "02:00:00:00:01"]),
+    ip=st.sampled_from(IPS),
+    present=st.booleans(),
+    sticky=st.sampled_from([False, False, False, True]),
+)
 local_heavy = st.lists(
     st.one_of(
         event.map(lambda e: [e]),
-        st.lists(local_mac.map(lambda e: ("event", e)), min_size=2, max_size=12),
+        st.lists(
+            st.one_of(local_mac, batch_mac).map(lambda e: ("event", e)), min_size=2, max_size=12
+        ),
     ),
     max_size=10,
 ).map(lambda chunks: [step for chunk in chunks for step in chunk])
@@ -330,4 +343,8 @@ def test_local_mac_batches_and_the_first_seen_shortcut_end_like_the_general_path
         assert dut.desired.snapshot() == dut.compute_desired().snapshot()
         assert sorted(map(repr, dut.rib.paths())) == sorted(map(repr, ref.rib.paths()))
         assert dut.counters == ref.counters
+        assert dut.mobility.local == ref.mobility.local  # every field, learned_at included
+        assert dut.local_macs.advertised_count == ref.local_macs.advertised_count
+        assert dut.origination.local_keys == ref.origination.local_keys
+        assert dut.indexes.macs == ref.indexes.macs
         advertised = after

@@ -326,3 +326,84 @@ def test_frozen_mac_keeps_its_neighbour_entries():
     core.clear_duplicates(4.0)
     assert core.desired.neigh[100] == {ip: "02:00:00:00:00:bb"}
     assert_consistent(core)
+
+
+def _frozen_and_forgotten(core):
+    """MAC frozen, then gone locally (its state deleted) and withdrawn remotely: only the
+    freeze is left of it."""
+    r = t2("192.0.2.2", MAC, seq=0)
+    apply_all(core, announce(r), now=0.0)
+    core.apply(local(), 1.0)  # move 1, seq 1
+    apply_all(core, announce(t2("192.0.2.2", MAC, seq=2)), now=2.0)  # move 2: duplicate
+    core.apply(local(present=False), 3.0)
+    apply_all(core, withdraw(t2("192.0.2.2", MAC, seq=2)), now=4.0)
+    assert (100, MAC) not in core.mobility.local and (100, MAC) not in core.indexes.macs
+    assert (100, MAC) in core.mobility.frozen_fdb
+
+
+# First sightings in a LocalMacBatch that the batch's inline case must leave to the general
+# decision (LocalMacs.local_mac_batch): each against a core that takes every event one by one
+# through settle() (no first-seen shortcut).
+BATCH_CASES = {
+    "a remote path exists: seq above it": (
+        lambda core: apply_all(core, announce(t2("192.0.2.2", MAC, seq=4)), now=0.0),
+        [local()],
+        lambda core, effects: effects.announce[0].attrs.mobility_seq == 5,
+    ),
+    "frozen, nothing else left of it: not advertised": (
+        _frozen_and_forgotten,
+        [local()],
+        lambda core, effects: not effects.announce,
+    ),
+    "upper case: lowered, one state": (
+        lambda core: None,
+        [LocalMac(100, MAC.upper()), local()],
+        lambda core, effects: list(core.mobility.local) == [(100, MAC)],
+    ),
+    "known, refused by the limit, room again: advertised, its state kept": (
+        lambda core: (
+            [core.apply(LocalMac(100, f"02:00:00:00:01:{i:02x}"), float(i)) for i in range(4)]
+            and core.apply(LocalMac(100, "02:00:00:00:01:00", present=False), 5.0)
+        ),
+        [LocalMac(100, "02:00:00:00:01:03")],
+        lambda core, effects: (
+            len(effects.announce) == 1
+            and core.mobility.local[(100, "02:00:00:00:01:03")].learned_at == 3.0
+        ),
+    ),
+    "the VNI's max_local_macs reached: learned, not advertised": (
+        lambda core: None,
+        [LocalMac(100, f"02:00:00:00:01:{i:02x}") for i in range(4)],
+        lambda core, effects: (
+            len(effects.announce) == 3 and core.counters["local_macs_over_limit"] == 1
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BATCH_CASES)
+def test_a_batch_decides_first_sightings_like_the_general_way(case):
+    from evpnd.core.events import LocalMacBatch
+
+    prepare, events, check = BATCH_CASES[case]
+    cfg = {
+        "duplicate_detection": {"max_moves": 2, "time": 10},
+        "l2vnis": [{"vni": 100, "bridge": "br100", "max_local_macs": 3}],
+    }
+    batch, ref = make_core(**cfg), make_core(**cfg)
+    ref.local_macs.first_seen_shortcut = False
+    for core in (batch, ref):
+        prepare(core)
+    effects = batch.apply(LocalMacBatch(events), 9.0)
+    ref_effects = [ref.apply(e, 9.0) for e in events]
+    assert check(batch, effects)
+    assert sorted(map(repr, effects.announce)) == sorted(
+        repr(p) for e in ref_effects for p in e.announce
+    )
+    assert batch.mobility.local == ref.mobility.local
+    assert batch.desired.snapshot() == ref.desired.snapshot()
+    assert sorted(map(repr, batch.rib.paths())) == sorted(map(repr, ref.rib.paths()))
+    assert batch.origination.local_keys == ref.origination.local_keys
+    assert batch.indexes.macs == ref.indexes.macs
+    assert batch.counters == ref.counters
+    assert_consistent(batch)
