@@ -109,10 +109,13 @@ class Capture:
         deadline = time.monotonic() + seconds if seconds is not None else None
         fd = self.pcap.getfd()
         done = False
+        upto: int | None = None  # the last drain: deliver what the kernel counted, no more
 
         def handle(hdr, data) -> None:
             nonlocal done
-            if done or not self.check.filter(data):
+            if done or (upto is not None and self.stats.captured >= upto):
+                return
+            if not self.check.filter(data):
                 return
             sec, usec = hdr.getts()
             self.stats.captured += 1
@@ -129,8 +132,21 @@ class Capture:
             ready, _, _ = select.select([fd], [], [], wait)
             if ready:
                 self.pcap.dispatch(-1, handle)
-        # a last look: packets the kernel queued meanwhile are counted by the kernel anyway
+        # The kernel counts a packet as it queues it in the ring; libpcap sees a ring block
+        # when it is full or BLOCK_TIMEOUT_MS old. So what was counted up to this look is
+        # delivered too (its block is handed over within that time), and what came after it is
+        # not: `captured` is then what the kernel says passed the filter. Without this the
+        # packets of the last 50 ms were counted and never shown.
         recv, drop, ifdrop = self.pcap.stats()
+        if not done:
+            upto = recv - self.base[0]
+            until = time.monotonic() + 3 * BLOCK_TIMEOUT_MS / 1000
+            while self.stats.captured < upto:
+                wait = until - time.monotonic()
+                if wait <= 0:
+                    break  # one the user-space check refused, or lost: not waited for longer
+                if select.select([fd], [], [], wait)[0]:
+                    self.pcap.dispatch(-1, handle)
         self.stats.received = recv - self.base[0]
         self.stats.dropped = drop - self.base[1]
         self.stats.if_dropped = ifdrop - self.base[2]
