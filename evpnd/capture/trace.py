@@ -74,7 +74,14 @@ def _probe_source(dst: str, given: str | None) -> ipaddress.IPv4Interface:
 
 
 def _run(cmd: list[str], check: bool = True, timeout: float = 30) -> str:
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    """A tool's output. A tool that is not installed (ebtables, nft: optional on a host) is
+    an error when its answer is needed, nothing to report when it is only a hint."""
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        if check:
+            raise RuntimeError(f"{cmd[0]}: not installed") from None
+        return ""
     if check and proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)}: {proc.stderr.strip()}")
     return proc.stdout
