@@ -75,6 +75,9 @@ def sighup_and_wait(node, marker: str, count_before: int) -> None:
 def test_a_bad_part_rolls_the_whole_reload_back(fab):
     node, a, b = fab["node"], fab["a"], fab["b"]
     wait_for(lambda: len(from_a(fab)) >= 2, 30, what="A's IMET and MAC at B")
+    # and B's at A, in A's kernel: the snapshot below is what the rollback must keep (taken
+    # before they arrived, it was empty and the later arrival looked like a change: CI)
+    wait_for(lambda: a.remote_macs("vx100") and a.flood("vx100"), 30, what="B's at A")
     routes_before = from_a(fab)
     fdb_before = a.remote_macs("vx100"), a.flood("vx100")
     n = reloads(node)
