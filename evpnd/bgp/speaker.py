@@ -1,7 +1,7 @@
 """The Speaker: runs and supervises ExaBGP, the only code in evpnd that talks to it.
 
 Channel: evpnd listens on a unix socket (runtime_dir/exabgp-api.sock). ExaBGP runs the relay
-(`python -m evpnd.bgp.exabgp.relay SOCKET`) as its API process; the relay connects to the socket and
+(`python -I -S .../relay.py SOCKET`) as its API process; the relay connects to the socket and
 copies bytes both ways. ExaBGP itself is started through evpnd.bgp.exabgp.extension, which adds the
 EVPN commands and the raw receive path. Each new relay connection is a fresh ExaBGP: the
 Speaker then replays every local path (the resync callback); with graceful restart, it queues

@@ -79,7 +79,9 @@ def test_gtsm_hops():
 
 def test_relay_is_the_api_process():
     text = exabgp_conf.render(_cfg(), SOCKET, python="/opt/venv/bin/python")
-    assert "run /opt/venv/bin/python -m evpnd.bgp.exabgp.relay /run/evpnd/exabgp-api.sock;" in text
+    script = exabgp_conf.RELAY_SCRIPT
+    assert script.name == "relay.py" and script.is_file()
+    assert f"run /opt/venv/bin/python -I -S {script} /run/evpnd/exabgp-api.sock;" in text
 
 
 @pytest.mark.parametrize("password", ['a"b', "a;b", "a b", "a{b"])

@@ -104,3 +104,46 @@ def test_a_flood_pushes_back_instead_of_growing_the_buffer():
     for fd in (in_r, out_r, out_w):
         os.close(fd)
     ours.close()
+
+
+def test_the_command_exabgp_runs_relays_with_the_standard_library_only(tmp_path):
+    """The relay as ExaBGP starts it (exabgp_conf.relay_command: -I -S, no site-packages, so
+    it starts in milliseconds): it connects, copies both ways, and loads no evpnd module."""
+    import shlex
+    import subprocess
+
+    from evpnd.bgp import exabgp_conf
+
+    path = tmp_path / "api.sock"
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(path))
+    srv.listen(1)
+    cmd = shlex.split(exabgp_conf.relay_command(path))
+    assert cmd[1:3] == ["-I", "-S"]
+    # what the script imports, printed to stderr at its end (it must not be evpnd's)
+    probe = (
+        "import atexit, sys; atexit.register(lambda: print(sorted(sys.modules), file=sys.stderr))"
+    )
+    proc = subprocess.Popen(
+        [cmd[0], "-I", "-S", "-c", f"{probe}; sys.argv = {cmd[3:]!r}; "
+         f"exec(compile(open(sys.argv[0]).read(), sys.argv[0], 'exec'))"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        srv.settimeout(10)
+        conn, _ = srv.accept()
+        proc.stdin.write(b"neighbor 10.0.0.2 up\n")
+        proc.stdin.flush()
+        conn.settimeout(10)
+        assert conn.recv(100) == b"neighbor 10.0.0.2 up\n"
+        conn.sendall(b"evpnd routes 1\n")
+        assert proc.stdout.readline() == b"evpnd routes 1\n"
+        conn.close()  # evpnd gone: the relay ends
+        assert proc.wait(10) == 0
+        modules = proc.stderr.read().decode()
+        assert "'socket'" in modules and "evpnd" not in modules, modules
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        srv.close()

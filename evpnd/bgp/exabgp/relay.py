@@ -1,15 +1,18 @@
 """ExaBGP's API process: relays its stdin/stdout to evpnd's unix socket, both ways.
 
-ExaBGP runs `python -m evpnd.bgp.exabgp.relay SOCKET` as its helper process. The relay never blocks
-on one direction while the other has data (ExaBGP writes to us with blocking writes, so a
-relay stuck writing commands to ExaBGP while ExaBGP is stuck writing events to the relay would
-deadlock both): every fd is non-blocking and each direction has its own buffer.
-Each buffer is bounded (BUFFER_MAX): while one is full the relay stops reading its source, so a
-flood pushes back instead of growing memory: evpnd stops reading -> the relay's buffer fills ->
-the relay stops reading ExaBGP -> ExaBGP's blocking write waits, it reads no more from its TCP
-sessions -> the peer's TCP window closes. The other direction keeps flowing meanwhile.
-When either end closes, the relay exits; ExaBGP (exabgp.api.terminate) then exits too, and
-evpnd's supervisor restarts it. Only the standard library is imported: it starts fast.
+ExaBGP runs `python -I -S .../relay.py SOCKET` as its helper process
+(exabgp_conf.relay_command). The relay never blocks on one direction while the other has
+data (ExaBGP writes to us with blocking writes, so a relay stuck writing commands to ExaBGP
+while ExaBGP is stuck writing events to the relay would deadlock both): every fd is
+non-blocking and each direction has its own buffer. Each buffer is bounded (BUFFER_MAX):
+while one is full the relay stops reading its source, so a flood pushes back instead of
+growing memory: evpnd stops reading -> the relay's buffer fills -> the relay stops reading
+ExaBGP -> ExaBGP's blocking write waits, it reads no more from its TCP sessions -> the peer's
+TCP window closes. The other direction keeps flowing meanwhile. When either end closes, the
+relay exits; ExaBGP (exabgp.api.terminate) then exits too, and evpnd's supervisor restarts it.
+Only the standard library is imported, and it runs as a script without site-packages: it
+starts in 17 ms (46-49 ms as `-m evpnd...`). UPDATEs that arrive before it runs wait in
+ExaBGP's pipe, so a session that came up as ExaBGP started waited that long.
 """
 
 from __future__ import annotations
@@ -107,7 +110,7 @@ def _read(fd: int) -> bytes | None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        sys.stderr.write("usage: python -m evpnd.bgp.exabgp.relay SOCKET\n")
+        sys.stderr.write("usage: python -I -S relay.py SOCKET\n")
         return 2
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
