@@ -135,17 +135,16 @@ class LocalMacs:
 
     def local_mac_batch(self, events: list[LocalMac]) -> None:
         """A LocalMacBatch's events, in order. A MAC seen for the first time (present, no IP,
-        no path from anyone, not frozen, room in its VNI) is decided here with no call per MAC:
-        its own MAC route is the key's only path (its RD is this VTEP's, which no remote key
-        may carry) and feeds only its own VNI, where the MAC has no other path: so the RIB,
-        the MAC index and the origination's bookkeeping each take one store, and its FDB entry
-        stays none (what _first_seen decides through add_first and best_changed). Every other
-        event goes through local_mac(). Most of a burst of learning is this case: 100k MACs'
-        core cost 0.48-0.51 -> 0.26 s (`core_passes.py` advertise, issue 14)."""
+        no path from anyone, not frozen, room in its VNI) is decided here, without settle()'s
+        lookups: its own MAC route is the key's only path (its RD is this VTEP's, which no
+        remote key may carry) and feeds only its own VNI, where the MAC has no other path, so
+        Origination.add_first_mac stores it (RIB, own keys, MAC index) and its FDB entry stays
+        none (what _first_seen decides through add_first and best_changed). Every other event
+        goes through local_mac(). Most of a burst of learning is this case: 100k MACs' core
+        cost 0.48-0.51 -> 0.28 s (`core_passes.py` advertise, issue 14)."""
         local_mac = self.local_mac
         origination = self.origination
-        rib = origination.rib
-        if not self.first_seen_shortcut or rib.stale.get(LOCAL_PEER):
+        if not self.first_seen_shortcut or origination.rib.stale.get(LOCAL_PEER):
             for event in events:
                 local_mac(event)
             return
@@ -153,15 +152,11 @@ class LocalMacs:
         l2, rds, sticky_macs, limits = view.l2, view.rd, view.sticky, view.max_local_macs
         vtep = view.vtep
         attributes = origination.own.attributes
+        add_first_mac = origination.add_first_mac
+        best = origination.rib.best
         local = self.mobility.local
         frozen = self.mobility.frozen_fdb
         macs = self.indexes.macs
-        local_keys = origination.local_keys
-        before = origination._before
-        best = rib.best
-        table = rib.adj_in.get(LOCAL_PEER)
-        if table is None:
-            table = rib.adj_in[LOCAL_PEER] = {}
         count = self.advertised_count
         now = self.journal.now
         for event in events:
@@ -193,13 +188,8 @@ class LocalMacs:
             sticky = event.sticky or mac in sticky_macs[vni]
             local[mk] = LocalMacState(vni, mac, True, NO_IPS, sticky, 0, True, now)
             count[vni] = count.get(vni, 0) + 1
-            path = Path(key, LOCAL_PEER, vtep, vni=vni, attrs=attributes(vni, False, 0, sticky))
-            if key not in before:
-                before[key] = None
-            local_keys[mk] = key
-            table[key] = path
-            best[key] = path
-            macs[mk] = path
+            attrs = attributes(vni, False, 0, sticky)
+            add_first_mac(mk, Path(key, LOCAL_PEER, vtep, vni=vni, attrs=attrs))
 
     def _first_seen(self, st: LocalMacState) -> None:
         """A MAC learned for the first time, with no path from anyone and not frozen: what

@@ -242,6 +242,24 @@ class Origination:
         if old is not new:
             self.indexes.best_changed(key, old, new)
 
+    def add_first_mac(self, mk: tuple[int, str], path: Path) -> None:
+        """add_first for LocalMacs.local_mac_batch's case, which the caller has checked: `path`
+        is the MAC-only route of a local MAC with no path for its key from anyone, no own keys
+        and no path in its VNI's MAC index. So the key's best path is this one, and the index
+        store is the one best_changed would make (the MAC's group in its own VNI: local paths
+        feed only their VNI); no FDB entry to refresh (a local MAC has none)."""
+        key = path.key
+        if key not in self._before:
+            self._before[key] = None
+        self.local_keys[mk] = key
+        rib = self.rib
+        table = rib.adj_in.get(LOCAL_PEER)
+        if table is None:
+            table = rib.adj_in[LOCAL_PEER] = {}
+        table[key] = path
+        rib.best[key] = path
+        self.indexes.macs[mk] = path
+
     def sync_mac(self, st: LocalMacState, wanted: dict[RouteKey, Path]) -> None:
         """Make the type-2 routes advertised for a local MAC exactly `wanted`."""
         for key in self.keys_of((st.vni, st.mac)):
